@@ -1,0 +1,174 @@
+//! QUIC endpoints for listening and calling: transport settings chosen for a live call
+//! (fast loss detection of a vanished peer, windows big enough for keyframes), and the
+//! application close codes both peers understand.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::{ConnectionError, Endpoint, IdleTimeout, TransportConfig, VarInt};
+
+use super::identity::Identity;
+use super::tls::{self, SeenFingerprint};
+use super::identity::Fingerprint;
+
+/// A peer that sends nothing (not even keep-alives) for this long is gone.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+const KEEP_ALIVE: Duration = Duration::from_millis(500);
+
+/// Why a call was closed, carried in QUIC's application close code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseCode {
+    /// A person hung up (or the call's duration ran out).
+    HangUp = 0,
+    /// The listener is already in a call.
+    Busy = 1,
+    /// The peer broke the protocol.
+    ProtocolError = 2,
+    /// The peer refused our identity.
+    Refused = 3,
+}
+
+impl CloseCode {
+    pub fn code(self) -> VarInt {
+        VarInt::from_u32(self as u32)
+    }
+
+    pub fn from_code(code: VarInt) -> Option<Self> {
+        [Self::HangUp, Self::Busy, Self::ProtocolError, Self::Refused].into_iter().find(|c| c.code() == code)
+    }
+}
+
+/// TLS alert numbers that QUIC carries as CRYPTO_ERROR (0x100 + alert).
+const ALERT_NO_APPLICATION_PROTOCOL: u64 = 0x100 + 120;
+const ALERT_BAD_CERTIFICATE: u64 = 0x100 + 42;
+const ALERT_CERTIFICATE_REQUIRED: u64 = 0x100 + 116;
+const ALERT_DECRYPT_ERROR: u64 = 0x100 + 51;
+
+/// Failures of the QUIC layer.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// The UDP socket could not be opened.
+    #[error("cannot use UDP address {addr}: {source} (is another chat already listening there? try --listen with another port)")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    /// The TLS configuration could not be made.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// quinn refused the TLS configuration.
+    #[error("QUIC TLS set-up: {0}")]
+    Crypto(String),
+    /// The connection attempt could not start.
+    #[error("cannot call {addr}: {source}")]
+    Connect { addr: SocketAddr, source: quinn::ConnectError },
+}
+
+fn transport() -> Arc<TransportConfig> {
+    let mut t = TransportConfig::default();
+    t.max_idle_timeout(Some(IdleTimeout::try_from(IDLE_TIMEOUT).expect("small timeout")));
+    t.keep_alive_interval(Some(KEEP_ALIVE));
+    // One control stream; one video stream per group of pictures, a handful live at once.
+    t.max_concurrent_bidi_streams(VarInt::from_u32(1));
+    t.max_concurrent_uni_streams(VarInt::from_u32(16));
+    t.stream_receive_window(VarInt::from_u32(8 << 20));
+    t.receive_window(VarInt::from_u32(32 << 20));
+    t.send_window(32 << 20);
+    t.initial_rtt(Duration::from_millis(100));
+    Arc::new(t)
+}
+
+/// An endpoint that accepts calls on `addr`.
+pub fn listener(addr: SocketAddr, identity: &Identity) -> Result<Endpoint, EndpointError> {
+    let crypto = QuicServerConfig::try_from(tls::server_config(identity)?)
+        .map_err(|e| EndpointError::Crypto(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(transport());
+    Endpoint::server(config, addr).map_err(|source| EndpointError::Bind { addr, source })
+}
+
+/// An endpoint for calling out, on an ephemeral port of the peer's address family.
+pub fn caller(peer: SocketAddr) -> Result<Endpoint, EndpointError> {
+    let local: SocketAddr = match peer {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    Endpoint::client(local).map_err(|source| EndpointError::Bind { addr: local, source })
+}
+
+/// Starts a call to `peer`, pinning `expected` if given; `seen` receives what it presented.
+pub fn connect(
+    endpoint: &Endpoint,
+    peer: SocketAddr,
+    identity: &Identity,
+    expected: Option<Fingerprint>,
+    seen: SeenFingerprint,
+) -> Result<quinn::Connecting, EndpointError> {
+    let crypto = QuicClientConfig::try_from(tls::client_config(identity, expected, seen)?)
+        .map_err(|e| EndpointError::Crypto(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(transport());
+    endpoint
+        .connect_with(config, peer, tls::SERVER_NAME)
+        .map_err(|source| EndpointError::Connect { addr: peer, source })
+}
+
+/// How a connection ended, in words a user can act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// We closed it.
+    Local,
+    /// The peer hung up.
+    PeerHungUp,
+    /// The peer is in another call.
+    Busy,
+    /// The peer stopped answering.
+    Vanished,
+    /// The peer speaks another protocol version.
+    VersionMismatch,
+    /// One side refused the other's identity.
+    IdentityRefused,
+    /// Anything else, described.
+    Other(String),
+}
+
+impl Ending {
+    pub fn of(error: &ConnectionError) -> Self {
+        match error {
+            ConnectionError::LocallyClosed => Self::Local,
+            ConnectionError::TimedOut => Self::Vanished,
+            ConnectionError::ApplicationClosed(close) => match CloseCode::from_code(close.error_code) {
+                Some(CloseCode::HangUp) => Self::PeerHungUp,
+                Some(CloseCode::Busy) => Self::Busy,
+                Some(CloseCode::Refused) => Self::IdentityRefused,
+                _ => Self::Other(format!(
+                    "the peer closed the call: {}",
+                    String::from_utf8_lossy(&close.reason)
+                )),
+            },
+            ConnectionError::ConnectionClosed(close) => match u64::from(close.error_code) {
+                ALERT_NO_APPLICATION_PROTOCOL => Self::VersionMismatch,
+                ALERT_BAD_CERTIFICATE | ALERT_CERTIFICATE_REQUIRED | ALERT_DECRYPT_ERROR => Self::IdentityRefused,
+                _ => Self::Other(error.to_string()),
+            },
+            ConnectionError::TransportError(e) => match u64::from(e.code) {
+                ALERT_NO_APPLICATION_PROTOCOL => Self::VersionMismatch,
+                ALERT_BAD_CERTIFICATE | ALERT_CERTIFICATE_REQUIRED | ALERT_DECRYPT_ERROR => Self::IdentityRefused,
+                _ => Self::Other(error.to_string()),
+            },
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_codes_round_trip() {
+        for code in [CloseCode::HangUp, CloseCode::Busy, CloseCode::ProtocolError, CloseCode::Refused] {
+            assert_eq!(CloseCode::from_code(code.code()), Some(code));
+        }
+        assert_eq!(CloseCode::from_code(VarInt::from_u32(99)), None);
+    }
+}

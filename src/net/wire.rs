@@ -1,0 +1,250 @@
+//! The QUIC wire format, sans IO: control messages on the one bidirectional stream, and
+//! the headers of the video streams (one unidirectional stream per group of pictures).
+//!
+//! Control message: `len: u16 BE` (of what follows, at most `MAX_CONTROL_BYTES`), `type: u8`, body.
+//! Video stream:    `STREAM_VIDEO: u8`, `group: u64 BE`, then frames, each
+//!                  `flags: u8` (bit 0 keyframe), `seq: u64`, `capture_us: u64`, `len: u32`, payload.
+//! Every length is checked against its limit before anything is allocated.
+
+/// TLS ALPN: the protocol name and version. A peer offering another is refused in the handshake.
+pub const ALPN: &[u8] = b"chat/1";
+/// Largest control message body, type byte included.
+pub const MAX_CONTROL_BYTES: usize = 1024;
+/// Largest encoded picture accepted (an 8K IDR picture at high quality fits).
+pub const MAX_FRAME_BYTES: usize = 8 << 20;
+/// First byte of a unidirectional stream that carries video.
+pub const STREAM_VIDEO: u8 = b'V';
+/// Size of `FrameHeader` on the wire.
+pub const FRAME_HEADER_BYTES: usize = 21;
+
+const KEYFRAME_FLAG: u8 = 1;
+
+/// A malformed message from the peer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// The message type byte is not one this version knows.
+    #[error("unknown control message type {0}")]
+    UnknownMessage(u8),
+    /// The message is shorter or longer than its type requires.
+    #[error("control message type {kind} has {found} body bytes, expected {expected}")]
+    BadLength { kind: u8, expected: usize, found: usize },
+    /// A control message with no type byte.
+    #[error("empty control message")]
+    Empty,
+    /// A declared length above its limit.
+    #[error("{what} of {len} bytes exceeds the limit of {max}")]
+    TooLarge { what: &'static str, len: usize, max: usize },
+    /// Flag bits this version does not define.
+    #[error("unknown frame flags {0:#04x}")]
+    BadFlags(u8),
+    /// A unidirectional stream of a kind this version does not know.
+    #[error("unknown stream type {0:#04x}")]
+    UnknownStream(u8),
+}
+
+/// A message on the control stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlMessage {
+    /// First message each way: what this peer sends.
+    Hello { width: u16, height: u16, fps: u16 },
+    /// "I cannot decode: start a new group with an IDR picture."
+    KeyframeRequest,
+    /// Clock probe: the sender's wall clock when sent.
+    Ping { sent_us: u64 },
+    /// Answer to a ping: its time, when it arrived and when the answer left (peer's clock).
+    Pong { ping_sent_us: u64, received_us: u64, sent_us: u64 },
+}
+
+const HELLO: u8 = 1;
+const KEYFRAME_REQUEST: u8 = 2;
+const PING: u8 = 3;
+const PONG: u8 = 4;
+
+impl ControlMessage {
+    /// The message with its length prefix, ready to write.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::with_capacity(32);
+        match *self {
+            Self::Hello { width, height, fps } => {
+                body.push(HELLO);
+                body.extend_from_slice(&width.to_be_bytes());
+                body.extend_from_slice(&height.to_be_bytes());
+                body.extend_from_slice(&fps.to_be_bytes());
+            }
+            Self::KeyframeRequest => body.push(KEYFRAME_REQUEST),
+            Self::Ping { sent_us } => {
+                body.push(PING);
+                body.extend_from_slice(&sent_us.to_be_bytes());
+            }
+            Self::Pong { ping_sent_us, received_us, sent_us } => {
+                body.push(PONG);
+                for t in [ping_sent_us, received_us, sent_us] {
+                    body.extend_from_slice(&t.to_be_bytes());
+                }
+            }
+        }
+        let mut out = (body.len() as u16).to_be_bytes().to_vec();
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Checks a length prefix before the body is read.
+    pub fn check_length(len: u16) -> Result<usize, WireError> {
+        let len = usize::from(len);
+        if len > MAX_CONTROL_BYTES {
+            return Err(WireError::TooLarge { what: "control message", len, max: MAX_CONTROL_BYTES });
+        }
+        Ok(len)
+    }
+
+    /// Parses a message body (what follows the length prefix).
+    pub fn decode(body: &[u8]) -> Result<Self, WireError> {
+        let (&kind, rest) = body.split_first().ok_or(WireError::Empty)?;
+        let expect = |expected: usize| {
+            if rest.len() == expected {
+                Ok(())
+            } else {
+                Err(WireError::BadLength { kind, expected, found: rest.len() })
+            }
+        };
+        let u16_at = |i: usize| u16::from_be_bytes([rest[i], rest[i + 1]]);
+        let u64_at = |i: usize| u64::from_be_bytes(rest[i..i + 8].try_into().expect("length checked"));
+        match kind {
+            HELLO => {
+                expect(6)?;
+                Ok(Self::Hello { width: u16_at(0), height: u16_at(2), fps: u16_at(4) })
+            }
+            KEYFRAME_REQUEST => {
+                expect(0)?;
+                Ok(Self::KeyframeRequest)
+            }
+            PING => {
+                expect(8)?;
+                Ok(Self::Ping { sent_us: u64_at(0) })
+            }
+            PONG => {
+                expect(24)?;
+                Ok(Self::Pong { ping_sent_us: u64_at(0), received_us: u64_at(8), sent_us: u64_at(16) })
+            }
+            other => Err(WireError::UnknownMessage(other)),
+        }
+    }
+}
+
+/// The header in front of each encoded picture on a video stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// Picture number, counting from 0 at the start of the call, across groups.
+    pub seq: u64,
+    /// Capture time, microseconds on the sender's wall clock.
+    pub capture_us: u64,
+    pub keyframe: bool,
+    /// Payload bytes that follow.
+    pub len: u32,
+}
+
+impl FrameHeader {
+    pub fn encode(&self) -> [u8; FRAME_HEADER_BYTES] {
+        let mut out = [0u8; FRAME_HEADER_BYTES];
+        out[0] = if self.keyframe { KEYFRAME_FLAG } else { 0 };
+        out[1..9].copy_from_slice(&self.seq.to_be_bytes());
+        out[9..17].copy_from_slice(&self.capture_us.to_be_bytes());
+        out[17..21].copy_from_slice(&self.len.to_be_bytes());
+        out
+    }
+
+    /// Parses and checks a header; `len` is within `MAX_FRAME_BYTES` when this succeeds.
+    pub fn decode(bytes: &[u8; FRAME_HEADER_BYTES]) -> Result<Self, WireError> {
+        let flags = bytes[0];
+        if flags & !KEYFRAME_FLAG != 0 {
+            return Err(WireError::BadFlags(flags));
+        }
+        let len = u32::from_be_bytes(bytes[17..21].try_into().expect("fixed size"));
+        if len as usize > MAX_FRAME_BYTES {
+            return Err(WireError::TooLarge { what: "video frame", len: len as usize, max: MAX_FRAME_BYTES });
+        }
+        Ok(Self {
+            seq: u64::from_be_bytes(bytes[1..9].try_into().expect("fixed size")),
+            capture_us: u64::from_be_bytes(bytes[9..17].try_into().expect("fixed size")),
+            keyframe: flags & KEYFRAME_FLAG != 0,
+            len,
+        })
+    }
+}
+
+/// The bytes that open a video stream for group `group`.
+pub fn video_stream_preamble(group: u64) -> [u8; 9] {
+    let mut out = [0u8; 9];
+    out[0] = STREAM_VIDEO;
+    out[1..].copy_from_slice(&group.to_be_bytes());
+    out
+}
+
+/// Parses a unidirectional stream's preamble; returns the video group number.
+pub fn parse_stream_preamble(bytes: &[u8; 9]) -> Result<u64, WireError> {
+    if bytes[0] != STREAM_VIDEO {
+        return Err(WireError::UnknownStream(bytes[0]));
+    }
+    Ok(u64::from_be_bytes(bytes[1..].try_into().expect("fixed size")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(msg: ControlMessage) {
+        let bytes = msg.encode();
+        let len = ControlMessage::check_length(u16::from_be_bytes([bytes[0], bytes[1]])).unwrap();
+        assert_eq!(len, bytes.len() - 2);
+        assert_eq!(ControlMessage::decode(&bytes[2..]), Ok(msg));
+    }
+
+    #[test]
+    fn control_messages_round_trip() {
+        round_trip(ControlMessage::Hello { width: 1280, height: 720, fps: 30 });
+        round_trip(ControlMessage::KeyframeRequest);
+        round_trip(ControlMessage::Ping { sent_us: u64::MAX });
+        round_trip(ControlMessage::Pong { ping_sent_us: 1, received_us: 2, sent_us: 3 });
+    }
+
+    #[test]
+    fn control_layout_is_fixed() {
+        assert_eq!(ControlMessage::Ping { sent_us: 0x0102 }.encode(), [0, 9, 3, 0, 0, 0, 0, 0, 0, 1, 2]);
+        assert_eq!(ControlMessage::KeyframeRequest.encode(), [0, 1, 2]);
+    }
+
+    #[test]
+    fn malformed_control_messages_are_refused() {
+        assert_eq!(ControlMessage::decode(&[]), Err(WireError::Empty));
+        assert_eq!(ControlMessage::decode(&[99]), Err(WireError::UnknownMessage(99)));
+        assert_eq!(
+            ControlMessage::decode(&[PING, 1, 2]),
+            Err(WireError::BadLength { kind: PING, expected: 8, found: 2 })
+        );
+        assert_eq!(
+            ControlMessage::decode(&[KEYFRAME_REQUEST, 0]),
+            Err(WireError::BadLength { kind: KEYFRAME_REQUEST, expected: 0, found: 1 })
+        );
+        assert!(matches!(ControlMessage::check_length(u16::MAX), Err(WireError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn frame_headers_round_trip_and_are_checked() {
+        let header = FrameHeader { seq: 7, capture_us: 1_700_000_000_000_000, keyframe: true, len: 1234 };
+        assert_eq!(FrameHeader::decode(&header.encode()), Ok(header));
+        let mut huge = header.encode();
+        huge[17..21].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(FrameHeader::decode(&huge), Err(WireError::TooLarge { .. })));
+        let mut flags = header.encode();
+        flags[0] = 0x81;
+        assert_eq!(FrameHeader::decode(&flags), Err(WireError::BadFlags(0x81)));
+    }
+
+    #[test]
+    fn stream_preambles_round_trip_and_unknown_kinds_are_refused() {
+        assert_eq!(parse_stream_preamble(&video_stream_preamble(42)), Ok(42));
+        let mut other = video_stream_preamble(1);
+        other[0] = b'A';
+        assert_eq!(parse_stream_preamble(&other), Err(WireError::UnknownStream(b'A')));
+    }
+}
