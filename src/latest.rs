@@ -21,10 +21,7 @@ struct SlotState<T> {
 
 impl<T> Default for Latest<T> {
     fn default() -> Self {
-        Self {
-            state: Mutex::new(SlotState { item: None, closed: false, replaced: 0 }),
-            ready: Condvar::new(),
-        }
+        Self { state: Mutex::new(SlotState { item: None, closed: false, replaced: 0 }), ready: Condvar::new() }
     }
 }
 

@@ -1,4 +1,25 @@
 //! `chat`: a peer-to-peer video call over QUIC.
+//!
+//! ```text
+//!  camera / pattern / y4m ─► capture thread ─► encoder thread ─► video_out ─┐  QUIC: one uni
+//!                              │ (latest wins)   (H.264)                    │  stream per group
+//!                              ▼                                            ▼  of pictures
+//!                           preview ─► window ◄─ remote ◄─ decoder thread ◄─ video_in
+//!                                     (main thread)        (H.264, PSNR, latency)
+//!  control stream (bidirectional): hello, keyframe requests, clock pings
+//! ```
+//!
+//! Every hand-off keeps only the newest item or is bounded and drops, so a slow stage
+//! skips pictures instead of building a queue.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod call;
+pub mod cli;
+pub mod histogram;
 pub mod latest;
 pub mod media;
 pub mod net;
+pub mod peer;
+pub mod stats;
+pub mod view;

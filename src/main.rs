@@ -1,3 +1,19 @@
-fn main() {
-    println!("Hello, world!");
+//! `chat`: parse the command line, start logging, run, and map errors to an exit status.
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> std::process::ExitCode {
+    let cli = chat::cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_writer(std::io::stderr)
+        .init();
+    match chat::app::run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chat: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

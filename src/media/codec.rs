@@ -4,8 +4,7 @@
 use openh264::OpenH264API;
 use openh264::decoder::{Decoder, DecoderConfig, Flush};
 use openh264::encoder::{
-    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, RateControlMode,
-    UsageType,
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, RateControlMode, UsageType,
 };
 use openh264::formats::YUVSource;
 
@@ -48,7 +47,8 @@ pub fn default_bitrate_kbps(width: usize, height: usize, fps: u32) -> u32 {
     ((bps / 1000.0) as u32).clamp(150, 8000)
 }
 
-/// openh264 in real-time mode; one thread, no frame skipping (the pipeline drops instead).
+/// openh264 in real-time mode, one thread; like libwebrtc it lets rate control skip a
+/// picture when the bitrate budget is overspent.
 pub struct VideoEncoder {
     inner: Encoder,
 }
@@ -60,7 +60,7 @@ impl VideoEncoder {
             .rate_control_mode(RateControlMode::Bitrate)
             .bitrate(BitRate::from_bps(settings.bitrate_kbps.saturating_mul(1000)))
             .max_frame_rate(FrameRate::from_hz(settings.fps as f32))
-            .skip_frames(false)
+            .skip_frames(true)
             .complexity(Complexity::Low)
             .num_threads(1)
             .intra_frame_period(IntraFramePeriod::from_num_frames(

@@ -82,7 +82,7 @@ pub fn yuyv_to_i420(src: &[u8], width: usize, height: usize, capture_us: u64) ->
         let top = &src[(cy * 2) * width * 2..];
         let bottom = &src[(cy * 2 + 1) * width * 2..];
         for cx in 0..cw {
-            let avg = |i: usize| ((u16::from(top[i]) + u16::from(bottom[i]) + 1) / 2) as u8;
+            let avg = |i: usize| (u16::from(top[i]) + u16::from(bottom[i])).div_ceil(2) as u8;
             frame.u[cy * cw + cx] = avg(cx * 4 + 1);
             frame.v[cy * cw + cx] = avg(cx * 4 + 3);
         }
@@ -154,12 +154,7 @@ impl Rect {
         } else {
             ((outer.height * src_w / src_h).max(1), outer.height)
         };
-        Rect {
-            x: outer.x + (outer.width - width) / 2,
-            y: outer.y + (outer.height - height) / 2,
-            width,
-            height,
-        }
+        Rect { x: outer.x + (outer.width - width) / 2, y: outer.y + (outer.height - height) / 2, width, height }
     }
 }
 

@@ -24,16 +24,9 @@ pub type SharedFrame = Arc<VideoFrame>;
 impl VideoFrame {
     /// A black frame. `width` and `height` must be even (4:2:0 subsampling).
     pub fn black(width: usize, height: usize) -> Self {
-        debug_assert!(width % 2 == 0 && height % 2 == 0, "I420 needs even sizes");
+        debug_assert!(width.is_multiple_of(2) && height.is_multiple_of(2), "I420 needs even sizes");
         let chroma = (width / 2) * (height / 2);
-        Self {
-            width,
-            height,
-            y: vec![16; width * height],
-            u: vec![128; chroma],
-            v: vec![128; chroma],
-            capture_us: 0,
-        }
+        Self { width, height, y: vec![16; width * height], u: vec![128; chroma], v: vec![128; chroma], capture_us: 0 }
     }
 
     pub fn chroma_width(&self) -> usize {
@@ -45,12 +38,7 @@ impl VideoFrame {
     }
 
     /// Copies a picture given as three planes with arbitrary strides.
-    pub fn from_planes(
-        width: usize,
-        height: usize,
-        planes: [(&[u8], usize); 3],
-        capture_us: u64,
-    ) -> Self {
+    pub fn from_planes(width: usize, height: usize, planes: [(&[u8], usize); 3], capture_us: u64) -> Self {
         let copy = |(data, stride): (&[u8], usize), w: usize, h: usize| {
             let mut out = Vec::with_capacity(w * h);
             for row in 0..h {

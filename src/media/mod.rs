@@ -1,9 +1,14 @@
 //! Pictures and their journey: sources (camera, test pattern, Y4M), colour conversion,
-//! H.264, quality measurement and the window.
+//! H.264, the encoder and decoder threads, quality measurement and the window.
 
+pub mod camera;
 pub mod codec;
 pub mod convert;
+pub mod decode_loop;
+pub mod display;
+pub mod encode_loop;
 pub mod frame;
 pub mod pattern;
 pub mod quality;
+pub mod source;
 pub mod y4m;

@@ -20,13 +20,17 @@ pub enum Y4mError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     /// The first line is not a YUV4MPEG2 header.
-    #[error("{path}: not a Y4M file (it must start with \"YUV4MPEG2 \"); convert it with: ffmpeg -i INPUT -pix_fmt yuv420p OUT.y4m")]
+    #[error(
+        "{path}: not a Y4M file (it must start with \"YUV4MPEG2 \"); convert it with: ffmpeg -i INPUT -pix_fmt yuv420p OUT.y4m"
+    )]
     NotY4m { path: PathBuf },
     /// The header is malformed or lacks the picture size.
     #[error("{path}: bad Y4M header: {reason}")]
     BadHeader { path: PathBuf, reason: String },
     /// The file uses a colour space other than 8-bit 4:2:0.
-    #[error("{path}: colour space {found} is not supported; only 8-bit 4:2:0 is (ffmpeg -i INPUT -pix_fmt yuv420p OUT.y4m)")]
+    #[error(
+        "{path}: colour space {found} is not supported; only 8-bit 4:2:0 is (ffmpeg -i INPUT -pix_fmt yuv420p OUT.y4m)"
+    )]
     UnsupportedColourSpace { path: PathBuf, found: String },
     /// The declared picture is larger than `MAX_WIDTH` x `MAX_HEIGHT` or has odd sides.
     #[error("{path}: picture size {width}x{height} is not supported (even sizes up to {MAX_WIDTH}x{MAX_HEIGHT})")]

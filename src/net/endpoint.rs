@@ -9,9 +9,9 @@ use std::time::Duration;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{ConnectionError, Endpoint, IdleTimeout, TransportConfig, VarInt};
 
+use super::identity::Fingerprint;
 use super::identity::Identity;
 use super::tls::{self, SeenFingerprint};
-use super::identity::Fingerprint;
 
 /// A peer that sends nothing (not even keep-alives) for this long is gone.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
@@ -50,7 +50,9 @@ const ALERT_DECRYPT_ERROR: u64 = 0x100 + 51;
 #[derive(Debug, thiserror::Error)]
 pub enum EndpointError {
     /// The UDP socket could not be opened.
-    #[error("cannot use UDP address {addr}: {source} (is another chat already listening there? try --listen with another port)")]
+    #[error(
+        "cannot use UDP address {addr}: {source} (is another chat already listening there? try --listen with another port)"
+    )]
     Bind { addr: SocketAddr, source: std::io::Error },
     /// The TLS configuration could not be made.
     #[error(transparent)]
@@ -79,8 +81,8 @@ fn transport() -> Arc<TransportConfig> {
 
 /// An endpoint that accepts calls on `addr`.
 pub fn listener(addr: SocketAddr, identity: &Identity) -> Result<Endpoint, EndpointError> {
-    let crypto = QuicServerConfig::try_from(tls::server_config(identity)?)
-        .map_err(|e| EndpointError::Crypto(e.to_string()))?;
+    let crypto =
+        QuicServerConfig::try_from(tls::server_config(identity)?).map_err(|e| EndpointError::Crypto(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(transport());
     Endpoint::server(config, addr).map_err(|source| EndpointError::Bind { addr, source })
@@ -140,10 +142,7 @@ impl Ending {
                 Some(CloseCode::HangUp) => Self::PeerHungUp,
                 Some(CloseCode::Busy) => Self::Busy,
                 Some(CloseCode::Refused) => Self::IdentityRefused,
-                _ => Self::Other(format!(
-                    "the peer closed the call: {}",
-                    String::from_utf8_lossy(&close.reason)
-                )),
+                _ => Self::Other(format!("the peer closed the call: {}", String::from_utf8_lossy(&close.reason))),
             },
             ConnectionError::ConnectionClosed(close) => match u64::from(close.error_code) {
                 ALERT_NO_APPLICATION_PROTOCOL => Self::VersionMismatch,

@@ -2,8 +2,11 @@
 //! the control stream, video streams and clock synchronisation.
 
 pub mod clock;
+pub mod control;
 pub mod endpoint;
 pub mod identity;
 pub mod known_peers;
 pub mod tls;
+pub mod video_in;
+pub mod video_out;
 pub mod wire;

@@ -49,9 +49,9 @@ impl ServerCertVerifier for PinnedServerVerifier {
         let presented = Fingerprint::of(end_entity);
         *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(presented);
         match self.expected {
-            Some(expected) if expected != presented => Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
-            )),
+            Some(expected) if expected != presented => {
+                Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
+            }
             _ => Ok(ServerCertVerified::assertion()),
         }
     }
@@ -147,11 +147,8 @@ pub fn client_config(
     seen: SeenFingerprint,
 ) -> Result<rustls::ClientConfig, TlsError> {
     let provider = provider();
-    let verifier = Arc::new(PinnedServerVerifier {
-        expected,
-        seen,
-        algorithms: provider.signature_verification_algorithms,
-    });
+    let verifier =
+        Arc::new(PinnedServerVerifier { expected, seen, algorithms: provider.signature_verification_algorithms });
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()

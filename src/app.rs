@@ -1,0 +1,122 @@
+//! The program: turns the command line into a run (print the fingerprint, list devices,
+//! listen or call), starts capture and the window, and runs the peer on a tokio runtime
+//! beside the window's main thread.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::call::{CallContext, CallSettings};
+use crate::cli::Cli;
+use crate::media::camera::list_cameras;
+use crate::media::codec::{EncoderSettings, default_bitrate_kbps};
+use crate::media::display::{display_available, run_window};
+use crate::media::source::{CaptureOutputs, source_fps, start_capture};
+use crate::net::identity::Identity;
+use crate::peer;
+use crate::stats::JsonLines;
+use crate::view::View;
+
+/// Seconds between keyframes nobody asked for.
+const KEYFRAME_INTERVAL_SECS: u32 = 10;
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let certs = &cli.call_options.certs;
+    if cli.fingerprint {
+        let identity = Identity::load_or_create(certs)?;
+        println!("{}", identity.fingerprint());
+        return Ok(());
+    }
+    if cli.list_devices {
+        let cameras = list_cameras()?;
+        if cameras.is_empty() {
+            println!("no cameras found (use --source test for the test pattern)");
+        }
+        for camera in cameras {
+            println!("camera {}: {}", camera.index, camera.name);
+            for format in camera.formats {
+                println!("    {format}");
+            }
+        }
+        return Ok(());
+    }
+
+    let identity = Identity::load_or_create(certs).context("loading this peer's identity (--certs)")?;
+    let media = &cli.media;
+    let fps = source_fps(&media.source, media.fps);
+    let outputs = CaptureOutputs::default();
+    let capture = start_capture(media.source.clone(), media.size, fps, outputs.clone())
+        .context("cannot start the video source")?;
+    eprintln!("sending {} at {fps} fps", capture.description);
+    let options = &cli.call_options;
+    let stats_json = options
+        .stats_json
+        .as_deref()
+        .map(|path| JsonLines::create(path).with_context(|| format!("cannot write --stats-json {}", path.display())))
+        .transpose()?
+        .map(|json| Arc::new(Mutex::new(json)));
+    let view = Arc::new(View::new(Arc::clone(&outputs.preview)));
+    let ctx = Arc::new(CallContext {
+        settings: CallSettings {
+            size: media.size,
+            encoder: EncoderSettings {
+                fps,
+                bitrate_kbps: media.bitrate.unwrap_or_else(|| default_bitrate_kbps(media.size.0, media.size.1, fps)),
+                keyframe_interval_secs: KEYFRAME_INTERVAL_SECS,
+            },
+            duration: options.duration.map(Duration::from_secs_f64),
+            record: options.record.clone(),
+            status_line: !options.quiet,
+        },
+        encoder_input: Arc::clone(&outputs.encoder),
+        view: Arc::clone(&view),
+        stats_json,
+    });
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let (listen, call, once, certs_dir) = (cli.listen, cli.call.clone(), options.once, certs.clone());
+    let want_window = !options.headless && display_available();
+    if !options.headless && !want_window {
+        eprintln!("no display found (DISPLAY is not set): running headless");
+    }
+    let peer_view = Arc::clone(&view);
+    let peer_run = async move {
+        let quit_view = Arc::clone(&peer_view);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                quit_view.request_quit();
+            }
+        });
+        let result = match (listen, &call) {
+            (Some(addr), _) => peer::listen(addr, &identity, ctx, once).await,
+            (None, Some(peer)) => peer::call(peer, &identity, &certs_dir, ctx).await,
+            (None, None) => unreachable!("clap requires a mode"),
+        };
+        peer_view.set_finished();
+        result
+    };
+
+    let result = if want_window {
+        let peer_thread = std::thread::Builder::new()
+            .name("peer".into())
+            .spawn(move || runtime.block_on(peer_run))
+            .context("starting the peer thread")?;
+        if let Err(e) = run_window(&view, (960, 540)) {
+            eprintln!("chat: {e}; carrying on headless");
+            while !view.finished() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        view.request_quit();
+        peer_thread.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the peer thread panicked")))
+    } else {
+        runtime.block_on(peer_run)
+    };
+    drop(capture);
+    result
+}

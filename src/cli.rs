@@ -1,0 +1,262 @@
+//! The command line: what `chat --help` shows. Every option here is also in the README.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Parser};
+
+use crate::media::pattern;
+
+/// The UDP (QUIC) port a listener uses unless told otherwise.
+pub const DEFAULT_PORT: u16 = 1254;
+
+/// Peer-to-peer video calls over QUIC: `chat --listen` on one machine, `chat --call HOST` on the other.
+#[derive(Debug, Parser)]
+#[command(version, about, after_help = "Keys in the window: Esc or Q hangs up.\nLogs: RUST_LOG=debug chat ...")]
+#[command(group(ArgGroup::new("mode").required(true).args(["listen", "call", "fingerprint", "list_devices"])))]
+pub struct Cli {
+    /// Wait for calls on ADDR: an IP, IP:PORT or a bare PORT [default: 0.0.0.0:1254]
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "0.0.0.0", value_parser = parse_listen_addr)]
+    pub listen: Option<SocketAddr>,
+
+    /// Call a listening peer: HOST, HOST:PORT, IPv4 or IPv6 ([::1]:1254)
+    #[arg(long, value_name = "HOST[:PORT]", value_parser = parse_peer)]
+    pub call: Option<PeerAddress>,
+
+    /// Print this peer's identity fingerprint and exit
+    #[arg(long)]
+    pub fingerprint: bool,
+
+    /// List cameras and their formats, then exit
+    #[arg(long)]
+    pub list_devices: bool,
+
+    #[command(flatten)]
+    pub media: MediaOptions,
+
+    #[command(flatten)]
+    pub call_options: CallOptions,
+}
+
+/// What this peer captures and sends.
+#[derive(Debug, clap::Args)]
+pub struct MediaOptions {
+    /// Video source: auto (first camera, else the test pattern), camera, camera:N, test, or a PATH.y4m file (loops)
+    #[arg(long, value_name = "SOURCE", default_value = "auto", value_parser = parse_source)]
+    pub source: SourceSpec,
+
+    /// Picture size to capture and send, WxH (even numbers)
+    #[arg(long, value_name = "WxH", default_value = "1280x720", value_parser = parse_size)]
+    pub size: (usize, usize),
+
+    /// Frames per second to capture and send (1-60) [default: 30, or a .y4m file's own rate]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=60))]
+    pub fps: Option<u32>,
+
+    /// Video bitrate in kbit/s (50-20000) [default: from the size, about 1900 for 1280x720 at 30 fps]
+    #[arg(long, value_name = "KBPS", value_parser = clap::value_parser!(u32).range(50..=20000))]
+    pub bitrate: Option<u32>,
+}
+
+/// How the call runs and reports.
+#[derive(Debug, clap::Args)]
+pub struct CallOptions {
+    /// No window: also chosen automatically when there is no display
+    #[arg(long)]
+    pub headless: bool,
+
+    /// Hang up after SECS seconds of call
+    #[arg(long, value_name = "SECS", value_parser = parse_duration)]
+    pub duration: Option<f64>,
+
+    /// Write the peer's decoded video, every frame shown, to PATH.y4m
+    #[arg(long, value_name = "PATH.y4m")]
+    pub record: Option<PathBuf>,
+
+    /// Write one JSON object of figures per second to PATH, and a summary at the end
+    #[arg(long, value_name = "PATH")]
+    pub stats_json: Option<PathBuf>,
+
+    /// Do not print the once-a-second status line on stderr
+    #[arg(long)]
+    pub quiet: bool,
+
+    /// With --listen: exit after the first call instead of waiting for the next
+    #[arg(long)]
+    pub once: bool,
+
+    /// Directory holding this peer's identity and its known peers
+    #[arg(long, value_name = "DIR", env = "CHAT_CERTS", default_value_os_t = default_certs_dir())]
+    pub certs: PathBuf,
+}
+
+/// Where identities live unless `--certs` or `CHAT_CERTS` says otherwise: the user's
+/// config directory, so the identity does not depend on the current directory.
+pub fn default_certs_dir() -> PathBuf {
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    config.join("chat").join("certs")
+}
+
+/// Where video comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// The first camera, or the test pattern if there is none.
+    Auto,
+    /// A camera: the first, or the one with this index.
+    Camera(Option<u32>),
+    /// The built-in test pattern.
+    Test,
+    /// A YUV4MPEG2 file, played in a loop.
+    Y4m(PathBuf),
+}
+
+/// A peer to call, as typed and resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerAddress {
+    /// Host name or IP literal (IPv6 without brackets).
+    pub host: String,
+    pub port: u16,
+}
+
+impl PeerAddress {
+    /// `host:port` (IPv6 in brackets): the key under which the peer is remembered.
+    pub fn key(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, DEFAULT_PORT));
+    }
+    text.parse::<SocketAddr>()
+        .map_err(|_| format!("'{text}' is not an address to listen on: give an IP, IP:PORT, [IPv6]:PORT or a PORT"))
+}
+
+fn parse_peer(text: &str) -> Result<PeerAddress, String> {
+    let bad = || format!("'{text}' is not a peer address: give HOST, HOST:PORT, an IPv4 address or [IPv6]:PORT");
+    if text.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(PeerAddress { host: ip.to_string(), port: DEFAULT_PORT });
+    }
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(PeerAddress { host: addr.ip().to_string(), port: addr.port() });
+    }
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) => (host, port.parse::<u16>().map_err(|_| bad())?),
+        None => (text, DEFAULT_PORT),
+    };
+    let valid = !host.is_empty()
+        && host.len() <= 253
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if !valid || port == 0 {
+        return Err(bad());
+    }
+    Ok(PeerAddress { host: host.to_ascii_lowercase(), port })
+}
+
+fn parse_source(text: &str) -> Result<SourceSpec, String> {
+    match text {
+        "auto" => Ok(SourceSpec::Auto),
+        "camera" => Ok(SourceSpec::Camera(None)),
+        "test" => Ok(SourceSpec::Test),
+        _ => {
+            if let Some(index) = text.strip_prefix("camera:") {
+                return index
+                    .parse()
+                    .map(|i| SourceSpec::Camera(Some(i)))
+                    .map_err(|_| format!("'{text}': camera index must be a number, as in camera:0"));
+            }
+            if text.to_ascii_lowercase().ends_with(".y4m") {
+                return Ok(SourceSpec::Y4m(PathBuf::from(text)));
+            }
+            Err(format!("'{text}' is not a source: use auto, camera, camera:N, test, or a file ending in .y4m"))
+        }
+    }
+}
+
+fn parse_size(text: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("'{text}' is not a size: use WxH, as in 1280x720");
+    let (w, h) = text.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (w, h): (usize, usize) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);
+    if w % 2 != 0 || h % 2 != 0 {
+        return Err(format!("{w}x{h}: width and height must be even (4:2:0 video)"));
+    }
+    let (min_w, min_h) = (pattern::MIN_WIDTH, pattern::MIN_HEIGHT);
+    if w < min_w || h < min_h || w > 3840 || h > 2160 {
+        return Err(format!("{w}x{h}: size must be between {min_w}x{min_h} and 3840x2160"));
+    }
+    Ok((w, h))
+}
+
+fn parse_duration(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs.is_finite() && secs < 1e9 => Ok(secs),
+        _ => Err(format!("'{text}' is not a duration: give a positive number of seconds")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(parse_listen_addr("1254").unwrap(), "0.0.0.0:1254".parse().unwrap());
+        assert_eq!(parse_listen_addr("127.0.0.1").unwrap(), "127.0.0.1:1254".parse().unwrap());
+        assert_eq!(parse_listen_addr("::1").unwrap(), "[::1]:1254".parse().unwrap());
+        assert_eq!(parse_listen_addr("[::]:9000").unwrap(), "[::]:9000".parse().unwrap());
+        assert!(parse_listen_addr("nonsense").is_err());
+        let cli = Cli::try_parse_from(["chat", "--listen"]).unwrap();
+        assert_eq!(cli.listen, Some("0.0.0.0:1254".parse().unwrap()));
+    }
+
+    #[test]
+    fn peer_addresses() {
+        let p = |s| parse_peer(s).unwrap();
+        assert_eq!(p("192.0.2.7"), PeerAddress { host: "192.0.2.7".into(), port: 1254 });
+        assert_eq!(p("Example.org:99").key(), "example.org:99");
+        assert_eq!(p("::1").key(), "[::1]:1254");
+        assert_eq!(p("[::1]:7").key(), "[::1]:7");
+        for bad in ["", "host:", "host:0", "host:99999", "a b", "[::1", "x:y:z"] {
+            assert!(parse_peer(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sources_sizes_and_durations() {
+        assert_eq!(parse_source("camera:2"), Ok(SourceSpec::Camera(Some(2))));
+        assert_eq!(parse_source("clip.Y4M"), Ok(SourceSpec::Y4m("clip.Y4M".into())));
+        assert!(parse_source("clip.mp4").unwrap_err().contains(".y4m"));
+        assert_eq!(parse_size("640x480"), Ok((640, 480)));
+        assert!(parse_size("641x480").unwrap_err().contains("even"));
+        assert!(parse_size("8x8").is_err());
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("NaN").is_err());
+    }
+
+    #[test]
+    fn exactly_one_mode() {
+        assert!(Cli::try_parse_from(["chat"]).is_err());
+        assert!(Cli::try_parse_from(["chat", "--listen", "--call", "x"]).is_err());
+        assert!(Cli::try_parse_from(["chat", "--fingerprint"]).is_ok());
+    }
+}

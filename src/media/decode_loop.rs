@@ -1,0 +1,215 @@
+//! The decoder thread: decodes the peer's pictures in order, asks for a keyframe when the
+//! chain of references is broken, measures each picture (latency, PSNR against the test
+//! pattern, skipped and frozen frames), records it, and hands it to the window.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::codec::{CodecError, VideoDecoder};
+use super::frame::{SharedFrame, VideoFrame};
+use super::pattern::{pattern_frame, read_index};
+use super::quality::psnr;
+use super::y4m::Y4mWriter;
+use crate::latest::Latest;
+use crate::net::clock::{ClockSync, now_us};
+use crate::stats::CallStats;
+
+/// An encoded picture as it came off the network.
+#[derive(Debug)]
+pub struct ReceivedFrame {
+    /// The group (video stream) it came on; groups count up.
+    pub group: u64,
+    pub seq: u64,
+    pub capture_us: u64,
+    pub keyframe: bool,
+    pub data: Vec<u8>,
+}
+
+/// Decides which received frames can be decoded: a P picture only directly after its
+/// predecessor in the same group; anything else waits for the next keyframe. Pure state,
+/// so the rules are tested without a decoder.
+#[derive(Debug, Default)]
+pub struct ReferenceChain {
+    group: Option<u64>,
+    last_seq: Option<u64>,
+    broken: bool,
+}
+
+/// What to do with a received frame.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Decode,
+    /// From a group older than the one being shown.
+    DropStale,
+    /// Its reference is missing: drop it and ask for a keyframe.
+    DropBroken,
+}
+
+impl ReferenceChain {
+    pub fn admit(&mut self, group: u64, seq: u64, keyframe: bool) -> Verdict {
+        if self.group.is_some_and(|current| group < current) {
+            return Verdict::DropStale;
+        }
+        if keyframe {
+            self.group = Some(group);
+            self.last_seq = Some(seq);
+            self.broken = false;
+            return Verdict::Decode;
+        }
+        let follows = self.group == Some(group) && self.last_seq.is_some_and(|last| seq == last + 1);
+        if self.broken || !follows {
+            self.broken = true;
+            return Verdict::DropBroken;
+        }
+        self.last_seq = Some(seq);
+        Verdict::Decode
+    }
+
+    /// The decoder failed on the last admitted frame.
+    pub fn break_chain(&mut self) {
+        self.broken = true;
+    }
+}
+
+/// Limits keyframe requests to one per `interval`: a request takes a round trip to answer.
+#[derive(Debug)]
+pub struct KeyframeRequests {
+    interval: Duration,
+    last: Option<Instant>,
+}
+
+impl KeyframeRequests {
+    pub fn new(interval: Duration) -> Self {
+        Self { interval, last: None }
+    }
+
+    /// Whether a request may go out at `now` (and if so, notes that it did).
+    pub fn should_send(&mut self, now: Instant) -> bool {
+        if self.last.is_some_and(|last| now.duration_since(last) < self.interval) {
+            return false;
+        }
+        self.last = Some(now);
+        true
+    }
+}
+
+/// Everything the decoder thread needs.
+pub struct DecodeLoop {
+    pub input: Receiver<ReceivedFrame>,
+    pub output: Arc<Latest<SharedFrame>>,
+    pub request_keyframe: Box<dyn Fn() + Send>,
+    pub clock: Arc<Mutex<ClockSync>>,
+    pub stats: Arc<CallStats>,
+    pub record: Option<Y4mWriter>,
+    /// The peer's frame rate from its hello, for counting frozen intervals.
+    pub peer_fps: Arc<Mutex<Option<u32>>>,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl DecodeLoop {
+    pub fn spawn(self) -> Result<JoinHandle<()>, CodecError> {
+        let decoder = VideoDecoder::new()?;
+        Ok(std::thread::Builder::new()
+            .name("decoder".into())
+            .spawn(move || self.run(decoder))
+            .expect("spawning the decoder thread"))
+    }
+
+    fn run(mut self, mut decoder: VideoDecoder) {
+        let mut chain = ReferenceChain::default();
+        let mut requests = KeyframeRequests::new(Duration::from_millis(250));
+        let mut last_shown: Option<(u64, u64)> = None; // (seq, local time us)
+        while !self.stop.load(Relaxed) {
+            let frame = match self.input.recv_timeout(Duration::from_millis(100)) {
+                Ok(frame) => frame,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let decodable = match chain.admit(frame.group, frame.seq, frame.keyframe) {
+                Verdict::Decode => match decoder.decode(&frame.data, frame.capture_us) {
+                    Ok(picture) => picture,
+                    Err(e) => {
+                        tracing::debug!("{e}");
+                        self.stats.decode_errors.fetch_add(1, Relaxed);
+                        chain.break_chain();
+                        None
+                    }
+                },
+                Verdict::DropStale => continue,
+                Verdict::DropBroken => None,
+            };
+            let Some(picture) = decodable else {
+                if chain.broken && requests.should_send(Instant::now()) {
+                    self.stats.keyframes_requested.fetch_add(1, Relaxed);
+                    (self.request_keyframe)();
+                }
+                continue;
+            };
+            last_shown = Some(self.measure(&picture, frame.seq, last_shown));
+            if let Some(writer) = &mut self.record
+                && let Err(e) = writer.write(&picture)
+            {
+                eprintln!("chat: recording stopped: {e}");
+                self.record = None;
+            }
+            self.output.put(Arc::new(picture));
+        }
+        if let Some(writer) = self.record.take()
+            && let Err(e) = writer.finish()
+        {
+            eprintln!("chat: recording: {e}");
+        }
+    }
+
+    /// Latency, PSNR, skipped and frozen frames for one picture about to be shown.
+    fn measure(&self, picture: &VideoFrame, seq: u64, last: Option<(u64, u64)>) -> (u64, u64) {
+        let now = now_us();
+        let captured_local = self.clock.lock().unwrap_or_else(|e| e.into_inner()).to_local_us(picture.capture_us);
+        let latency_ms = (now as i64 - captured_local) as f64 / 1000.0;
+        let quality = read_index(picture).and_then(|index| {
+            let original = pattern_frame(index, picture.width, picture.height, 0);
+            psnr(&original.y, &picture.y)
+        });
+        if let Some((last_seq, last_us)) = last {
+            self.stats.frames_skipped.fetch_add(seq.saturating_sub(last_seq + 1), Relaxed);
+            if let Some(fps) = *self.peer_fps.lock().unwrap_or_else(|e| e.into_inner()) {
+                let intervals = (now.saturating_sub(last_us) as f64 * f64::from(fps) / 1e6).round() as u64;
+                self.stats.frozen_frames.fetch_add(intervals.saturating_sub(1), Relaxed);
+            }
+        }
+        self.stats.record_shown(latency_ms, quality);
+        (seq, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn p_frames_need_their_predecessor() {
+        let mut chain = ReferenceChain::default();
+        assert_eq!(chain.admit(0, 5, false), Verdict::DropBroken, "no keyframe yet");
+        assert_eq!(chain.admit(0, 6, true), Verdict::Decode);
+        assert_eq!(chain.admit(0, 7, false), Verdict::Decode);
+        assert_eq!(chain.admit(0, 9, false), Verdict::DropBroken, "frame 8 missing");
+        assert_eq!(chain.admit(0, 10, false), Verdict::DropBroken, "still broken");
+        assert_eq!(chain.admit(1, 11, true), Verdict::Decode, "a keyframe mends it");
+        assert_eq!(chain.admit(0, 8, false), Verdict::DropStale, "older group");
+        assert_eq!(chain.admit(1, 12, false), Verdict::Decode);
+        chain.break_chain();
+        assert_eq!(chain.admit(1, 13, false), Verdict::DropBroken);
+    }
+
+    #[test]
+    fn keyframe_requests_are_rate_limited() {
+        let mut requests = KeyframeRequests::new(Duration::from_millis(250));
+        let t0 = Instant::now();
+        assert!(requests.should_send(t0));
+        assert!(!requests.should_send(t0 + Duration::from_millis(100)));
+        assert!(requests.should_send(t0 + Duration::from_millis(260)));
+    }
+}

@@ -1,0 +1,59 @@
+//! The encoder thread: takes the newest captured picture, encodes it, and hands the
+//! packet to the network without ever waiting for it. If the network's queue is full the
+//! packet is dropped and the next picture is made a keyframe, starting a fresh group.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::mpsc::{Sender, error::TrySendError};
+
+use super::codec::{CodecError, EncodedFrame, EncoderSettings, VideoEncoder};
+use super::frame::SharedFrame;
+use crate::latest::Latest;
+use crate::stats::CallStats;
+
+/// Starts the encoder thread. It ends when `stop` is set or the network side goes away.
+pub fn spawn_encoder(
+    settings: EncoderSettings,
+    input: Arc<Latest<SharedFrame>>,
+    output: Sender<EncodedFrame>,
+    keyframe_wanted: Arc<AtomicBool>,
+    stats: Arc<CallStats>,
+    stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>, CodecError> {
+    let mut encoder = VideoEncoder::new(settings)?;
+    // A picture captured before the call would start it with a stale timestamp.
+    input.try_take();
+    Ok(std::thread::Builder::new()
+        .name("encoder".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let Some(frame) = input.take_timeout(Duration::from_millis(100)) else {
+                    continue;
+                };
+                if keyframe_wanted.swap(false, Ordering::Relaxed) {
+                    encoder.request_keyframe();
+                }
+                let packet = match encoder.encode(&frame) {
+                    Ok(Some(packet)) => packet,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!("{e}");
+                        encoder.request_keyframe();
+                        continue;
+                    }
+                };
+                match output.try_send(packet) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => {
+                        stats.frames_dropped_sending.fetch_add(1, Ordering::Relaxed);
+                        encoder.request_keyframe();
+                    }
+                    Err(TrySendError::Closed(_)) => return,
+                }
+            }
+        })
+        .expect("spawning the encoder thread"))
+}

@@ -1,0 +1,182 @@
+//! This peer's part: listening for calls (one at a time, a second caller is told "busy")
+//! or calling a listener (remembering its fingerprint on first contact, refusing a
+//! changed one), and turning how each call ended into words and an exit status.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use quinn::{Connection, Endpoint};
+use rustls::pki_types::CertificateDer;
+
+use crate::call::{CallContext, CallOutcome};
+use crate::cli::PeerAddress;
+use crate::net::endpoint::{self, CloseCode, Ending, IDLE_TIMEOUT};
+use crate::net::identity::{Fingerprint, Identity};
+use crate::net::known_peers::KnownPeers;
+
+/// How long a call attempt waits for the listener to answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a finished call means for the user.
+fn judge(outcome: &CallOutcome, peer: &str) -> anyhow::Result<()> {
+    let summary = &outcome.summary;
+    if summary.frames_sent > 0 || summary.frames_received > 0 {
+        println!(
+            "call with {peer} ended after {:.1} s: sent {} frames ({:.0} kbps), received {} frames ({:.1} fps, {:.0} kbps), latency p50 {} ms p95 {} ms{}",
+            summary.t_s,
+            summary.frames_sent,
+            summary.kbps_sent,
+            summary.frames_received,
+            summary.fps_received,
+            summary.kbps_received,
+            summary.latency_ms_p50.map_or("-".into(), |v| format!("{v:.1}")),
+            summary.latency_ms_p95.map_or("-".into(), |v| format!("{v:.1}")),
+            summary.psnr_db.map_or(String::new(), |v| format!(", PSNR {v:.1} dB")),
+        );
+    }
+    match &outcome.ending {
+        Ending::Local => Ok(()),
+        Ending::PeerHungUp => {
+            println!("{peer} hung up");
+            Ok(())
+        }
+        Ending::Busy => bail!("{peer} is busy in another call; try again later"),
+        Ending::Vanished => bail!(
+            "lost the call with {peer}: nothing heard for {} s (peer killed, network down, or a firewall in the way)",
+            IDLE_TIMEOUT.as_secs()
+        ),
+        Ending::VersionMismatch => {
+            bail!("{peer} speaks another version of the chat protocol; run the same chat version on both sides")
+        }
+        Ending::IdentityRefused => bail!("{peer} refused the connection during the identity check"),
+        Ending::Other(reason) => bail!("call with {peer} failed: {reason}"),
+    }
+}
+
+fn peer_fingerprint(conn: &Connection) -> Option<Fingerprint> {
+    let identity = conn.peer_identity()?;
+    let certs = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    certs.first().map(Fingerprint::of)
+}
+
+/// Waits for calls on `addr`. With `once`, returns after the first call, with its result.
+pub async fn listen(addr: SocketAddr, identity: &Identity, ctx: Arc<CallContext>, once: bool) -> anyhow::Result<()> {
+    let endpoint = endpoint::listener(addr, identity)?;
+    let local = endpoint.local_addr().context("reading the listening address")?;
+    println!("listening on {local} (UDP); this peer's fingerprint: {}", identity.fingerprint());
+    ctx.view.set_headline(format!("waiting for a call on {local}"));
+    let mut active: Option<tokio::task::JoinHandle<anyhow::Result<()>>> = None;
+    let result = loop {
+        tokio::select! {
+            incoming = endpoint.accept() => {
+                let Some(incoming) = incoming else { break Ok(()) };
+                let remote = incoming.remote_address();
+                if active.is_some() {
+                    tokio::spawn(async move {
+                        if let Ok(conn) = incoming.await {
+                            conn.close(CloseCode::Busy.code(), b"busy");
+                        }
+                    });
+                    println!("refused a call from {remote}: already in a call");
+                    continue;
+                }
+                let ctx = Arc::clone(&ctx);
+                active = Some(tokio::spawn(async move {
+                    let started = Instant::now();
+                    let conn = incoming.await.with_context(|| format!("handshake with {remote} failed"))?;
+                    let fingerprint = peer_fingerprint(&conn).map_or("unknown".into(), |f| f.to_string());
+                    println!("call from {remote}, fingerprint {fingerprint}");
+                    ctx.view.set_headline(format!("in a call with {remote}"));
+                    let outcome = ctx.run(conn, false, started).await?;
+                    judge(&outcome, &remote.to_string())
+                }));
+            }
+            finished = async { active.as_mut().expect("guarded").await }, if active.is_some() => {
+                active = None;
+                let result = finished.context("call task failed")?;
+                ctx.view.set_headline(format!("waiting for a call on {local}"));
+                if once {
+                    break result;
+                }
+                if let Err(e) = result {
+                    eprintln!("chat: {e:#}");
+                }
+                if ctx.view.quit_requested() {
+                    break Ok(());
+                }
+            }
+            _ = ctx.view.wait_for_quit(), if active.is_none() => break Ok(()),
+        }
+    };
+    close_gracefully(&endpoint).await;
+    result
+}
+
+/// Calls `peer` and runs the call.
+pub async fn call(
+    peer: &PeerAddress,
+    identity: &Identity,
+    certs_dir: &std::path::Path,
+    ctx: Arc<CallContext>,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let key = peer.key();
+    let addr = tokio::net::lookup_host((peer.host.as_str(), peer.port))
+        .await
+        .with_context(|| format!("cannot resolve {}: check the name", peer.host))?
+        .next()
+        .with_context(|| format!("{} has no address", peer.host))?;
+    let mut known = KnownPeers::load(certs_dir)?;
+    let expected = known.get(&key).cloned();
+    let seen = Arc::new(Mutex::new(None));
+    let endpoint = endpoint::caller(addr)?;
+    ctx.view.set_headline(format!("calling {key}"));
+    println!("calling {key} ({addr}); this peer's fingerprint: {}", identity.fingerprint());
+    let connecting =
+        endpoint::connect(&endpoint, addr, identity, expected.as_ref().map(|p| p.fingerprint), Arc::clone(&seen))?;
+    let conn = tokio::select! {
+        conn = tokio::time::timeout(CONNECT_TIMEOUT, connecting) => conn,
+        _ = ctx.view.wait_for_quit() => return Ok(()),
+    };
+    let conn = match conn {
+        Err(_) => bail!(
+            "no answer from {key} within {} s: is `chat --listen` running there, and is UDP port {} open?",
+            CONNECT_TIMEOUT.as_secs(),
+            peer.port
+        ),
+        Ok(Err(e)) => {
+            let presented = *seen.lock().unwrap_or_else(|e| e.into_inner());
+            if let (Some(known_peer), Some(presented)) = (&expected, presented)
+                && known_peer.fingerprint != presented
+            {
+                bail!(
+                    "{key} presented a different identity than before: REFUSED.\n  known:     {}\n  presented: {presented}\n\
+                         Someone may be impersonating the peer. If the peer really made a new identity, delete line {} of {} and call again.",
+                    known_peer.fingerprint,
+                    known_peer.line,
+                    known.path().display()
+                );
+            }
+            return judge(&CallOutcome { ending: Ending::of(&e), summary: Default::default() }, &key);
+        }
+        Ok(Ok(conn)) => conn,
+    };
+    if expected.is_none()
+        && let Some(fingerprint) = peer_fingerprint(&conn)
+    {
+        known.remember(&key, fingerprint)?;
+        println!("first call to {key}: remembered its fingerprint {fingerprint} in {}", known.path().display());
+    }
+    ctx.view.set_headline(format!("in a call with {key}"));
+    let outcome = ctx.run(conn, true, started).await?;
+    close_gracefully(&endpoint).await;
+    judge(&outcome, &key)
+}
+
+/// Gives close frames a moment to reach the peer before the process exits.
+async fn close_gracefully(endpoint: &Endpoint) {
+    endpoint.close(CloseCode::HangUp.code(), b"hang-up");
+    let _ = tokio::time::timeout(Duration::from_millis(500), endpoint.wait_idle()).await;
+}

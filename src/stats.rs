@@ -1,0 +1,291 @@
+//! Call figures: counters the pipeline stages bump, the once-a-second report (status line
+//! on stderr, JSON line in `--stats-json`) and the summary at hang-up.
+
+use std::io::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::histogram::Histogram;
+
+/// Counters shared by the stages of one call.
+#[derive(Debug)]
+pub struct CallStats {
+    started: Instant,
+    pub frames_sent: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    /// Pictures the encoder made that the network could not take in time.
+    pub frames_dropped_sending: AtomicU64,
+    /// Pictures decoded and handed to the window.
+    pub frames_received: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub decode_errors: AtomicU64,
+    /// Keyframe requests this peer sent.
+    pub keyframes_requested: AtomicU64,
+    /// Pictures the peer sent that were never shown here (gaps in sequence numbers).
+    pub frames_skipped: AtomicU64,
+    /// Frame intervals in which the shown picture did not change because none arrived.
+    pub frozen_frames: AtomicU64,
+    /// Microseconds after `started` of the first frame sent / shown (0 = not yet).
+    first_sent_us: AtomicU64,
+    first_shown_us: AtomicU64,
+    quality: Mutex<Quality>,
+}
+
+#[derive(Debug, Default)]
+struct Quality {
+    latency_call: Histogram,
+    latency_window: Histogram,
+    psnr_call: (f64, u64),
+    psnr_window: (f64, u64),
+}
+
+impl CallStats {
+    pub fn new(started: Instant) -> Self {
+        Self {
+            started,
+            frames_sent: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+            frames_dropped_sending: AtomicU64::new(0),
+            frames_received: AtomicU64::new(0),
+            bytes_received: AtomicU64::new(0),
+            decode_errors: AtomicU64::new(0),
+            keyframes_requested: AtomicU64::new(0),
+            frames_skipped: AtomicU64::new(0),
+            frozen_frames: AtomicU64::new(0),
+            first_sent_us: AtomicU64::new(0),
+            first_shown_us: AtomicU64::new(0),
+            quality: Mutex::new(Quality::default()),
+        }
+    }
+
+    fn since_start_us(&self) -> u64 {
+        (self.started.elapsed().as_micros() as u64).max(1)
+    }
+
+    /// A frame of `bytes` went out.
+    pub fn record_sent(&self, bytes: usize) {
+        self.frames_sent.fetch_add(1, Relaxed);
+        self.bytes_sent.fetch_add(bytes as u64, Relaxed);
+        let _ = self.first_sent_us.compare_exchange(0, self.since_start_us(), Relaxed, Relaxed);
+    }
+
+    /// A picture was decoded and is ready to show, `latency_ms` after capture.
+    pub fn record_shown(&self, latency_ms: f64, psnr_db: Option<f64>) {
+        self.frames_received.fetch_add(1, Relaxed);
+        let _ = self.first_shown_us.compare_exchange(0, self.since_start_us(), Relaxed, Relaxed);
+        let mut q = self.quality.lock().unwrap_or_else(|e| e.into_inner());
+        q.latency_call.record(latency_ms);
+        q.latency_window.record(latency_ms);
+        if let Some(db) = psnr_db {
+            q.psnr_call.0 += db;
+            q.psnr_call.1 += 1;
+            q.psnr_window.0 += db;
+            q.psnr_window.1 += 1;
+        }
+    }
+
+    /// Milliseconds from the start of the call to the first picture shown.
+    pub fn first_frame_ms(&self) -> Option<f64> {
+        match self.first_shown_us.load(Relaxed) {
+            0 => None,
+            us => Some(us as f64 / 1000.0),
+        }
+    }
+}
+
+/// One line of `--stats-json`: a second of the call, or (with `summary`) all of it.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Report {
+    pub summary: bool,
+    /// Seconds since the call started.
+    pub t_s: f64,
+    pub frames_sent: u64,
+    pub frames_received: u64,
+    pub fps_sent: f64,
+    pub fps_received: f64,
+    pub kbps_sent: f64,
+    pub kbps_received: f64,
+    pub latency_ms_p50: Option<f64>,
+    pub latency_ms_p95: Option<f64>,
+    pub psnr_db: Option<f64>,
+    pub rtt_ms: Option<f64>,
+    pub keyframes_requested: u64,
+    pub decode_errors: u64,
+    pub frozen_frames: u64,
+    pub frames_skipped: u64,
+    pub frames_dropped_sending: u64,
+    pub first_frame_ms: Option<f64>,
+}
+
+impl Report {
+    /// The short human form: the status line and the window title.
+    pub fn status_line(&self) -> String {
+        let opt = |v: Option<f64>, unit: &str| v.map_or_else(|| "-".to_string(), |v| format!("{v:.1}{unit}"));
+        let mut line = format!(
+            "sent {:.1} fps {:.0} kbps | recv {:.1} fps {:.0} kbps | rtt {} | latency p50 {} p95 {}",
+            self.fps_sent,
+            self.kbps_sent,
+            self.fps_received,
+            self.kbps_received,
+            opt(self.rtt_ms, " ms"),
+            opt(self.latency_ms_p50, " ms"),
+            opt(self.latency_ms_p95, " ms"),
+        );
+        if let Some(db) = self.psnr_db {
+            line.push_str(&format!(" | psnr {db:.1} dB"));
+        }
+        line
+    }
+}
+
+/// Turns the counters into reports: one per `tick`, a summary at the end.
+#[derive(Debug)]
+pub struct Reporter {
+    last_at: Instant,
+    last_frames_sent: u64,
+    last_frames_received: u64,
+    last_bytes_sent: u64,
+    last_bytes_received: u64,
+}
+
+fn rate(count: u64, elapsed: Duration) -> f64 {
+    let secs = elapsed.as_secs_f64();
+    if secs <= 0.0 { 0.0 } else { count as f64 / secs }
+}
+
+fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+impl Reporter {
+    pub fn new(stats: &CallStats) -> Self {
+        Self {
+            last_at: stats.started,
+            last_frames_sent: 0,
+            last_frames_received: 0,
+            last_bytes_sent: 0,
+            last_bytes_received: 0,
+        }
+    }
+
+    fn counters(stats: &CallStats, summary: bool, rtt: Option<Duration>) -> Report {
+        Report {
+            summary,
+            t_s: round2(stats.started.elapsed().as_secs_f64()),
+            frames_sent: stats.frames_sent.load(Relaxed),
+            frames_received: stats.frames_received.load(Relaxed),
+            rtt_ms: rtt.map(|d| round2(d.as_secs_f64() * 1000.0)),
+            keyframes_requested: stats.keyframes_requested.load(Relaxed),
+            decode_errors: stats.decode_errors.load(Relaxed),
+            frozen_frames: stats.frozen_frames.load(Relaxed),
+            frames_skipped: stats.frames_skipped.load(Relaxed),
+            frames_dropped_sending: stats.frames_dropped_sending.load(Relaxed),
+            first_frame_ms: stats.first_frame_ms().map(round1),
+            ..Report::default()
+        }
+    }
+
+    /// The figures for the time since the last tick.
+    pub fn tick(&mut self, stats: &CallStats, rtt: Option<Duration>) -> Report {
+        let now = Instant::now();
+        let elapsed = now - self.last_at;
+        let mut report = Self::counters(stats, false, rtt);
+        let (bytes_sent, bytes_received) = (stats.bytes_sent.load(Relaxed), stats.bytes_received.load(Relaxed));
+        report.fps_sent = round1(rate(report.frames_sent - self.last_frames_sent, elapsed));
+        report.fps_received = round1(rate(report.frames_received - self.last_frames_received, elapsed));
+        report.kbps_sent = round1(rate(bytes_sent - self.last_bytes_sent, elapsed) * 8.0 / 1000.0);
+        report.kbps_received = round1(rate(bytes_received - self.last_bytes_received, elapsed) * 8.0 / 1000.0);
+        let mut q = stats.quality.lock().unwrap_or_else(|e| e.into_inner());
+        report.latency_ms_p50 = q.latency_window.quantile(0.5);
+        report.latency_ms_p95 = q.latency_window.quantile(0.95);
+        report.psnr_db = (q.psnr_window.1 > 0).then(|| round2(q.psnr_window.0 / q.psnr_window.1 as f64));
+        q.latency_window.clear();
+        q.psnr_window = (0.0, 0);
+        drop(q);
+        self.last_at = now;
+        self.last_frames_sent = report.frames_sent;
+        self.last_frames_received = report.frames_received;
+        self.last_bytes_sent = bytes_sent;
+        self.last_bytes_received = bytes_received;
+        report
+    }
+
+    /// The whole call: rates over the time since the first frame each way.
+    pub fn summary(stats: &CallStats, rtt: Option<Duration>) -> Report {
+        let mut report = Self::counters(stats, true, rtt);
+        let now_us = stats.since_start_us();
+        let span = |first_us: &AtomicU64| match first_us.load(Relaxed) {
+            0 => Duration::ZERO,
+            first => Duration::from_micros(now_us.saturating_sub(first)),
+        };
+        let (sent_span, shown_span) = (span(&stats.first_sent_us), span(&stats.first_shown_us));
+        // n frames over a span that starts at the first of them: n - 1 intervals.
+        report.fps_sent = round1(rate(report.frames_sent.saturating_sub(1), sent_span));
+        report.fps_received = round1(rate(report.frames_received.saturating_sub(1), shown_span));
+        report.kbps_sent = round1(rate(stats.bytes_sent.load(Relaxed), sent_span) * 8.0 / 1000.0);
+        report.kbps_received = round1(rate(stats.bytes_received.load(Relaxed), shown_span) * 8.0 / 1000.0);
+        let q = stats.quality.lock().unwrap_or_else(|e| e.into_inner());
+        report.latency_ms_p50 = q.latency_call.quantile(0.5);
+        report.latency_ms_p95 = q.latency_call.quantile(0.95);
+        report.psnr_db = (q.psnr_call.1 > 0).then(|| round2(q.psnr_call.0 / q.psnr_call.1 as f64));
+        report
+    }
+}
+
+/// The `--stats-json` file: one JSON object per line.
+#[derive(Debug)]
+pub struct JsonLines {
+    out: std::io::BufWriter<std::fs::File>,
+}
+
+impl JsonLines {
+    pub fn create(path: &std::path::Path) -> std::io::Result<Self> {
+        Ok(Self { out: std::io::BufWriter::new(std::fs::File::create(path)?) })
+    }
+
+    pub fn write(&mut self, report: &Report) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.out, report)?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_report_the_last_second_and_the_summary_the_call() {
+        let stats = CallStats::new(Instant::now() - Duration::from_secs(2));
+        let mut reporter = Reporter::new(&stats);
+        for i in 0..10 {
+            stats.record_sent(1000);
+            stats.record_shown(f64::from(i), Some(40.0));
+        }
+        let report = reporter.tick(&stats, Some(Duration::from_micros(1500)));
+        assert_eq!((report.frames_sent, report.frames_received), (10, 10));
+        assert!(report.fps_sent > 4.0 && report.fps_sent < 5.1, "{}", report.fps_sent);
+        assert_eq!(report.rtt_ms, Some(1.5));
+        assert_eq!(report.psnr_db, Some(40.0));
+        assert!(report.latency_ms_p50.unwrap() >= 4.0 && report.latency_ms_p50.unwrap() <= 5.0);
+        // The window is cleared by a tick; the call's figures are not.
+        let next = reporter.tick(&stats, None);
+        assert_eq!((next.latency_ms_p50, next.psnr_db, next.fps_received), (None, None, 0.0));
+        let summary = Reporter::summary(&stats, None);
+        assert!(summary.summary);
+        assert_eq!(summary.psnr_db, Some(40.0));
+        assert!(summary.first_frame_ms.unwrap() >= 2000.0);
+        let json = serde_json::to_string(&summary).unwrap();
+        for key in ["\"summary\":true", "\"fps_received\"", "\"latency_ms_p95\"", "\"psnr_db\"", "\"rtt_ms\":null"] {
+            assert!(json.contains(key), "{key} in {json}");
+        }
+        assert!(summary.status_line().contains("psnr 40.0 dB"));
+    }
+}

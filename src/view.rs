@@ -1,0 +1,91 @@
+//! `View`: what the window shows and how it talks back, shared between the call (on the
+//! async runtime) and the window (on the main thread).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+use crate::latest::Latest;
+use crate::media::frame::SharedFrame;
+
+#[derive(Debug)]
+pub struct View {
+    /// This peer's own pictures, for the picture-in-picture.
+    pub preview: Arc<Latest<SharedFrame>>,
+    /// The peer's decoded pictures.
+    pub remote: Arc<Latest<SharedFrame>>,
+    headline: Mutex<String>,
+    figures: Mutex<String>,
+    in_call: AtomicBool,
+    quit: watch::Sender<bool>,
+    finished: AtomicBool,
+}
+
+impl View {
+    pub fn new(preview: Arc<Latest<SharedFrame>>) -> Self {
+        Self {
+            preview,
+            remote: Arc::new(Latest::new()),
+            headline: Mutex::new(String::new()),
+            figures: Mutex::new(String::new()),
+            in_call: AtomicBool::new(false),
+            quit: watch::channel(false).0,
+            finished: AtomicBool::new(false),
+        }
+    }
+
+    /// "waiting for a call on …", "calling …", "in a call with …".
+    pub fn set_headline(&self, text: impl Into<String>) {
+        *self.headline.lock().unwrap_or_else(|e| e.into_inner()) = text.into();
+    }
+
+    pub fn headline(&self) -> String {
+        self.headline.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The live figures (the status line).
+    pub fn set_figures(&self, text: impl Into<String>) {
+        *self.figures.lock().unwrap_or_else(|e| e.into_inner()) = text.into();
+    }
+
+    pub fn figures(&self) -> String {
+        self.figures.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_in_call(&self, in_call: bool) {
+        self.in_call.store(in_call, Ordering::Relaxed);
+        if !in_call {
+            self.remote.try_take();
+            self.set_figures("");
+        }
+    }
+
+    pub fn in_call(&self) -> bool {
+        self.in_call.load(Ordering::Relaxed)
+    }
+
+    /// The user wants out (Esc, Q, window closed, Ctrl-C): hang up and exit.
+    pub fn request_quit(&self) {
+        self.quit.send_replace(true);
+    }
+
+    pub fn quit_requested(&self) -> bool {
+        *self.quit.borrow()
+    }
+
+    /// Resolves once quitting was requested.
+    pub async fn wait_for_quit(&self) {
+        let mut quit = self.quit.subscribe();
+        let _ = quit.wait_for(|q| *q).await;
+    }
+
+    /// The peer logic is done; the window should close.
+    pub fn set_finished(&self) {
+        self.finished.store(true, Ordering::Relaxed);
+    }
+
+    pub fn finished(&self) -> bool {
+        self.finished.load(Ordering::Relaxed)
+    }
+}
