@@ -61,19 +61,58 @@ fn peer_fingerprint(conn: &Connection) -> Option<Fingerprint> {
     certs.first().map(Fingerprint::of)
 }
 
+/// What became of one incoming connection.
+enum Incoming {
+    /// The handshake failed: no call took place.
+    NoCall(String),
+    /// A call took place and ended like this.
+    Call(anyhow::Result<()>),
+}
+
+/// Why a handshake with a caller failed, in words.
+fn handshake_failure(error: &quinn::ConnectionError) -> String {
+    match Ending::of(error) {
+        Ending::IdentityRefused => {
+            "it refused this peer's identity (it remembers another fingerprint for this address)".into()
+        }
+        Ending::VersionMismatch => "it speaks another version of the chat protocol".into(),
+        Ending::Vanished => "it stopped answering during the handshake".into(),
+        _ => error.to_string(),
+    }
+}
+
+/// Takes one incoming connection through the handshake and the call.
+async fn answer(incoming: quinn::Incoming, ctx: Arc<CallContext>) -> Incoming {
+    let started = Instant::now();
+    let remote = incoming.remote_address();
+    let conn = match incoming.await {
+        Ok(conn) => conn,
+        Err(e) => {
+            return Incoming::NoCall(format!("a caller at {remote} could not connect: {}", handshake_failure(&e)));
+        }
+    };
+    let fingerprint = peer_fingerprint(&conn).map_or("unknown".into(), |f| f.to_string());
+    println!("call from {remote}, fingerprint {fingerprint}");
+    ctx.view.set_headline(format!("in a call with {remote}"));
+    Incoming::Call(match ctx.run(conn, false, started).await {
+        Ok(outcome) => judge(&outcome, &remote.to_string()),
+        Err(e) => Err(e.into()),
+    })
+}
+
 /// Waits for calls on `addr`. With `once`, returns after the first call, with its result.
 pub async fn listen(addr: SocketAddr, identity: &Identity, ctx: Arc<CallContext>, once: bool) -> anyhow::Result<()> {
     let endpoint = endpoint::listener(addr, identity)?;
     let local = endpoint.local_addr().context("reading the listening address")?;
     println!("listening on {local} (UDP); this peer's fingerprint: {}", identity.fingerprint());
     ctx.view.set_headline(format!("waiting for a call on {local}"));
-    let mut active: Option<tokio::task::JoinHandle<anyhow::Result<()>>> = None;
+    let mut active: Option<tokio::task::JoinHandle<Incoming>> = None;
     let result = loop {
         tokio::select! {
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break Ok(()) };
-                let remote = incoming.remote_address();
                 if active.is_some() {
+                    let remote = incoming.remote_address();
                     tokio::spawn(async move {
                         if let Ok(conn) = incoming.await {
                             conn.close(CloseCode::Busy.code(), b"busy");
@@ -82,26 +121,19 @@ pub async fn listen(addr: SocketAddr, identity: &Identity, ctx: Arc<CallContext>
                     println!("refused a call from {remote}: already in a call");
                     continue;
                 }
-                let ctx = Arc::clone(&ctx);
-                active = Some(tokio::spawn(async move {
-                    let started = Instant::now();
-                    let conn = incoming.await.with_context(|| format!("handshake with {remote} failed"))?;
-                    let fingerprint = peer_fingerprint(&conn).map_or("unknown".into(), |f| f.to_string());
-                    println!("call from {remote}, fingerprint {fingerprint}");
-                    ctx.view.set_headline(format!("in a call with {remote}"));
-                    let outcome = ctx.run(conn, false, started).await?;
-                    judge(&outcome, &remote.to_string())
-                }));
+                active = Some(tokio::spawn(answer(incoming, Arc::clone(&ctx))));
             }
             finished = async { active.as_mut().expect("guarded").await }, if active.is_some() => {
                 active = None;
-                let result = finished.context("call task failed")?;
                 ctx.view.set_headline(format!("waiting for a call on {local}"));
-                if once {
-                    break result;
-                }
-                if let Err(e) = result {
-                    eprintln!("chat: {e:#}");
+                match finished.context("call task failed")? {
+                    Incoming::NoCall(reason) => eprintln!("chat: {reason}"),
+                    Incoming::Call(result) if once => break result,
+                    Incoming::Call(result) => {
+                        if let Err(e) = result {
+                            eprintln!("chat: {e:#}");
+                        }
+                    }
                 }
                 if ctx.view.quit_requested() {
                     break Ok(());

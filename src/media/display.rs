@@ -126,7 +126,8 @@ mod tests {
         let margin = w / 60;
         let inset_centre = (h - margin - 20) * w + (w - margin - 40);
         assert_eq!(buffer[inset_centre], 0x00ff_ffff);
-        assert_eq!(buffer[(h - margin - 1) * w + (w - margin - 40)], PIP_BORDER);
+        // The border runs just below the inset's last row.
+        assert_eq!(buffer[(h - margin) * w + (w - margin - 40)], PIP_BORDER);
     }
 
     #[test]

@@ -42,9 +42,15 @@ impl CloseCode {
 
 /// TLS alert numbers that QUIC carries as CRYPTO_ERROR (0x100 + alert).
 const ALERT_NO_APPLICATION_PROTOCOL: u64 = 0x100 + 120;
-const ALERT_BAD_CERTIFICATE: u64 = 0x100 + 42;
-const ALERT_CERTIFICATE_REQUIRED: u64 = 0x100 + 116;
-const ALERT_DECRYPT_ERROR: u64 = 0x100 + 51;
+/// Alerts that mean "I do not accept your certificate or your proof of its key".
+const IDENTITY_ALERTS: [u64; 6] = [
+    0x100 + 42,  // bad_certificate
+    0x100 + 46,  // certificate_unknown
+    0x100 + 48,  // unknown_ca
+    0x100 + 49,  // access_denied: rustls's answer to a pinning failure
+    0x100 + 51,  // decrypt_error: a bad handshake signature
+    0x100 + 116, // certificate_required
+];
 
 /// Failures of the QUIC layer.
 #[derive(Debug, thiserror::Error)]
@@ -144,17 +150,17 @@ impl Ending {
                 Some(CloseCode::Refused) => Self::IdentityRefused,
                 _ => Self::Other(format!("the peer closed the call: {}", String::from_utf8_lossy(&close.reason))),
             },
-            ConnectionError::ConnectionClosed(close) => match u64::from(close.error_code) {
-                ALERT_NO_APPLICATION_PROTOCOL => Self::VersionMismatch,
-                ALERT_BAD_CERTIFICATE | ALERT_CERTIFICATE_REQUIRED | ALERT_DECRYPT_ERROR => Self::IdentityRefused,
-                _ => Self::Other(error.to_string()),
-            },
-            ConnectionError::TransportError(e) => match u64::from(e.code) {
-                ALERT_NO_APPLICATION_PROTOCOL => Self::VersionMismatch,
-                ALERT_BAD_CERTIFICATE | ALERT_CERTIFICATE_REQUIRED | ALERT_DECRYPT_ERROR => Self::IdentityRefused,
-                _ => Self::Other(error.to_string()),
-            },
+            ConnectionError::ConnectionClosed(close) => Self::of_transport_code(close.error_code.into(), error),
+            ConnectionError::TransportError(e) => Self::of_transport_code(e.code.into(), error),
             other => Self::Other(other.to_string()),
+        }
+    }
+
+    fn of_transport_code(code: u64, error: &ConnectionError) -> Self {
+        match code {
+            ALERT_NO_APPLICATION_PROTOCOL => Self::VersionMismatch,
+            code if IDENTITY_ALERTS.contains(&code) => Self::IdentityRefused,
+            _ => Self::Other(error.to_string()),
         }
     }
 }

@@ -1,0 +1,190 @@
+//! End-to-end calls between two `chat` processes on loopback: video both ways, busy
+//! refusal, hang-up, a vanished peer, identity pinning, bad input.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Peer, number, peer_args, strs, summary};
+
+/// Starts `chat --listen 127.0.0.1:0 EXTRA` and returns it with its port.
+fn listener(dir: &std::path::Path, name: &str, extra: &[&str]) -> (Peer, u16) {
+    let mut args = peer_args(dir, name);
+    args.extend(["--listen", "127.0.0.1:0"].map(String::from));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let mut peer = Peer::start(name, dir, &strs(&args));
+    let port = peer.listening_port();
+    (peer, port)
+}
+
+fn caller(dir: &std::path::Path, name: &str, port: u16, extra: &[&str]) -> Peer {
+    let mut args = peer_args(dir, name);
+    args.extend(["--call".to_string(), format!("127.0.0.1:{port}")]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Peer::start(name, dir, &strs(&args))
+}
+
+#[test]
+fn two_way_call_delivers_video_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a_json, b_json) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    let (mut a, port) = listener(dir.path(), "a", &["--once", "--stats-json", a_json.to_str().unwrap()]);
+    let mut b = caller(dir.path(), "b", port, &["--duration", "5", "--stats-json", b_json.to_str().unwrap()]);
+    assert!(b.expect_exit(Duration::from_secs(30)).success(), "{}", b.describe());
+    assert!(a.expect_exit(Duration::from_secs(10)).success(), "{}", a.describe());
+
+    let (sa, sb) = (summary(&a_json), summary(&b_json));
+    for (name, rx, tx) in [("a", &sa, &sb), ("b", &sb, &sa)] {
+        let (sent, received) = (number(tx, "frames_sent"), number(rx, "frames_received"));
+        assert!(sent >= 120.0, "{name}'s peer sent only {sent} frames in 5 s: {tx}");
+        assert!(received >= 0.9 * sent, "{name} received {received} of {sent} frames: {rx}");
+        assert!(number(rx, "psnr_db") >= 35.0, "{name}: PSNR too low: {rx}");
+        assert!(number(rx, "latency_ms_p95") < 100.0, "{name}: p95 latency: {rx}");
+        assert!(number(rx, "fps_received") >= 27.0, "{name}: fps: {rx}");
+        assert_eq!(number(rx, "decode_errors"), 0.0, "{name}: {rx}");
+    }
+    assert!(a.stdout().contains("hung up"), "{}", a.describe());
+    // Per-second lines come before the summary.
+    let lines = std::fs::read_to_string(&b_json).unwrap();
+    assert!(lines.lines().filter(|l| l.contains("\"summary\":false")).count() >= 3, "{lines}");
+}
+
+#[test]
+fn a_second_caller_is_told_busy_and_the_listener_takes_the_next_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, port) = listener(dir.path(), "a", &[]);
+    let mut first = caller(dir.path(), "first", port, &["--duration", "4"]);
+    a.wait_for_line("call from", Duration::from_secs(10));
+
+    let mut second = caller(dir.path(), "second", port, &["--duration", "2"]);
+    let status = second.expect_exit(Duration::from_secs(10));
+    assert!(!status.success(), "{}", second.describe());
+    assert!(second.stderr().contains("busy"), "{}", second.describe());
+    assert!(a.stdout().contains("already in a call"), "{}", a.describe());
+
+    assert!(first.expect_exit(Duration::from_secs(20)).success(), "{}", first.describe());
+    // The listener is free again and takes the next call.
+    let mut third = caller(dir.path(), "third", port, &["--duration", "1"]);
+    assert!(third.expect_exit(Duration::from_secs(20)).success(), "{}", third.describe());
+    assert_eq!(a.stdout().lines().filter(|l| l.starts_with("call from")).count(), 2, "{}", a.describe());
+    a.signal("INT");
+    assert!(a.expect_exit(Duration::from_secs(5)).success(), "{}", a.describe());
+}
+
+#[test]
+fn hanging_up_ends_the_call_on_both_sides_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, port) = listener(dir.path(), "a", &["--once"]);
+    let mut b = caller(dir.path(), "b", port, &[]);
+    a.wait_for_line("call from", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(1));
+    // Ctrl-C on the caller hangs up cleanly.
+    b.signal("INT");
+    assert!(b.expect_exit(Duration::from_secs(5)).success(), "{}", b.describe());
+    let hung_up = Instant::now();
+    assert!(a.expect_exit(Duration::from_secs(5)).success(), "{}", a.describe());
+    assert!(hung_up.elapsed() < Duration::from_secs(1), "listener took {:?}", hung_up.elapsed());
+    assert!(a.stdout().contains("hung up"), "{}", a.describe());
+}
+
+#[test]
+fn a_vanished_peer_is_detected_within_five_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, port) = listener(dir.path(), "a", &["--once"]);
+    let b = caller(dir.path(), "b", port, &[]);
+    a.wait_for_line("call from", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    b.signal("KILL");
+    let killed = Instant::now();
+    let status = a.expect_exit(Duration::from_secs(8));
+    assert!(killed.elapsed() <= Duration::from_secs(5) + Duration::from_millis(500), "took {:?}", killed.elapsed());
+    assert!(!status.success(), "{}", a.describe());
+    assert!(a.stderr().contains("lost the call"), "{}", a.describe());
+}
+
+#[test]
+fn a_listener_with_a_new_identity_is_refused_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, port) = listener(dir.path(), "a", &["--once"]);
+    let mut b = caller(dir.path(), "b", port, &["--duration", "1"]);
+    assert!(b.expect_exit(Duration::from_secs(20)).success(), "{}", b.describe());
+    a.expect_exit(Duration::from_secs(5));
+    let known = std::fs::read_to_string(dir.path().join("certs-b/known_peers")).unwrap();
+    assert!(known.contains(&format!("127.0.0.1:{port} ")), "{known}");
+
+    // Someone else answers on the same address.
+    let mut args = peer_args(dir.path(), "impostor");
+    args.extend(["--listen".to_string(), format!("127.0.0.1:{port}"), "--once".to_string()]);
+    let mut impostor = Peer::start("impostor", dir.path(), &strs(&args));
+    impostor.wait_for_line("listening on", Duration::from_secs(20));
+    // The same caller (same certs directory) calls the same address again.
+    let mut again = caller(dir.path(), "b", port, &["--duration", "1"]);
+    let status = again.expect_exit(Duration::from_secs(20));
+    assert!(!status.success(), "{}", again.describe());
+    let err = again.stderr();
+    assert!(err.contains("different identity") && err.contains("known:") && err.contains("presented:"), "{err}");
+    assert_eq!(std::fs::read_to_string(dir.path().join("certs-b/known_peers")).unwrap(), known, "file unchanged");
+    // The listener says why, and a refused handshake is not the call `--once` waits for.
+    impostor.wait_for_line("listening on", Duration::from_secs(1));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(impostor.stderr().contains("refused this peer's identity"), "{}", impostor.describe());
+    assert!(impostor.wait(Duration::from_millis(200)).is_none(), "{}", impostor.describe());
+}
+
+#[test]
+fn no_camera_is_a_clear_error() {
+    if std::fs::read_dir("/dev").unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with("video")) {
+        eprintln!("this machine has a camera device: the no-camera error cannot be provoked here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let started = Instant::now();
+    let mut peer = Peer::start(
+        "nocam",
+        dir.path(),
+        &["--listen", "127.0.0.1:0", "--headless", "--source", "camera", "--certs", certs.to_str().unwrap()],
+    );
+    let status = peer.expect_exit(Duration::from_secs(10));
+    assert!(!status.success());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let err = peer.stderr();
+    assert!(err.contains("no camera") && err.contains("--source test"), "{err}");
+}
+
+#[test]
+fn bad_command_lines_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, expected) in [
+        (vec!["--call", "host:99999"], "not a peer address"),
+        (vec!["--listen", "--size", "641x480"], "even"),
+        (vec!["--listen", "--source", "clip.mp4"], ".y4m"),
+        (vec!["--listen", "--fps", "0"], "--fps"),
+        (vec![], "required"),
+    ] {
+        let mut peer = Peer::start("bad", dir.path(), &args);
+        let status = peer.expect_exit(Duration::from_secs(5));
+        assert_eq!(status.code(), Some(2), "{args:?}");
+        assert!(peer.stderr().contains(expected), "{args:?}: {}", peer.stderr());
+    }
+}
+
+#[test]
+fn fingerprint_is_stable_and_the_key_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let run = || {
+        let out = std::process::Command::new(common::chat())
+            .args(["--fingerprint", "--certs", certs.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = run();
+    assert_eq!(first.trim().len(), 79, "{first}");
+    assert_eq!(run(), first);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(certs.join("identity.key")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}

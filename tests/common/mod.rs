@@ -1,0 +1,147 @@
+//! Helpers for end-to-end tests: run `chat` peers as child processes on loopback, with
+//! their output in files, and read their `--stats-json` summaries.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn chat() -> &'static str {
+    env!("CARGO_BIN_EXE_chat")
+}
+
+/// A running `chat` process.
+pub struct Peer {
+    child: Child,
+    out: PathBuf,
+    err: PathBuf,
+    pub name: String,
+}
+
+impl Peer {
+    /// Starts `chat ARGS` with its output in `dir/NAME.out` and `dir/NAME.err`.
+    pub fn start(name: &str, dir: &Path, args: &[&str]) -> Self {
+        Self::start_with_env(name, dir, args, &[])
+    }
+
+    pub fn start_with_env(name: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let out = dir.join(format!("{name}.out"));
+        let err = dir.join(format!("{name}.err"));
+        let mut command = Command::new(chat());
+        command
+            .args(args)
+            .env_remove("DISPLAY")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("starting chat");
+        Self { child, out, err, name: name.to_string() }
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until stdout has a line containing `needle`; returns that line.
+    pub fn wait_for_line(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.stdout().lines().find(|l| l.contains(needle)) {
+                return line.to_string();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited ({status}) before printing {needle:?}\n{}", self.name, self.describe());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not print {needle:?} in {timeout:?}\n{}",
+                self.name,
+                self.describe()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The port a `--listen ...:0` peer reports.
+    pub fn listening_port(&mut self) -> u16 {
+        let line = self.wait_for_line("listening on", Duration::from_secs(20));
+        let addr = line.split_whitespace().nth(2).expect("address after 'listening on'");
+        addr.rsplit(':').next().unwrap().parse().expect("port")
+    }
+
+    /// Waits for the process to exit, up to `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for exit and panics (with the output) if it takes longer than `timeout`.
+    pub fn expect_exit(&mut self, timeout: Duration) -> ExitStatus {
+        match self.wait(timeout) {
+            Some(status) => status,
+            None => panic!("{} still running after {timeout:?}\n{}", self.name, self.describe()),
+        }
+    }
+
+    /// Sends a signal (`kill -SIG`).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.pid().to_string()).status().unwrap();
+        assert!(status.success());
+    }
+
+    pub fn describe(&self) -> String {
+        format!("--- {} stdout:\n{}--- {} stderr:\n{}", self.name, self.stdout(), self.name, self.stderr())
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `"summary": true` object at the end of a `--stats-json` file.
+pub fn summary(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let last = text.lines().rev().find(|l| l.contains("\"summary\":true")).unwrap_or_else(|| {
+        panic!("no summary in {}:\n{text}", path.display());
+    });
+    serde_json::from_str(last).unwrap()
+}
+
+pub fn number(value: &serde_json::Value, key: &str) -> f64 {
+    value[key].as_f64().unwrap_or_else(|| panic!("{key} is not a number in {value}"))
+}
+
+/// Arguments every test peer shares: headless, test pattern, 640x480, its own certs.
+pub fn peer_args(dir: &Path, name: &str) -> Vec<String> {
+    let certs = dir.join(format!("certs-{name}"));
+    ["--headless", "--source", "test", "--size", "640x480", "--quiet", "--certs", certs.to_str().unwrap()]
+        .map(String::from)
+        .to_vec()
+}
+
+pub fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
