@@ -1,0 +1,102 @@
+//! The window under Xvfb: it opens, shows the waiting view, then the call with its live
+//! figures in the title, and closes when the call ends. Needs Xvfb and xwininfo
+//! (scripts/setup.sh installs them).
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Peer, peer_args, strs};
+
+/// A private X server on a free display number, stopped on drop.
+struct Xvfb {
+    child: Child,
+    display: String,
+}
+
+impl Xvfb {
+    fn start() -> Self {
+        let number = (100..200)
+            .find(|n| !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists())
+            .expect("a free X display number");
+        let display = format!(":{number}");
+        let child = Command::new("Xvfb")
+            .args([&display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb is not installed: run scripts/setup.sh");
+        let xvfb = Self { child, display };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while xvfb.window_titles().is_none() {
+            assert!(Instant::now() < deadline, "Xvfb did not start on {}", xvfb.display);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        xvfb
+    }
+
+    /// Titles of all windows, or `None` if the server does not answer yet.
+    fn window_titles(&self) -> Option<Vec<String>> {
+        let out = Command::new("xwininfo")
+            .args(["-root", "-tree", "-display", &self.display])
+            .stderr(Stdio::null())
+            .output()
+            .expect("xwininfo is not installed: run scripts/setup.sh");
+        out.status.success().then(|| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.split('"').nth(1).map(str::to_string))
+                .collect()
+        })
+    }
+
+    fn wait_for_title(&self, prefix: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let titles = self.window_titles().unwrap_or_default();
+            if let Some(title) = titles.iter().find(|t| t.starts_with(prefix)) {
+                return title.clone();
+            }
+            assert!(Instant::now() < deadline, "no window titled {prefix:?}; windows: {titles:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_window_shows_the_waiting_view_then_the_call() {
+    let xvfb = Xvfb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut args: Vec<String> =
+        peer_args(dir.path(), "a").into_iter().filter(|a| a != "--headless").collect::<Vec<_>>();
+    args.extend(["--listen", "127.0.0.1:0", "--once"].map(String::from));
+    let mut a = Peer::start_with_env("a", dir.path(), &strs(&args), &[("DISPLAY", &xvfb.display)]);
+    let port = a.listening_port();
+    xvfb.wait_for_title("chat - waiting for a call", Duration::from_secs(10));
+
+    let mut b_args = peer_args(dir.path(), "b");
+    b_args.extend(["--call".to_string(), format!("127.0.0.1:{port}"), "--duration".into(), "4".into()]);
+    let mut b = Peer::start("b", dir.path(), &strs(&b_args));
+    let title = xvfb.wait_for_title("chat - in a call with", Duration::from_secs(10));
+    // Live figures reach the title within a couple of seconds.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut title_with_figures = title;
+    while !title_with_figures.contains("fps") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        title_with_figures = xvfb.wait_for_title("chat - in a call with", Duration::from_secs(1));
+    }
+    assert!(title_with_figures.contains("recv") && title_with_figures.contains("fps"), "{title_with_figures}");
+
+    assert!(b.expect_exit(Duration::from_secs(20)).success(), "{}", b.describe());
+    assert!(a.expect_exit(Duration::from_secs(5)).success(), "{}", a.describe());
+    assert!(a.stderr().contains("window open"), "{}", a.describe());
+    assert!(xvfb.window_titles().unwrap_or_default().iter().all(|t| !t.starts_with("chat")), "window left open");
+}
