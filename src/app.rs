@@ -3,7 +3,7 @@
 //! beside the window's main thread.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -22,6 +22,7 @@ use crate::view::View;
 const KEYFRAME_INTERVAL_SECS: u32 = 10;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let started = Instant::now();
     let certs = &cli.call_options.certs;
     if cli.fingerprint {
         let identity = Identity::load_or_create(certs)?;
@@ -94,7 +95,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         });
         let result = match (listen, &call) {
             (Some(addr), _) => peer::listen(addr, &identity, ctx, once).await,
-            (None, Some(peer)) => peer::call(peer, &identity, &certs_dir, ctx).await,
+            (None, Some(peer)) => peer::call(peer, &identity, &certs_dir, ctx, started).await,
             (None, None) => unreachable!("clap requires a mode"),
         };
         peer_view.set_finished();

@@ -146,14 +146,15 @@ pub async fn listen(addr: SocketAddr, identity: &Identity, ctx: Arc<CallContext>
     result
 }
 
-/// Calls `peer` and runs the call.
+/// Calls `peer` and runs the call; `started` is when the user asked for it (the call's
+/// figures, such as the time to the first picture, count from there).
 pub async fn call(
     peer: &PeerAddress,
     identity: &Identity,
     certs_dir: &std::path::Path,
     ctx: Arc<CallContext>,
+    started: Instant,
 ) -> anyhow::Result<()> {
-    let started = Instant::now();
     let key = peer.key();
     let addr = tokio::net::lookup_host((peer.host.as_str(), peer.port))
         .await

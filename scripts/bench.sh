@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Benchmarks a chat call on loopback beside the original Python streamer, measured in the
+# same run on the same machine, and prints one table. Medians of one run each: the
+# machine is shared and noisy, so compare ratios, not single digits.
+#   BENCH_SECONDS (10)   length of each call
+#   BENCH_SIZES ("640x480 1280x720")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo build --release --locked 2>&1 | grep -v "^\s*\(Compiling\|Finished\)" >&2 || true
+bin=$PWD/target/release/chat
+seconds=${BENCH_SECONDS:-10}
+sizes=${BENCH_SIZES:-640x480 1280x720}
+seed=$(cd .. && pwd)/shared/seed/run.sh
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+timed() { /usr/bin/time -f "%U %S %e %M" -o "$1" "${@:2}"; }
+
+# The seed's run.sh gives its server 5 s to listen; a cold `import cv2` can take longer.
+[ -x "$seed" ] && { python3 -c "import numpy, cv2" 2>/dev/null || python3 -m pip install -q numpy opencv-python-headless >&2; }
+# The seed server binds without SO_REUSEADDR, so it fails on a port still in TIME_WAIT from
+# an earlier run: let the kernel pick a port that is free in every sense.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+for size in $sizes; do
+  dir=$tmp/$size
+  mkdir -p "$dir"
+  common=(--headless --source test --size "$size" --fps 30 --quiet)
+  timed "$dir/a.time" "$bin" --listen 127.0.0.1:0 --once "${common[@]}" --certs "$dir/certs-a" \
+    --stats-json "$dir/a.json" >"$dir/a.out" 2>"$dir/a.err" &
+  a=$!
+  for _ in $(seq 200); do grep -q "listening on" "$dir/a.out" 2>/dev/null && break; sleep 0.05; done
+  port=$(grep -o '127.0.0.1:[0-9]*' "$dir/a.out" | head -1 | cut -d: -f2)
+  timed "$dir/b.time" "$bin" --call "127.0.0.1:$port" --duration "$seconds" "${common[@]}" --certs "$dir/certs-b" \
+    --stats-json "$dir/b.json" >"$dir/b.out" 2>"$dir/b.err"
+  wait "$a"
+  if [ -x "$seed" ]; then
+    timed "$dir/seed.time" "$seed" pair --size "$size" --fps 30 --frames $((seconds * 30)) --port "$(free_port)" --log "$dir/seed.log" \
+      >"$dir/seed.out" 2>"$dir/seed.err" || { echo "bench: the Python streamer failed at $size:" >&2; cat "$dir/seed.err" "$dir/seed.out" >&2; }
+  fi
+done
+
+python3 - "$tmp" "$seconds" $sizes <<'PY'
+import json, os, sys
+tmp, seconds, sizes = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+
+def summary(path):
+    with open(path) as f:
+        return [json.loads(l) for l in f if '"summary":true' in l][-1]
+
+def cpu(path):
+    user, system, wall, rss_kb = open(path).read().split()[-4:]
+    return (float(user) + float(system)) / float(wall), int(rss_kb) / 1024
+
+rows = []
+for size in sizes:
+    d = os.path.join(tmp, size)
+    w, h = map(int, size.split("x"))
+    a, b = summary(f"{d}/a.json"), summary(f"{d}/b.json")
+    (ca, ma), (cb, mb) = cpu(f"{d}/a.time"), cpu(f"{d}/b.time")
+    ours = {
+        "fps": min(a["fps_received"], b["fps_received"]),
+        "p50": max(a["latency_ms_p50"], b["latency_ms_p50"]),
+        "p95": max(a["latency_ms_p95"], b["latency_ms_p95"]),
+        "mbps": max(a["kbps_received"], b["kbps_received"]) / 1000,
+        "psnr": min(a["psnr_db"], b["psnr_db"]),
+        "cpu_peer": max(ca, cb), "cpu_pair": ca + cb, "rss": max(ma, mb),
+        "first": b["first_frame_ms"],
+    }
+    rows.append(("chat (QUIC, H.264, both ways)", size, ours))
+    seed_out = f"{d}/seed.out"
+    if os.path.exists(seed_out) and open(seed_out).read().strip():
+        fields = dict(kv.split("=") for kv in open(seed_out).read().split())
+        cpu_pair, rss = cpu(f"{d}/seed.time")
+        fps = float(fields["fps"])
+        seed = {
+            "fps": fps, "p50": float(fields["latency_ms_p50"]), "p95": float(fields["latency_ms_p95"]),
+            "mbps": fps * (w * h * 3 + 160) * 8 / 1e6, "psnr": None,
+            "cpu_peer": None, "cpu_pair": cpu_pair, "rss": rss, "first": None,
+        }
+        rows.append(("python seed (TCP, pickle, one way)", size, seed))
+        rows.append(("ratio chat / seed", size, {k: (ours[k] / seed[k] if ours[k] and seed[k] else None) for k in ours}))
+    else:
+        rows.append(("python seed: not run (../shared/seed missing?)", size, {}))
+
+cols = [("fps", "recv fps", "{:.1f}"), ("p50", "p50 ms", "{:.1f}"), ("p95", "p95 ms", "{:.1f}"),
+        ("mbps", "Mbit/s/dir", "{:.2f}"), ("psnr", "PSNR dB", "{:.1f}"), ("cpu_peer", "CPU/peer", "{:.2f}"),
+        ("cpu_pair", "CPU pair", "{:.2f}"), ("rss", "RSS MiB", "{:.0f}"), ("first", "1st frame ms", "{:.0f}")]
+print(f"\n{seconds:.0f} s per run, 30 fps, loopback; fps = worst direction, latency = capture to decoded picture (worst direction);")
+print("CPU in cores (1.00 = one core busy); seed Mbit/s computed from raw frame size; ratios below 1 favour chat for all but fps and PSNR.\n")
+print(f"{'system':36} {'size':9} " + " ".join(f"{title:>12}" for _, title, _ in cols))
+for name, size, r in rows:
+    cells = [(fmt.format(r[k]) if r.get(k) is not None else "-") for k, _, fmt in cols]
+    if name.startswith("ratio"):
+        cells = [(f"{r[k]:.3g}x" if r.get(k) is not None else "-") for k, _, _ in cols]
+    print(f"{name:36} {size:9} " + " ".join(f"{c:>12}" for c in cells))
+PY

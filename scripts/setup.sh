@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what building, testing and demonstrating chat needs on Debian, through apt-get.
+# Idempotent and quick when everything is already there.
+set -euo pipefail
+
+packages=(
+  pkg-config      # finding system libraries
+  nasm            # openh264's and libjpeg-turbo's assembly (much faster codecs)
+  clang           # bindgen (camera bindings: v4l2)
+  libclang-dev
+  libx11-6        # the window (minifb loads these at run time)
+  libxcursor1
+  xvfb            # a window without a screen: tests and headless demos
+  x11-utils       # xwininfo, for the window test
+  time            # /usr/bin/time: CPU and memory in scripts/bench.sh
+  python3-pip     # the original Python streamer in scripts/bench.sh installs numpy with it
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: Rust is not installed; install it with rustup (https://rustup.rs) and run this again" >&2
+  exit 1
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-nextest" >&2
+  cargo install --locked cargo-nextest >&2
+fi
