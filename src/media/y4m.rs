@@ -62,7 +62,8 @@ pub fn parse_header(line: &[u8], path: &Path) -> Result<Y4mHeader, Y4mError> {
     }
     let (mut width, mut height, mut fps) = (None, None, None);
     for field in fields.filter(|f| !f.is_empty()) {
-        let (tag, value) = field.split_at(1);
+        // Tags are one ASCII letter; a field starting with anything else is skipped.
+        let Some((tag, value)) = field.split_at_checked(1) else { continue };
         match tag {
             "W" => width = Some(value.parse::<usize>().map_err(|_| bad("width is not a number"))?),
             "H" => height = Some(value.parse::<usize>().map_err(|_| bad("height is not a number"))?),
@@ -254,6 +255,8 @@ mod tests {
         assert!(matches!(parse_header(b"YUV4MPEG2 W99999 H480", p), Err(Y4mError::BadSize { .. })));
         assert!(matches!(parse_header(b"YUV4MPEG2 W641 H480", p), Err(Y4mError::BadSize { .. })));
         assert!(matches!(parse_header(b"YUV4MPEG2 W-1 H480", p), Err(Y4mError::BadHeader { .. })));
+        // A field starting with a multi-byte character is skipped, not split inside it.
+        assert!(parse_header("YUV4MPEG2 W64 H64 \u{e9}x".as_bytes(), p).is_ok());
         let ok = parse_header(b"YUV4MPEG2 W640 H480 F30000:1001 Ip A1:1 C420mpeg2 XYSCSS=420MPEG2", p).unwrap();
         assert_eq!((ok.width, ok.height), (640, 480));
         assert!((ok.fps.unwrap() - 29.97).abs() < 0.01);
