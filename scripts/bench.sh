@@ -39,6 +39,10 @@ for size in $sizes; do
   fi
 done
 
+echo "bench: per-picture costs (criterion)" >&2
+cargo bench --locked --bench frame_path -- --warm-up-time 1 --measurement-time 3 >"$tmp/criterion.log" 2>&1 ||
+  { cat "$tmp/criterion.log" >&2; exit 1; }
+
 python3 - "$tmp" "$seconds" $sizes <<'PY'
 import json, os, sys
 tmp, seconds, sizes = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
@@ -93,4 +97,22 @@ for name, size, r in rows:
     if name.startswith("ratio"):
         cells = [(f"{r[k]:.3g}x" if r.get(k) is not None else "-") for k, _, _ in cols]
     print(f"{name:36} {size:9} " + " ".join(f"{c:>12}" for c in cells))
+
+print("\nPer picture at 1280x720 (criterion median, target/criterion), beside openh264-rs's own converters:\n")
+crit = "target/criterion"
+def median_ms(*parts):
+    path = os.path.join(crit, *parts, "new", "estimates.json")
+    return json.load(open(path))["median"]["point_estimate"] / 1e6 if os.path.exists(path) else None
+print(f"{'step':32} {'chat ms':>10} {'openh264-rs ms':>15} {'ratio':>8}")
+for group in ["rgb_to_i420_720p", "i420_to_rgb_720p"]:
+    ours, peer = median_ms(group, "chat"), median_ms(group, "openh264-rs")
+    if ours and peer:
+        print(f"{group:32} {ours:10.3f} {peer:15.3f} {ours / peer:7.2f}x")
+for name in ["pattern_frame_720p", "read_index_720p", "psnr_luma_720p", "encode_720p_p_frame"]:
+    ours = median_ms(name)
+    if ours is not None:
+        print(f"{name:32} {ours:10.3f} {'-':>15} {'-':>8}")
+group_ms = median_ms("decode_720p_group_of_60")
+if group_ms:
+    print(f"{'decode_720p (mean of 60)':32} {group_ms / 60:10.3f} {'-':>15} {'-':>8}")
 PY

@@ -5,22 +5,20 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Peer, number, peer_args, strs, summary};
+use common::{Peer, number, peer_args, peer_args_with, strs, summary};
 
 /// Starts `chat --listen 127.0.0.1:0 EXTRA` and returns it with its port.
 fn listener(dir: &std::path::Path, name: &str, extra: &[&str]) -> (Peer, u16) {
-    let mut args = peer_args(dir, name);
+    let mut args = peer_args_with(dir, name, extra);
     args.extend(["--listen", "127.0.0.1:0"].map(String::from));
-    args.extend(extra.iter().map(|s| s.to_string()));
     let mut peer = Peer::start(name, dir, &strs(&args));
     let port = peer.listening_port();
     (peer, port)
 }
 
 fn caller(dir: &std::path::Path, name: &str, port: u16, extra: &[&str]) -> Peer {
-    let mut args = peer_args(dir, name);
+    let mut args = peer_args_with(dir, name, extra);
     args.extend(["--call".to_string(), format!("127.0.0.1:{port}")]);
-    args.extend(extra.iter().map(|s| s.to_string()));
     Peer::start(name, dir, &strs(&args))
 }
 
@@ -47,6 +45,42 @@ fn two_way_call_delivers_video_both_ways() {
     // Per-second lines come before the summary.
     let lines = std::fs::read_to_string(&b_json).unwrap();
     assert!(lines.lines().filter(|l| l.contains("\"summary\":false")).count() >= 3, "{lines}");
+}
+
+#[test]
+fn a_y4m_file_loops_as_the_source_and_the_record_holds_every_shown_frame() {
+    use chat::media::{pattern, y4m};
+    let dir = tempfile::tempdir().unwrap();
+    // Ten pattern frames at 30 fps: the caller plays them in a loop for 2 s.
+    let clip = dir.path().join("clip.y4m");
+    let mut writer = y4m::Y4mWriter::create(&clip, 30).unwrap();
+    for i in 0..10 {
+        writer.write(&pattern::pattern_frame(i, 320, 240, 0)).unwrap();
+    }
+    writer.finish().unwrap();
+    let (record, a_json) = (dir.path().join("seen.y4m"), dir.path().join("a.json"));
+    let (mut a, port) = listener(
+        dir.path(),
+        "a",
+        &["--once", "--record", record.to_str().unwrap(), "--stats-json", a_json.to_str().unwrap()],
+    );
+    let mut b = caller(dir.path(), "b", port, &["--duration", "2", "--source", clip.to_str().unwrap()]);
+    assert!(b.expect_exit(Duration::from_secs(20)).success(), "{}", b.describe());
+    assert!(a.expect_exit(Duration::from_secs(10)).success(), "{}", a.describe());
+    assert!(b.stderr().contains("320x240 video file"), "{}", b.describe());
+
+    let shown = number(&summary(&a_json), "frames_received") as usize;
+    let mut reader = y4m::Y4mReader::open(&record).unwrap();
+    assert_eq!((reader.header().width, reader.header().height), (320, 240));
+    let recorded = std::fs::metadata(&record).unwrap().len() as usize;
+    let frame_bytes = "FRAME\n".len() + 320 * 240 * 3 / 2;
+    assert_eq!((recorded - reader.header_len()) / frame_bytes, shown, "every shown frame recorded");
+    // The file looped: indexes run 0..9 and start over.
+    let indexes: Vec<u32> = (0..shown).map(|_| pattern::read_index(&reader.next_frame().unwrap()).unwrap()).collect();
+    assert!(shown >= 50, "{shown} frames in 2 s");
+    assert!(indexes.windows(2).any(|w| w[1] < w[0]), "no wrap-around in {indexes:?}");
+    assert!(indexes.iter().all(|&i| i < 10), "{indexes:?}");
+    assert!(number(&summary(&a_json), "psnr_db") >= 35.0);
 }
 
 #[test]

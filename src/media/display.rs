@@ -74,24 +74,28 @@ pub fn run_window(view: &View, initial: (usize, usize)) -> Result<(), DisplayErr
     let mut buffer = Vec::new();
     let (mut remote, mut local): (Option<super::frame::SharedFrame>, _) = (None, None);
     let mut last_title = Instant::now() - Duration::from_secs(1);
+    let mut drawn_size = (0, 0);
     while window.is_open() && !view.finished() {
         if window.is_key_pressed(Key::Escape, KeyRepeat::No) || window.is_key_pressed(Key::Q, KeyRepeat::No) {
             break;
         }
+        // Redraw only when something changed: a picture costs milliseconds to scale.
+        let mut changed = false;
         if let Some(frame) = view.remote.try_take() {
             remote = Some(frame);
+            changed = true;
         }
-        if !view.in_call() {
-            remote = None;
+        if !view.in_call() && remote.take().is_some() {
+            changed = true;
         }
         if let Some(frame) = view.preview.try_take() {
             local = Some(frame);
+            changed = true;
         }
         let (width, height) = window.get_size();
-        let (width, height) = (width.max(1), height.max(1));
-        buffer.resize(width * height, 0);
-        let phase = (started.elapsed().as_secs_f64() / 2.0).fract();
-        compose(&mut buffer, width, height, remote.as_deref(), local.as_deref(), phase);
+        let size = (width.max(1), height.max(1));
+        // The waiting view animates.
+        changed |= size != drawn_size || remote.is_none();
         if last_title.elapsed() >= Duration::from_millis(500) {
             let figures = view.figures();
             let title = if figures.is_empty() {
@@ -102,7 +106,15 @@ pub fn run_window(view: &View, initial: (usize, usize)) -> Result<(), DisplayErr
             window.set_title(&title);
             last_title = Instant::now();
         }
-        window.update_with_buffer(&buffer, width, height).map_err(|e| DisplayError(e.to_string()))?;
+        if changed {
+            buffer.resize(size.0 * size.1, 0);
+            let phase = (started.elapsed().as_secs_f64() / 2.0).fract();
+            compose(&mut buffer, size.0, size.1, remote.as_deref(), local.as_deref(), phase);
+            window.update_with_buffer(&buffer, size.0, size.1).map_err(|e| DisplayError(e.to_string()))?;
+            drawn_size = size;
+        } else {
+            window.update();
+        }
     }
     Ok(())
 }

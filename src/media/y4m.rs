@@ -134,6 +134,11 @@ impl Y4mReader {
         self.header
     }
 
+    /// Bytes before the first frame (the header line).
+    pub fn header_len(&self) -> usize {
+        self.first_frame_offset as usize
+    }
+
     /// The next frame, going back to the first after the last.
     pub fn next_frame(&mut self) -> Result<VideoFrame, Y4mError> {
         if let Some(frame) = self.read_frame()? {

@@ -142,6 +142,25 @@ pub fn peer_args(dir: &Path, name: &str) -> Vec<String> {
         .to_vec()
 }
 
+/// `peer_args` followed by `extra`, where an option in `extra` replaces the shared one.
+pub fn peer_args_with(dir: &Path, name: &str, extra: &[&str]) -> Vec<String> {
+    let shared = peer_args(dir, name);
+    let mut args = Vec::new();
+    let mut i = 0;
+    while i < shared.len() {
+        let takes_value = shared.get(i + 1).is_some_and(|v| !v.starts_with("--"));
+        if !extra.contains(&shared[i].as_str()) {
+            args.push(shared[i].clone());
+            if takes_value {
+                args.push(shared[i + 1].clone());
+            }
+        }
+        i += if takes_value { 2 } else { 1 };
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
 pub fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }

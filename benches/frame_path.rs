@@ -1,0 +1,83 @@
+//! Per-picture costs on the path from capture to window, at 1280x720, each beside the
+//! same job done by openh264-rs's own converters where one exists (the peer in this run).
+//! Run: cargo bench --bench frame_path (scripts/bench.sh prints the table).
+
+use std::hint::black_box;
+
+use chat::media::codec::{EncoderSettings, VideoDecoder, VideoEncoder};
+use chat::media::convert::{Rect, blit_i420, rgb_to_i420};
+use chat::media::pattern::{pattern_frame, read_index};
+use chat::media::quality::psnr;
+use criterion::{Criterion, criterion_group, criterion_main};
+use openh264::formats::{RgbSliceU8, YUVBuffer};
+
+const W: usize = 1280;
+const H: usize = 720;
+
+fn rgb_picture() -> Vec<u8> {
+    (0..W * H * 3).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+fn conversion(c: &mut Criterion) {
+    let rgb = rgb_picture();
+    let mut group = c.benchmark_group("rgb_to_i420_720p");
+    group.bench_function("chat", |b| b.iter(|| rgb_to_i420(black_box(&rgb), W, H, 0)));
+    group.bench_function("openh264-rs", |b| {
+        b.iter(|| YUVBuffer::from_rgb8_source(RgbSliceU8::new(black_box(&rgb), (W, H))))
+    });
+    group.finish();
+
+    let frame = pattern_frame(7, W, H, 0);
+    let mut window = vec![0u32; W * H];
+    let mut rgb_out = vec![0u8; W * H * 3];
+    // openh264-rs converts decoded pictures only: decode one to compare on the same picture.
+    let mut encoder = openh264::encoder::Encoder::new().unwrap();
+    let idr = encoder.encode(&frame).unwrap().to_vec();
+    let mut decoder = openh264::decoder::Decoder::new().unwrap();
+    let decoded = decoder.decode(&idr).unwrap().expect("an IDR picture decodes alone");
+    let mut group = c.benchmark_group("i420_to_rgb_720p");
+    group.bench_function("chat", |b| {
+        b.iter(|| blit_i420(black_box(&frame), &mut window, W, Rect { x: 0, y: 0, width: W, height: H }))
+    });
+    group.bench_function("openh264-rs", |b| b.iter(|| decoded.write_rgb8(black_box(&mut rgb_out))));
+    group.finish();
+}
+
+fn pattern_and_quality(c: &mut Criterion) {
+    let frame = pattern_frame(7, W, H, 0);
+    c.bench_function("pattern_frame_720p", |b| b.iter(|| pattern_frame(black_box(7), W, H, 0)));
+    c.bench_function("read_index_720p", |b| b.iter(|| read_index(black_box(&frame))));
+    let other = pattern_frame(8, W, H, 0);
+    c.bench_function("psnr_luma_720p", |b| b.iter(|| psnr(black_box(&frame.y), black_box(&other.y))));
+}
+
+fn codec(c: &mut Criterion) {
+    let settings = EncoderSettings { fps: 30, bitrate_kbps: 1935, keyframe_interval_secs: 0 };
+    let frames: Vec<_> = (0..60).map(|i| pattern_frame(i, W, H, u64::from(i) * 33_333)).collect();
+    let mut encoder = VideoEncoder::new(settings).unwrap();
+    let mut i = 0usize;
+    let mut clock = 0u64;
+    c.bench_function("encode_720p_p_frame", |b| {
+        b.iter(|| {
+            let mut frame = frames[i % frames.len()].clone();
+            clock += 33_333;
+            frame.capture_us = clock;
+            i += 1;
+            encoder.encode(&frame).unwrap()
+        })
+    });
+
+    let mut encoder = VideoEncoder::new(settings).unwrap();
+    let packets: Vec<_> = frames.iter().filter_map(|f| encoder.encode(f).unwrap()).collect();
+    c.bench_function("decode_720p_group_of_60", |b| {
+        b.iter(|| {
+            let mut decoder = VideoDecoder::new().unwrap();
+            for p in &packets {
+                black_box(decoder.decode(&p.data, 0).unwrap());
+            }
+        })
+    });
+}
+
+criterion_group!(benches, conversion, pattern_and_quality, codec);
+criterion_main!(benches);
