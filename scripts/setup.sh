@@ -13,7 +13,7 @@ packages=(
   xvfb            # a window without a screen: tests and headless demos
   x11-utils       # xwininfo, for the window test
   time            # /usr/bin/time: CPU and memory in scripts/bench.sh
-  python3-pip     # the original Python streamer in scripts/bench.sh installs numpy with it
+  python3-pip     # numpy and OpenCV for the original Python streamer (below)
 )
 
 missing=()
@@ -26,6 +26,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The original Python streamer (../shared/seed), for raw-mode interop tests and benchmarks.
+if ! python3 -c "import numpy, cv2" 2>/dev/null; then
+  echo "setup: installing numpy and opencv-python-headless for the Python streamer" >&2
+  python3 -m pip install -q numpy opencv-python-headless >&2
 fi
 
 if ! command -v cargo >/dev/null; then

@@ -14,9 +14,15 @@ use crate::media::codec::{EncoderSettings, default_bitrate_kbps};
 use crate::media::display::{display_available, run_window};
 use crate::media::source::{CaptureOutputs, source_fps, start_capture};
 use crate::net::identity::Identity;
+use crate::net::raw;
+use crate::net::raw::call::RawLimits;
+use crate::net::raw::pickle_read::PictureLimits;
 use crate::peer;
 use crate::stats::JsonLines;
 use crate::view::View;
+
+/// A raw peer that stops inside a frame for this long is dropped.
+const RAW_STALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Seconds between keyframes nobody asked for.
 const KEYFRAME_INTERVAL_SECS: u32 = 10;
@@ -43,7 +49,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let identity = Identity::load_or_create(certs).context("loading this peer's identity (--certs)")?;
+    // Raw mode has no identity: it is the Python streamer's unauthenticated format.
+    let identity = if cli.raw.raw {
+        None
+    } else {
+        Some(Identity::load_or_create(certs).context("loading this peer's identity (--certs)")?)
+    };
     let media = &cli.media;
     let fps = source_fps(&media.source, media.fps);
     let outputs = CaptureOutputs::default();
@@ -80,7 +91,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let (listen, call, once, certs_dir) = (cli.listen, cli.call.clone(), options.once, certs.clone());
+    let (listen, call, once, certs_dir) = (cli.listen_addr(), cli.call.clone(), options.once, certs.clone());
+    let raw_limits = cli.raw.raw.then(|| RawLimits {
+        max_frame_bytes: cli.raw.max_frame_bytes(),
+        picture: PictureLimits { max_width: cli.raw.raw_max_size.0, max_height: cli.raw.raw_max_size.1 },
+        stall_timeout: RAW_STALL_TIMEOUT,
+        idle_timeout: None,
+    });
     let want_window = !options.headless && display_available();
     if !options.headless && !want_window {
         eprintln!("no display found (DISPLAY is not set): running headless");
@@ -93,10 +110,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 quit_view.request_quit();
             }
         });
-        let result = match (listen, &call) {
-            (Some(addr), _) => peer::listen(addr, &identity, ctx, once).await,
-            (None, Some(peer)) => peer::call(peer, &identity, &certs_dir, ctx, started).await,
-            (None, None) => unreachable!("clap requires a mode"),
+        let result = match (listen, &call, raw_limits, &identity) {
+            (Some(addr), _, Some(limits), _) => raw::peer::listen(addr, ctx, limits, once).await,
+            (None, Some(peer), Some(limits), _) => raw::peer::call(peer, ctx, limits, started).await,
+            (Some(addr), _, None, Some(identity)) => peer::listen(addr, identity, ctx, once).await,
+            (None, Some(peer), None, Some(identity)) => peer::call(peer, identity, &certs_dir, ctx, started).await,
+            _ => unreachable!("clap requires a mode; QUIC has an identity"),
         };
         peer_view.set_finished();
         result

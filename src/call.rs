@@ -63,12 +63,49 @@ pub struct CallOutcome {
 }
 
 impl CallContext {
+    /// Shows one second's figures: status line, window title, `--stats-json`.
+    pub fn report(&self, report: &Report) {
+        let line = report.status_line();
+        if self.settings.status_line {
+            eprintln!("{line}");
+        }
+        self.view.set_figures(line);
+        self.write_json(report);
+    }
+
     fn write_json(&self, report: &Report) {
         if let Some(json) = &self.stats_json
             && let Err(e) = json.lock().unwrap_or_else(|e| e.into_inner()).write(report)
         {
             tracing::warn!("--stats-json: {e}");
         }
+    }
+
+    /// Resolves when this side should hang up: the user quit, or `--duration` ran out.
+    pub async fn local_hang_up(&self) {
+        let deadline = async {
+            match self.settings.duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = self.view.wait_for_quit() => {}
+            _ = deadline => {}
+        }
+    }
+
+    /// Closes the books on a call: the summary goes to `--stats-json`, the window forgets it.
+    pub fn finish(&self, stats: &CallStats, ending: Ending, rtt: Option<Duration>) -> CallOutcome {
+        self.view.set_in_call(false);
+        let summary = Reporter::summary(stats, rtt);
+        self.write_json(&summary);
+        CallOutcome { ending, summary }
+    }
+
+    /// A ticker for `report`: first tick one second from now.
+    pub fn report_ticker() -> tokio::time::Interval {
+        tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(1), Duration::from_secs(1))
     }
 
     /// Runs a call until it ends. `started` is when the user asked for it.
@@ -88,7 +125,7 @@ impl CallContext {
                         Ending::Other(e.to_string())
                     }
                 };
-                return Ok(CallOutcome { ending, summary: Reporter::summary(&stats, None) });
+                return Ok(self.finish(&stats, ending, None));
             }
         };
         tracing::info!(?peer_hello, "call established");
@@ -138,23 +175,13 @@ impl CallContext {
         let mut control = tokio::spawn(control.run(control_rx, Arc::clone(&keyframe_wanted), clock));
 
         let mut reporter = Reporter::new(&stats);
-        let mut ticker =
-            tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(1), Duration::from_secs(1));
-        let deadline = async {
-            match s.duration {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::pin!(deadline);
+        let mut ticker = Self::report_ticker();
+        let hang_up = self.local_hang_up();
+        tokio::pin!(hang_up);
         let ending = loop {
             tokio::select! {
                 reason = conn.closed() => break Ending::of(&reason),
-                _ = self.view.wait_for_quit() => {
-                    conn.close(CloseCode::HangUp.code(), b"hang-up");
-                    break Ending::Local;
-                }
-                _ = &mut deadline => {
+                _ = &mut hang_up => {
                     conn.close(CloseCode::HangUp.code(), b"hang-up");
                     break Ending::Local;
                 }
@@ -167,15 +194,7 @@ impl CallContext {
                         _ => break conn.close_reason().map_or(Ending::Local, |r| Ending::of(&r)),
                     }
                 }
-                _ = ticker.tick() => {
-                    let report = reporter.tick(&stats, Some(conn.rtt()));
-                    let line = report.status_line();
-                    if s.status_line {
-                        eprintln!("{line}");
-                    }
-                    self.view.set_figures(line);
-                    self.write_json(&report);
-                }
+                _ = ticker.tick() => self.report(&reporter.tick(&stats, Some(conn.rtt()))),
             }
         };
 
@@ -188,9 +207,6 @@ impl CallContext {
             let _ = decoder.join();
         })
         .await;
-        self.view.set_in_call(false);
-        let summary = Reporter::summary(&stats, Some(conn.rtt()));
-        self.write_json(&summary);
-        Ok(CallOutcome { ending, summary })
+        Ok(self.finish(&stats, ending, Some(conn.rtt())))
     }
 }

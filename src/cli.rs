@@ -15,9 +15,9 @@ pub const DEFAULT_PORT: u16 = 1254;
 #[command(version, about, after_help = "Keys in the window: Esc or Q hangs up.\nLogs: RUST_LOG=debug chat ...")]
 #[command(group(ArgGroup::new("mode").required(true).args(["listen", "call", "fingerprint", "list_devices"])))]
 pub struct Cli {
-    /// Wait for calls on ADDR: an IP, IP:PORT or a bare PORT [default: 0.0.0.0:1254]
-    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "0.0.0.0", value_parser = parse_listen_addr)]
-    pub listen: Option<SocketAddr>,
+    /// Wait for calls on ADDR: an IP, IP:PORT or a bare PORT [default: 0.0.0.0:1254; with --raw 127.0.0.1:1254]
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, value_parser = parse_listen_addr)]
+    pub listen: Option<Option<ListenAddr>>,
 
     /// Call a listening peer: HOST, HOST:PORT, IPv4 or IPv6 ([::1]:1254)
     #[arg(long, value_name = "HOST[:PORT]", value_parser = parse_peer)]
@@ -36,6 +36,55 @@ pub struct Cli {
 
     #[command(flatten)]
     pub call_options: CallOptions,
+
+    #[command(flatten)]
+    pub raw: RawOptions,
+}
+
+impl Cli {
+    /// Where `--listen` binds: what was given, filled in with the mode's defaults.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        let given = self.listen?;
+        let default_ip: IpAddr = if self.raw.raw { [127, 0, 0, 1].into() } else { [0, 0, 0, 0].into() };
+        Some(match given {
+            None => SocketAddr::new(default_ip, DEFAULT_PORT),
+            Some(ListenAddr::Port(port)) => SocketAddr::new(default_ip, port),
+            Some(ListenAddr::Ip(ip)) => SocketAddr::new(ip, DEFAULT_PORT),
+            Some(ListenAddr::Full(addr)) => addr,
+        })
+    }
+}
+
+/// Raw mode: the Python streamer's format over TCP.
+#[derive(Debug, clap::Args)]
+pub struct RawOptions {
+    /// Speak the Python streamer's format over TCP (unencrypted, unauthenticated)
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Largest raw frame accepted, in bytes [default: the largest picture of --raw-max-size, plus 4 KiB]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(64..=1 << 34))]
+    pub raw_max_bytes: Option<u64>,
+
+    /// Largest raw picture accepted, WxH
+    #[arg(long, value_name = "WxH", default_value = "3840x2160", value_parser = parse_max_size)]
+    pub raw_max_size: (usize, usize),
+}
+
+impl RawOptions {
+    /// The frame size limit: given, or the largest allowed picture plus pickle overhead.
+    pub fn max_frame_bytes(&self) -> usize {
+        let (w, h) = self.raw_max_size;
+        self.raw_max_bytes.map_or(w * h * 3 + 4096, |n| usize::try_from(n).unwrap_or(usize::MAX))
+    }
+}
+
+/// An address to listen on, as given: the missing parts depend on the mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenAddr {
+    Port(u16),
+    Ip(IpAddr),
+    Full(SocketAddr),
 }
 
 /// What this peer captures and sends.
@@ -132,15 +181,26 @@ impl PeerAddress {
     }
 }
 
-fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
+fn parse_listen_addr(text: &str) -> Result<ListenAddr, String> {
     if let Ok(port) = text.parse::<u16>() {
-        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+        return Ok(ListenAddr::Port(port));
     }
     if let Ok(ip) = text.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, DEFAULT_PORT));
+        return Ok(ListenAddr::Ip(ip));
     }
     text.parse::<SocketAddr>()
+        .map(ListenAddr::Full)
         .map_err(|_| format!("'{text}' is not an address to listen on: give an IP, IP:PORT, [IPv6]:PORT or a PORT"))
+}
+
+fn parse_max_size(text: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("'{text}' is not a size: use WxH, as in 3840x2160");
+    let (w, h) = text.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (w, h): (usize, usize) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);
+    if w == 0 || h == 0 || w > 16384 || h > 16384 {
+        return Err(format!("{w}x{h}: each side must be between 1 and 16384"));
+    }
+    Ok((w, h))
 }
 
 fn parse_peer(text: &str) -> Result<PeerAddress, String> {
@@ -220,13 +280,31 @@ mod tests {
 
     #[test]
     fn listen_addresses() {
-        assert_eq!(parse_listen_addr("1254").unwrap(), "0.0.0.0:1254".parse().unwrap());
-        assert_eq!(parse_listen_addr("127.0.0.1").unwrap(), "127.0.0.1:1254".parse().unwrap());
-        assert_eq!(parse_listen_addr("::1").unwrap(), "[::1]:1254".parse().unwrap());
-        assert_eq!(parse_listen_addr("[::]:9000").unwrap(), "[::]:9000".parse().unwrap());
+        let listen = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["chat"], args].concat()).unwrap();
+            cli.listen_addr().unwrap().to_string()
+        };
+        assert_eq!(listen(&["--listen"]), "0.0.0.0:1254");
+        assert_eq!(listen(&["--listen", "9000"]), "0.0.0.0:9000");
+        assert_eq!(listen(&["--listen", "127.0.0.1"]), "127.0.0.1:1254");
+        assert_eq!(listen(&["--listen", "::1"]), "[::1]:1254");
+        assert_eq!(listen(&["--listen", "[::]:9000"]), "[::]:9000");
+        // Raw mode is unencrypted: loopback unless an address is given.
+        assert_eq!(listen(&["--listen", "--raw"]), "127.0.0.1:1254");
+        assert_eq!(listen(&["--listen", "9000", "--raw"]), "127.0.0.1:9000");
+        assert_eq!(listen(&["--listen", "0.0.0.0", "--raw"]), "0.0.0.0:1254");
         assert!(parse_listen_addr("nonsense").is_err());
-        let cli = Cli::try_parse_from(["chat", "--listen"]).unwrap();
-        assert_eq!(cli.listen, Some("0.0.0.0:1254".parse().unwrap()));
+    }
+
+    #[test]
+    fn raw_limits() {
+        let cli = Cli::try_parse_from(["chat", "--listen", "--raw"]).unwrap();
+        assert_eq!(cli.raw.max_frame_bytes(), 3840 * 2160 * 3 + 4096);
+        let cli = Cli::try_parse_from(["chat", "--listen", "--raw", "--raw-max-size", "64x48"]).unwrap();
+        assert_eq!(cli.raw.max_frame_bytes(), 64 * 48 * 3 + 4096);
+        let cli = Cli::try_parse_from(["chat", "--listen", "--raw", "--raw-max-bytes", "1000"]).unwrap();
+        assert_eq!(cli.raw.max_frame_bytes(), 1000);
+        assert!(Cli::try_parse_from(["chat", "--listen", "--raw-max-size", "0x5"]).is_err());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::net::known_peers::KnownPeers;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a finished call means for the user.
-fn judge(outcome: &CallOutcome, peer: &str) -> anyhow::Result<()> {
+pub(crate) fn judge(outcome: &CallOutcome, peer: &str) -> anyhow::Result<()> {
     let summary = &outcome.summary;
     if summary.frames_sent > 0 || summary.frames_received > 0 {
         println!(

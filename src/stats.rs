@@ -72,13 +72,15 @@ impl CallStats {
         let _ = self.first_sent_us.compare_exchange(0, self.since_start_us(), Relaxed, Relaxed);
     }
 
-    /// A picture was decoded and is ready to show, `latency_ms` after capture.
-    pub fn record_shown(&self, latency_ms: f64, psnr_db: Option<f64>) {
+    /// A picture was decoded and is ready to show, `latency_ms` after capture (when known).
+    pub fn record_shown(&self, latency_ms: Option<f64>, psnr_db: Option<f64>) {
         self.frames_received.fetch_add(1, Relaxed);
         let _ = self.first_shown_us.compare_exchange(0, self.since_start_us(), Relaxed, Relaxed);
         let mut q = self.quality.lock().unwrap_or_else(|e| e.into_inner());
-        q.latency_call.record(latency_ms);
-        q.latency_window.record(latency_ms);
+        if let Some(ms) = latency_ms {
+            q.latency_call.record(ms);
+            q.latency_window.record(ms);
+        }
         if let Some(db) = psnr_db {
             q.psnr_call.0 += db;
             q.psnr_call.1 += 1;
@@ -267,7 +269,7 @@ mod tests {
         let mut reporter = Reporter::new(&stats);
         for i in 0..10 {
             stats.record_sent(1000);
-            stats.record_shown(f64::from(i), Some(40.0));
+            stats.record_shown(Some(f64::from(i)), Some(40.0));
         }
         let report = reporter.tick(&stats, Some(Duration::from_micros(1500)));
         assert_eq!((report.frames_sent, report.frames_received), (10, 10));

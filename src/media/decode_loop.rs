@@ -180,7 +180,7 @@ impl DecodeLoop {
                 self.stats.frozen_frames.fetch_add(intervals.saturating_sub(1), Relaxed);
             }
         }
-        self.stats.record_shown(latency_ms, quality);
+        self.stats.record_shown(Some(latency_ms), quality);
         (seq, now)
     }
 }

@@ -10,5 +10,6 @@ pub mod encode_loop;
 pub mod frame;
 pub mod pattern;
 pub mod quality;
+pub mod seed_pattern;
 pub mod source;
 pub mod y4m;

@@ -6,6 +6,7 @@ pub mod control;
 pub mod endpoint;
 pub mod identity;
 pub mod known_peers;
+pub mod raw;
 pub mod tls;
 pub mod video_in;
 pub mod video_out;

@@ -1,0 +1,175 @@
+//! One raw-mode call on a TCP connection. A reader thread takes the peer's pictures
+//! (framing, strict pickle reader, measurement, window); a writer thread sends ours, the
+//! newest picture each time. They share nothing but the socket, so a peer that never
+//! reads (the original server) can block only the writer, never what we show.
+
+use std::io::Write;
+use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use super::framing::{FrameReader, FramingError, POLL_INTERVAL, write_frame};
+use super::pickle_read::{PickleError, PictureLimits, read_picture};
+use super::pickle_write::write_picture;
+use crate::call::{CallContext, CallOutcome};
+use crate::media::convert::{bgr_to_i420, i420_to_bgr};
+use crate::media::pattern::{pattern_frame, read_index};
+use crate::media::quality::psnr;
+use crate::media::seed_pattern::{read_stamp, seed_picture};
+use crate::media::y4m::Y4mWriter;
+use crate::net::clock::now_us;
+use crate::net::endpoint::Ending;
+use crate::stats::{CallStats, Reporter};
+
+/// Limits on what a raw peer may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawLimits {
+    /// Largest frame (pickle) accepted, in bytes.
+    pub max_frame_bytes: usize,
+    pub picture: PictureLimits,
+    /// A peer that stops inside a frame for this long is dropped.
+    pub stall_timeout: Duration,
+    /// If set, a peer that sends no picture for this long is dropped (a caller expects
+    /// pictures; a listener may be serving a watcher that never sends).
+    pub idle_timeout: Option<Duration>,
+}
+
+/// Why the reader stopped.
+#[derive(Debug, thiserror::Error)]
+enum ReadEnd {
+    #[error(transparent)]
+    Framing(#[from] FramingError),
+    #[error("refused a picture from the peer: {0}")]
+    Pickle(#[from] PickleError),
+    #[error(transparent)]
+    Record(#[from] crate::media::y4m::Y4mError),
+}
+
+/// Runs a raw call until either side hangs up or the peer misbehaves.
+pub async fn run_raw_call(
+    stream: TcpStream,
+    ctx: &CallContext,
+    limits: RawLimits,
+    started: Instant,
+) -> std::io::Result<CallOutcome> {
+    let stats = Arc::new(CallStats::new(started));
+    let stop = Arc::new(AtomicBool::new(false));
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(POLL_INTERVAL))?;
+    ctx.view.set_in_call(true);
+
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let reader = {
+        let (stream, stats, stop) = (stream.try_clone()?, Arc::clone(&stats), Arc::clone(&stop));
+        let record = ctx.settings.record.clone();
+        let (remote, fps) = (Arc::clone(&ctx.view.remote), ctx.settings.encoder.fps);
+        std::thread::Builder::new().name("raw-reader".into()).spawn(move || {
+            let mut record = match record.as_deref().map(|path| Y4mWriter::create(path, fps)).transpose() {
+                Ok(record) => record,
+                Err(e) => return done_tx.send(Err(ReadEnd::from(e))).unwrap_or(()),
+            };
+            let result = read_pictures(stream, limits, &stats, &stop, &mut record, |picture| {
+                remote.put(Arc::new(picture));
+            });
+            if let Some(writer) = record
+                && let Err(e) = writer.finish()
+            {
+                eprintln!("chat: recording: {e}");
+            }
+            let _ = done_tx.send(result);
+        })?
+    };
+    let writer = {
+        let (mut stream, stats, stop) = (stream.try_clone()?, Arc::clone(&stats), Arc::clone(&stop));
+        let input = Arc::clone(&ctx.encoder_input);
+        input.try_take(); // a picture from before the call
+        std::thread::Builder::new().name("raw-writer".into()).spawn(move || {
+            let mut buf = Vec::new();
+            while !stop.load(Relaxed) {
+                let Some(frame) = input.take_timeout(Duration::from_millis(100)) else { continue };
+                buf.clear();
+                write_picture(&mut buf, frame.width, frame.height, &i420_to_bgr(&frame));
+                let mut framed = Vec::with_capacity(buf.len() + 8);
+                if write_frame(&mut framed, &buf).and_then(|()| stream.write_all(&framed)).is_err() {
+                    return;
+                }
+                stats.record_sent(framed.len());
+            }
+        })?
+    };
+
+    let mut reporter = Reporter::new(&stats);
+    let mut ticker = CallContext::report_ticker();
+    let hang_up = ctx.local_hang_up();
+    tokio::pin!(hang_up, done_rx);
+    let ending = loop {
+        tokio::select! {
+            result = &mut done_rx => break match result {
+                Ok(Ok(())) | Err(_) => Ending::PeerHungUp,
+                Ok(Err(ReadEnd::Framing(e @ (FramingError::Truncated { .. } | FramingError::Io(_)))))
+                    if e.peer_went_away() =>
+                {
+                    // The original server closes with our unread pictures in its buffer,
+                    // which resets the connection under its own last picture.
+                    eprintln!("chat: {e}; that picture was dropped");
+                    Ending::PeerHungUp
+                }
+                Ok(Err(e)) => Ending::Other(e.to_string()),
+            },
+            _ = &mut hang_up => break Ending::Local,
+            _ = ticker.tick() => ctx.report(&reporter.tick(&stats, None)),
+        }
+    };
+    stop.store(true, Relaxed);
+    // Unblocks a writer stuck on a peer that does not read.
+    let _ = stream.shutdown(Shutdown::Both);
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = reader.join();
+        let _ = writer.join();
+    })
+    .await;
+    Ok(ctx.finish(&stats, ending, None))
+}
+
+/// The reader's loop: frames in, pictures out, until the peer closes (`Ok`) or misbehaves.
+fn read_pictures(
+    stream: TcpStream,
+    limits: RawLimits,
+    stats: &CallStats,
+    stop: &AtomicBool,
+    record: &mut Option<Y4mWriter>,
+    mut show: impl FnMut(crate::media::frame::VideoFrame),
+) -> Result<(), ReadEnd> {
+    let mut frames = FrameReader::new(stream, limits.max_frame_bytes, limits.stall_timeout, limits.idle_timeout);
+    let mut last_index = None;
+    while let Some(bytes) = frames.next_frame(stop)? {
+        stats.bytes_received.fetch_add(bytes.len() as u64 + 8, Relaxed);
+        let picture = read_picture(bytes, limits.picture)?;
+        let received_us = now_us();
+        // Raw pictures carry no metadata; test sources stamp an index (and the seed's a time).
+        let (mut latency_ms, mut quality, mut index) = (None, None, None);
+        if let Some(stamp) = read_stamp(&picture.bgr) {
+            latency_ms = Some((received_us as f64 / 1e6 - stamp.captured_s) * 1000.0);
+            quality = psnr(&seed_picture(stamp, picture.width, picture.height), &picture.bgr);
+            index = Some(stamp.index);
+        }
+        let Some(frame) = bgr_to_i420(&picture.bgr, picture.width, picture.height, received_us) else { continue };
+        if quality.is_none()
+            && let Some(i) = read_index(&frame)
+        {
+            quality = psnr(&pattern_frame(i, frame.width, frame.height, 0).y, &frame.y);
+            index = Some(u64::from(i));
+        }
+        if let (Some(last), Some(index)) = (last_index, index) {
+            stats.frames_skipped.fetch_add(index.saturating_sub(last + 1), Relaxed);
+        }
+        last_index = index.or(last_index);
+        stats.record_shown(latency_ms, quality);
+        if let Some(writer) = record {
+            writer.write(&frame)?;
+        }
+        show(frame);
+    }
+    Ok(())
+}

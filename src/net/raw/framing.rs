@@ -1,0 +1,215 @@
+//! Raw mode's framing on TCP, as the Python streamer has it: an 8-byte little-endian
+//! length, then that many bytes of pickle. The reader checks the length before it
+//! allocates, drops a peer that stalls inside a frame, and (when told to) one that sends
+//! no frame at all for too long.
+
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// How often a blocked read wakes up to check timeouts and hang-up.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Why reading a frame failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FramingError {
+    /// The declared length is zero: no pickle is that short.
+    #[error("the peer announced an empty frame (length 0)")]
+    Empty,
+    /// The declared length exceeds the limit.
+    #[error("the peer announced a frame of {len} bytes, above the limit of {max} (raise it with --raw-max-bytes)")]
+    TooLarge { len: u64, max: usize },
+    /// The connection closed in the middle of a frame.
+    #[error("the peer closed the connection in the middle of a frame ({got} of {expected} bytes)")]
+    Truncated { got: usize, expected: usize },
+    /// Part of a frame arrived, then nothing for too long.
+    #[error("the peer stalled in the middle of a frame for {0:?}")]
+    Stalled(Duration),
+    /// No frame began for too long.
+    #[error("the peer sent no picture for {0:?}")]
+    Idle(Duration),
+    /// The socket failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+impl FramingError {
+    /// The peer closed or reset the connection (as opposed to sending something bad).
+    pub fn peer_went_away(&self) -> bool {
+        match self {
+            Self::Truncated { .. } => true,
+            Self::Io(e) => matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted),
+            _ => false,
+        }
+    }
+}
+
+/// Checks an announced frame length against `max`; returns it as a size to allocate.
+pub fn check_length(header: [u8; 8], max: usize) -> Result<usize, FramingError> {
+    let len = u64::from_le_bytes(header);
+    if len == 0 {
+        return Err(FramingError::Empty);
+    }
+    match usize::try_from(len) {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(FramingError::TooLarge { len, max }),
+    }
+}
+
+/// Writes one frame: its length, then its bytes.
+pub fn write_frame(out: &mut impl Write, payload: &[u8]) -> io::Result<()> {
+    out.write_all(&(payload.len() as u64).to_le_bytes())?;
+    out.write_all(payload)
+}
+
+/// Reads frames from a source whose reads time out every `POLL_INTERVAL` (a TCP stream
+/// with a read timeout), reusing one buffer.
+pub struct FrameReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    max_frame: usize,
+    stall_timeout: Duration,
+    idle_timeout: Option<Duration>,
+    last_frame: Instant,
+}
+
+impl<R: Read> FrameReader<R> {
+    pub fn new(inner: R, max_frame: usize, stall_timeout: Duration, idle_timeout: Option<Duration>) -> Self {
+        Self { inner, buf: Vec::new(), max_frame, stall_timeout, idle_timeout, last_frame: Instant::now() }
+    }
+
+    /// The next frame's bytes; `None` when the peer closed cleanly between frames or
+    /// `stop` was set.
+    pub fn next_frame(&mut self, stop: &AtomicBool) -> Result<Option<&[u8]>, FramingError> {
+        let mut header = [0u8; 8];
+        if !self.fill(&mut header, stop, true)? {
+            return Ok(None);
+        }
+        let len = check_length(header, self.max_frame)?;
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(len, 0);
+        let complete = self.fill(&mut buf, stop, false);
+        self.buf = buf;
+        if !complete? {
+            return Ok(None);
+        }
+        self.last_frame = Instant::now();
+        Ok(Some(&self.buf))
+    }
+
+    /// Fills `out`. `Ok(false)`: stopped, or (`at_boundary`) closed before the first byte.
+    fn fill(&mut self, out: &mut [u8], stop: &AtomicBool, at_boundary: bool) -> Result<bool, FramingError> {
+        let mut got = 0;
+        let mut last_progress = Instant::now();
+        while got < out.len() {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            match self.inner.read(&mut out[got..]) {
+                Ok(0) if at_boundary && got == 0 => return Ok(false),
+                Ok(0) => return Err(FramingError::Truncated { got, expected: out.len() }),
+                Ok(n) => {
+                    got += n;
+                    last_progress = Instant::now();
+                }
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    let inside_frame = !at_boundary || got > 0;
+                    if inside_frame && last_progress.elapsed() >= self.stall_timeout {
+                        return Err(FramingError::Stalled(self.stall_timeout));
+                    }
+                    if let Some(idle) = self.idle_timeout
+                        && !inside_frame
+                        && self.last_frame.elapsed() >= idle
+                    {
+                        return Err(FramingError::Idle(idle));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that serves chunks, then times out forever.
+    struct Script(std::collections::VecDeque<Vec<u8>>, bool);
+
+    impl Read for Script {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.0.pop_front() {
+                Some(mut chunk) => {
+                    let n = chunk.len().min(buf.len());
+                    buf[..n].copy_from_slice(&chunk[..n]);
+                    if n < chunk.len() {
+                        self.0.push_front(chunk.split_off(n));
+                    }
+                    Ok(n)
+                }
+                None if self.1 => Ok(0),
+                None => {
+                    std::thread::sleep(Duration::from_millis(5));
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+            }
+        }
+    }
+
+    fn reader(chunks: Vec<Vec<u8>>, closes: bool, idle: Option<Duration>) -> FrameReader<Script> {
+        FrameReader::new(Script(chunks.into(), closes), 100, Duration::from_millis(30), idle)
+    }
+
+    #[test]
+    fn frames_round_trip_across_split_reads() {
+        let mut wire = Vec::new();
+        write_frame(&mut wire, b"hello").unwrap();
+        write_frame(&mut wire, b"world!").unwrap();
+        let chunks = wire.chunks(3).map(<[u8]>::to_vec).collect();
+        let mut r = reader(chunks, true, None);
+        let stop = AtomicBool::new(false);
+        assert_eq!(r.next_frame(&stop).unwrap(), Some(&b"hello"[..]));
+        assert_eq!(r.next_frame(&stop).unwrap(), Some(&b"world!"[..]));
+        assert!(r.next_frame(&stop).unwrap().is_none(), "clean close between frames");
+    }
+
+    #[test]
+    fn hostile_lengths_are_refused_before_allocating() {
+        assert!(matches!(check_length(0u64.to_le_bytes(), 100), Err(FramingError::Empty)));
+        assert!(matches!(check_length((1u64 << 63).to_le_bytes(), 100), Err(FramingError::TooLarge { .. })));
+        assert!(matches!(check_length(u64::MAX.to_le_bytes(), 100), Err(FramingError::TooLarge { .. })));
+        assert_eq!(check_length(100u64.to_le_bytes(), 100).unwrap(), 100);
+    }
+
+    #[test]
+    fn a_header_cut_short_or_a_frame_cut_in_the_middle_is_an_error() {
+        let stop = AtomicBool::new(false);
+        let mut r = reader(vec![vec![5, 0, 0]], true, None);
+        assert!(matches!(r.next_frame(&stop), Err(FramingError::Truncated { got: 3, expected: 8 })));
+        let mut r = reader(vec![10u64.to_le_bytes().to_vec(), b"abc".to_vec()], true, None);
+        assert!(matches!(r.next_frame(&stop), Err(FramingError::Truncated { got: 3, expected: 10 })));
+    }
+
+    #[test]
+    fn stalls_and_silence_time_out() {
+        let stop = AtomicBool::new(false);
+        let mut r = reader(vec![10u64.to_le_bytes().to_vec(), b"abc".to_vec()], false, None);
+        assert!(matches!(r.next_frame(&stop), Err(FramingError::Stalled(_))));
+        let mut r = reader(vec![], false, Some(Duration::from_millis(30)));
+        assert!(matches!(r.next_frame(&stop), Err(FramingError::Idle(_))));
+        // Without an idle limit, silence between frames is waited out until told to stop.
+        let mut r = reader(vec![], false, None);
+        let stopper = std::thread::scope(|s| {
+            let stop = &stop;
+            s.spawn(move || {
+                std::thread::sleep(Duration::from_millis(60));
+                stop.store(true, Ordering::Relaxed);
+            });
+            r.next_frame(stop).map(|f| f.is_none())
+        });
+        assert!(stopper.unwrap());
+    }
+}
