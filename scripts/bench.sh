@@ -33,7 +33,27 @@ for size in $sizes; do
   timed "$dir/b.time" "$bin" --call "127.0.0.1:$port" --duration "$seconds" "${common[@]}" --certs "$dir/certs-b" \
     --stats-json "$dir/b.json" >"$dir/b.out" 2>"$dir/b.err"
   wait "$a"
+  # Raw mode, chat to chat, both ways at 30 fps.
+  timed "$dir/ra.time" "$bin" --listen 127.0.0.1:0 --raw --once "${common[@]}" \
+    --stats-json "$dir/ra.json" >"$dir/ra.out" 2>"$dir/ra.err" &
+  a=$!
+  for _ in $(seq 200); do grep -q "listening on" "$dir/ra.out" 2>/dev/null && break; sleep 0.05; done
+  port=$(grep -o '127.0.0.1:[0-9]*' "$dir/ra.out" | head -1 | cut -d: -f2)
+  timed "$dir/rb.time" "$bin" --call "127.0.0.1:$port" --raw --duration "$seconds" "${common[@]}" \
+    --stats-json "$dir/rb.json" >"$dir/rb.out" 2>"$dir/rb.err"
+  wait "$a"
   if [ -x "$seed" ]; then
+    # Raw mode receiving as fast as the original server sends (unpaced), beside the
+    # original client doing the same.
+    port=$(free_port)
+    "$seed" server --port "$port" --size "$size" --fps 0 --frames $((seconds * 60)) >/dev/null 2>&1 &
+    server=$!
+    for _ in $(seq 200); do ss -ltn | grep -q "127.0.0.1:$port " && break; sleep 0.05; done
+    timed "$dir/ru.time" "$bin" --call "127.0.0.1:$port" --raw "${common[@]}" \
+      --stats-json "$dir/ru.json" >"$dir/ru.out" 2>"$dir/ru.err" || cat "$dir/ru.err" >&2
+    wait "$server" || true
+    timed "$dir/seedu.time" "$seed" pair --size "$size" --fps 0 --frames $((seconds * 30)) --port "$(free_port)" \
+      >"$dir/seedu.out" 2>"$dir/seedu.err" || { echo "bench: the unpaced Python pair failed at $size:" >&2; cat "$dir/seedu.err" >&2; }
     timed "$dir/seed.time" "$seed" pair --size "$size" --fps 30 --frames $((seconds * 30)) --port "$(free_port)" --log "$dir/seed.log" \
       >"$dir/seed.out" 2>"$dir/seed.err" || { echo "bench: the Python streamer failed at $size:" >&2; cat "$dir/seed.err" "$dir/seed.out" >&2; }
   fi
@@ -71,6 +91,13 @@ for size in sizes:
         "first": b["first_frame_ms"],
     }
     rows.append(("chat (QUIC, H.264, both ways)", size, ours))
+    ra, rb = summary(f"{d}/ra.json"), summary(f"{d}/rb.json")
+    (cra, mra), (crb, mrb) = cpu(f"{d}/ra.time"), cpu(f"{d}/rb.time")
+    rows.append(("chat raw (TCP pickle, both ways)", size, {
+        "fps": min(ra["fps_received"], rb["fps_received"]), "p50": None, "p95": None,
+        "mbps": max(ra["kbps_received"], rb["kbps_received"]) / 1000, "psnr": min(ra["psnr_db"], rb["psnr_db"]),
+        "cpu_peer": max(cra, crb), "cpu_pair": cra + crb, "rss": max(mra, mrb), "first": rb["first_frame_ms"],
+    }))
     seed_out = f"{d}/seed.out"
     if os.path.exists(seed_out) and open(seed_out).read().strip():
         fields = dict(kv.split("=") for kv in open(seed_out).read().split())
@@ -83,6 +110,22 @@ for size in sizes:
         }
         rows.append(("python seed (TCP, pickle, one way)", size, seed))
         rows.append(("ratio chat / seed", size, {k: (ours[k] / seed[k] if ours[k] and seed[k] else None) for k in ours}))
+        if os.path.exists(f"{d}/ru.json") and open(f"{d}/seedu.out").read().strip():
+            ru = summary(f"{d}/ru.json")
+            cru, mru = cpu(f"{d}/ru.time")
+            unpaced = {"fps": ru["fps_received"], "p50": ru["latency_ms_p50"], "p95": ru["latency_ms_p95"],
+                       "mbps": ru["kbps_received"] / 1000, "psnr": ru["psnr_db"], "cpu_peer": cru,
+                       "cpu_pair": None, "rss": mru, "first": None}
+            fields = dict(kv.split("=") for kv in open(f"{d}/seedu.out").read().split())
+            cpu_pair, rss = cpu(f"{d}/seedu.time")
+            fps = float(fields["fps"])
+            seed_unpaced = {"fps": fps, "p50": float(fields["latency_ms_p50"]), "p95": float(fields["latency_ms_p95"]),
+                            "mbps": fps * (w * h * 3 + 160) * 8 / 1e6, "psnr": None, "cpu_peer": None,
+                            "cpu_pair": cpu_pair, "rss": rss, "first": None}
+            rows.append(("chat raw <- python server, unpaced", size, unpaced))
+            rows.append(("python pair, unpaced", size, seed_unpaced))
+            rows.append(("ratio chat raw / python, unpaced", size,
+                         {k: (unpaced[k] / seed_unpaced[k] if unpaced[k] and seed_unpaced[k] else None) for k in unpaced}))
     else:
         rows.append(("python seed: not run (../shared/seed missing?)", size, {}))
 
