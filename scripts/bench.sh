@@ -24,7 +24,7 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 for size in $sizes; do
   dir=$tmp/$size
   mkdir -p "$dir"
-  common=(--headless --source test --size "$size" --fps 30 --quiet)
+  common=(--headless --source test --size "$size" --fps 30 --quiet --accept-new)
   timed "$dir/a.time" "$bin" --listen 127.0.0.1:0 --once "${common[@]}" --certs "$dir/certs-a" \
     --stats-json "$dir/a.json" >"$dir/a.out" 2>"$dir/a.err" &
   a=$!

@@ -19,9 +19,13 @@ trap cleanup EXIT
 window=--headless
 if [ -n "${DISPLAY:-}" ]; then window=""; else echo "demo: no display, running headless" >&2; fi
 
+# Each side pins the other's identity, the way two people who swapped fingerprints would.
+listener_fp=$($bin --fingerprint --certs certs/demo-listener)
+caller_fp=$($bin --fingerprint --certs certs/demo-caller)
+
 # The listener shows this machine's camera if it has one, else the test pattern; the
 # caller sends the test pattern, so each side shows something different.
-$bin --listen "127.0.0.1:$port" --once $window --source auto --quiet \
+$bin --listen "127.0.0.1:$port" --once $window --source auto --quiet --peer "$caller_fp" \
   --certs certs/demo-listener >"$tmp/listener.out" 2>"$tmp/listener.err" &
 listener_pid=$!
 for _ in $(seq 100); do grep -q "listening on" "$tmp/listener.out" 2>/dev/null && break; sleep 0.05; done
@@ -30,8 +34,8 @@ if ! grep -q "listening on" "$tmp/listener.out"; then
   exit 1
 fi
 echo "== caller (status once a second)"
-$bin --call "127.0.0.1:$port" $window --source test --duration "$seconds" --certs certs/demo-caller \
-  | grep -v "^calling\|^first call"
+$bin --call "127.0.0.1:$port" $window --source test --duration "$seconds" --peer "$listener_fp" \
+  --certs certs/demo-caller | grep -v "^calling"
 wait "$listener_pid"
 listener_pid=""
 echo "== listener"

@@ -17,7 +17,8 @@ use crate::net::identity::Identity;
 use crate::net::raw;
 use crate::net::raw::call::RawLimits;
 use crate::net::raw::pickle_read::PictureLimits;
-use crate::peer;
+use crate::net::trust::TrustPolicy;
+use crate::peer::{self, Trust};
 use crate::stats::JsonLines;
 use crate::view::View;
 
@@ -50,10 +51,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 
     // Raw mode has no identity: it is the Python streamer's unauthenticated format.
-    let identity = if cli.raw.raw {
+    let trust = if cli.raw.raw {
         None
     } else {
-        Some(Identity::load_or_create(certs).context("loading this peer's identity (--certs)")?)
+        Some(Arc::new(Trust {
+            identity: Identity::load_or_create(certs).context("loading this peer's identity (--certs)")?,
+            certs_dir: certs.clone(),
+            policy: TrustPolicy {
+                pinned: cli.trust.peer,
+                accept_new: cli.trust.accept_new,
+                interactive: crate::prompt::interactive(),
+            },
+            name: cli.trust.name.clone(),
+        }))
     };
     let media = &cli.media;
     let fps = source_fps(&media.source, media.fps);
@@ -91,7 +101,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let (listen, call, once, certs_dir) = (cli.listen_addr(), cli.call.clone(), options.once, certs.clone());
+    let (listen, call, once) = (cli.listen_addr(), cli.call.clone(), options.once);
     let raw_limits = cli.raw.raw.then(|| RawLimits {
         max_frame_bytes: cli.raw.max_frame_bytes(),
         picture: PictureLimits { max_width: cli.raw.raw_max_size.0, max_height: cli.raw.raw_max_size.1 },
@@ -110,11 +120,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 quit_view.request_quit();
             }
         });
-        let result = match (listen, &call, raw_limits, &identity) {
+        let result = match (listen, &call, raw_limits, trust) {
             (Some(addr), _, Some(limits), _) => raw::peer::listen(addr, ctx, limits, once).await,
             (None, Some(peer), Some(limits), _) => raw::peer::call(peer, ctx, limits, started).await,
-            (Some(addr), _, None, Some(identity)) => peer::listen(addr, identity, ctx, once).await,
-            (None, Some(peer), None, Some(identity)) => peer::call(peer, identity, &certs_dir, ctx, started).await,
+            (Some(addr), _, None, Some(trust)) => peer::listen(addr, trust, ctx, once).await,
+            (None, Some(peer), None, Some(trust)) => peer::call(peer, trust, ctx, started).await,
             _ => unreachable!("clap requires a mode; QUIC has an identity"),
         };
         peer_view.set_finished();

@@ -108,10 +108,19 @@ impl CallContext {
         tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(1), Duration::from_secs(1))
     }
 
-    /// Runs a call until it ends. `started` is when the user asked for it.
-    pub async fn run(&self, conn: Connection, caller: bool, started: Instant) -> Result<CallOutcome, CallError> {
+    /// Runs a call until it ends. `started` is when the user asked for it; `established`
+    /// runs once both sides have said hello (a call that fails before that changes nothing).
+    pub async fn run(
+        &self,
+        conn: Connection,
+        caller: bool,
+        started: Instant,
+        safety_code: Option<String>,
+        established: impl FnOnce(),
+    ) -> Result<CallOutcome, CallError> {
         let s = &self.settings;
         let stats = Arc::new(CallStats::new(started));
+        stats.set_safety_code(safety_code);
         let hello =
             ControlMessage::Hello { width: s.size.0 as u16, height: s.size.1 as u16, fps: s.encoder.fps as u16 };
         let (control, peer_hello) = match ControlStream::establish(&conn, caller, hello).await {
@@ -129,6 +138,7 @@ impl CallContext {
             }
         };
         tracing::info!(?peer_hello, "call established");
+        established();
         let peer_fps = match peer_hello {
             ControlMessage::Hello { fps, .. } => Some(u32::from(fps)),
             _ => None,

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::{ArgGroup, Parser};
 
 use crate::media::pattern;
+use crate::net::identity::Fingerprint;
+use crate::net::known_peers::check_name;
 
 /// The UDP (QUIC) port a listener uses unless told otherwise.
 pub const DEFAULT_PORT: u16 = 1254;
@@ -38,7 +40,36 @@ pub struct Cli {
     pub call_options: CallOptions,
 
     #[command(flatten)]
+    pub trust: TrustOptions,
+
+    #[command(flatten)]
     pub raw: RawOptions,
+}
+
+/// Whom to accept.
+#[derive(Debug, clap::Args)]
+pub struct TrustOptions {
+    /// Accept only the peer with this fingerprint (64 hex digits; spaces and colons allowed)
+    #[arg(long, value_name = "FINGERPRINT", value_parser = parse_fingerprint)]
+    pub peer: Option<Fingerprint>,
+
+    /// Accept and remember peers not seen before without asking (default: known peers only, or ask on a terminal)
+    #[arg(long)]
+    pub accept_new: bool,
+
+    /// Name to remember a newly accepted peer by, in the known-peers file
+    #[arg(long, value_name = "NAME", value_parser = parse_name)]
+    pub name: Option<String>,
+}
+
+fn parse_fingerprint(text: &str) -> Result<Fingerprint, String> {
+    Fingerprint::parse(text).ok_or_else(|| {
+        format!("'{text}' is not a fingerprint: give the 64 hex digits `chat --fingerprint` prints on the peer")
+    })
+}
+
+fn parse_name(text: &str) -> Result<String, String> {
+    check_name(text).map(|()| text.to_string()).map_err(|e| e.to_string())
 }
 
 impl Cli {
@@ -329,6 +360,16 @@ mod tests {
         assert!(parse_size("8x8").is_err());
         assert!(parse_duration("-1").is_err());
         assert!(parse_duration("NaN").is_err());
+    }
+
+    #[test]
+    fn trust_options() {
+        let hex = "ab".repeat(32);
+        let cli = Cli::try_parse_from(["chat", "--call", "x", "--peer", &hex, "--name", "alice"]).unwrap();
+        assert_eq!(cli.trust.peer, Fingerprint::parse(&hex));
+        assert_eq!(cli.trust.name.as_deref(), Some("alice"));
+        assert!(Cli::try_parse_from(["chat", "--call", "x", "--peer", "abcd"]).is_err());
+        assert!(Cli::try_parse_from(["chat", "--call", "x", "--name", "a b"]).is_err());
     }
 
     #[test]

@@ -21,5 +21,6 @@ pub mod latest;
 pub mod media;
 pub mod net;
 pub mod peer;
+pub mod prompt;
 pub mod stats;
 pub mod view;

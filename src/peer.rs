@@ -3,6 +3,7 @@
 //! changed one), and turning how each call ended into words and an exit status.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,10 @@ use crate::call::{CallContext, CallOutcome};
 use crate::cli::PeerAddress;
 use crate::net::endpoint::{self, CloseCode, Ending, IDLE_TIMEOUT};
 use crate::net::identity::{Fingerprint, Identity};
-use crate::net::known_peers::KnownPeers;
+use crate::net::known_peers::{ANY_ADDRESS, KnownPeers};
+use crate::net::safety::safety_code;
+use crate::net::trust::{TrustPolicy, Verdict};
+use crate::view::View;
 
 /// How long a call attempt waits for the listener to answer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,7 +54,10 @@ pub(crate) fn judge(outcome: &CallOutcome, peer: &str) -> anyhow::Result<()> {
         Ending::VersionMismatch => {
             bail!("{peer} speaks another version of the chat protocol; run the same chat version on both sides")
         }
-        Ending::IdentityRefused => bail!("{peer} refused the connection during the identity check"),
+        Ending::IdentityRefused => bail!(
+            "{peer} refused the call: it does not accept this peer's identity. Give its owner your fingerprint \
+             (chat --fingerprint) to accept or pin, or ask them to run with --accept-new"
+        ),
         Ending::Other(reason) => bail!("call with {peer} failed: {reason}"),
     }
 }
@@ -63,7 +70,7 @@ fn peer_fingerprint(conn: &Connection) -> Option<Fingerprint> {
 
 /// What became of one incoming connection.
 enum Incoming {
-    /// The handshake failed: no call took place.
+    /// The handshake failed or the caller was refused: no call took place.
     NoCall(String),
     /// A call took place and ended like this.
     Call(anyhow::Result<()>),
@@ -73,7 +80,8 @@ enum Incoming {
 fn handshake_failure(error: &quinn::ConnectionError) -> String {
     match Ending::of(error) {
         Ending::IdentityRefused => {
-            "it refused this peer's identity (it remembers another fingerprint for this address)".into()
+            "it refused this peer's identity (it remembers another fingerprint for this address, or pinned another)"
+                .into()
         }
         Ending::VersionMismatch => "it speaks another version of the chat protocol".into(),
         Ending::Vanished => "it stopped answering during the handshake".into(),
@@ -81,8 +89,40 @@ fn handshake_failure(error: &quinn::ConnectionError) -> String {
     }
 }
 
-/// Takes one incoming connection through the handshake and the call.
-async fn answer(incoming: quinn::Incoming, ctx: Arc<CallContext>) -> Incoming {
+/// How long a person has to accept a new peer.
+const ASK_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// Who this peer is and whom it trusts.
+pub struct Trust {
+    pub identity: Identity,
+    pub certs_dir: PathBuf,
+    pub policy: TrustPolicy,
+    /// `--name`: what to call a newly accepted peer in the known-peers file.
+    pub name: Option<String>,
+}
+
+impl Trust {
+    /// Prints the safety code and returns it for the call's figures and window.
+    fn safety_code(&self, conn: &Connection, remote: &Fingerprint, view: &View) -> Option<String> {
+        let code = safety_code(conn, &self.identity.fingerprint(), remote)?;
+        println!("safety code: {code}  (read it to each other: if the codes differ, someone is in between; hang up)");
+        view.set_safety_code(&code);
+        Some(code)
+    }
+
+    /// Remembers a newly accepted peer; a failure to write is reported, not fatal.
+    fn remember(&self, address: &str, fingerprint: Fingerprint) {
+        let result = KnownPeers::load(&self.certs_dir)
+            .and_then(|mut known| known.remember(address, fingerprint, self.name.as_deref()).map(|()| known));
+        match result {
+            Ok(known) => println!("remembered {fingerprint} in {}", known.path().display()),
+            Err(e) => eprintln!("chat: could not remember the peer: {e}"),
+        }
+    }
+}
+
+/// Takes one incoming connection through the handshake, the trust decision and the call.
+async fn answer(incoming: quinn::Incoming, ctx: Arc<CallContext>, trust: Arc<Trust>) -> Incoming {
     let started = Instant::now();
     let remote = incoming.remote_address();
     let conn = match incoming.await {
@@ -91,20 +131,58 @@ async fn answer(incoming: quinn::Incoming, ctx: Arc<CallContext>) -> Incoming {
             return Incoming::NoCall(format!("a caller at {remote} could not connect: {}", handshake_failure(&e)));
         }
     };
-    let fingerprint = peer_fingerprint(&conn).map_or("unknown".into(), |f| f.to_string());
-    println!("call from {remote}, fingerprint {fingerprint}");
+    let Some(presented) = peer_fingerprint(&conn) else {
+        conn.close(CloseCode::Refused.code(), b"no certificate");
+        return Incoming::NoCall(format!("a caller at {remote} presented no certificate: refused"));
+    };
+    let known = match KnownPeers::load(&trust.certs_dir) {
+        Ok(known) => known,
+        Err(e) => {
+            conn.close(CloseCode::Refused.code(), b"cannot read known peers");
+            return Incoming::NoCall(e.to_string());
+        }
+    };
+    let mut remember = false;
+    match trust.policy.judge_caller(&known, presented) {
+        Verdict::Known(label) => println!("call from {remote} ({label}), fingerprint {presented}"),
+        Verdict::New => {
+            println!("call from {remote}: new peer, fingerprint {presented}, accepted (--accept-new)");
+            remember = true;
+        }
+        Verdict::Ask => {
+            println!("incoming call from {remote}: a new peer, fingerprint {presented}");
+            if !crate::prompt::confirm("Accept this caller and remember it?", ASK_TIMEOUT).await {
+                conn.close(CloseCode::Refused.code(), b"not accepted");
+                return Incoming::NoCall(format!("did not accept the caller at {remote}"));
+            }
+            remember = true;
+        }
+        Verdict::Refuse(refusal) => {
+            // Closed before any stream is accepted: an unknown caller gets nothing.
+            conn.close(CloseCode::Refused.code(), b"identity not accepted");
+            return Incoming::NoCall(refusal.explain(&format!("the caller at {remote}"), known.path()));
+        }
+    }
+    let code = trust.safety_code(&conn, &presented, &ctx.view);
     ctx.view.set_headline(format!("in a call with {remote}"));
-    Incoming::Call(match ctx.run(conn, false, started).await {
+    let outcome = ctx
+        .run(conn, false, started, code, || {
+            if remember {
+                trust.remember(ANY_ADDRESS, presented);
+            }
+        })
+        .await;
+    Incoming::Call(match outcome {
         Ok(outcome) => judge(&outcome, &remote.to_string()),
         Err(e) => Err(e.into()),
     })
 }
 
 /// Waits for calls on `addr`. With `once`, returns after the first call, with its result.
-pub async fn listen(addr: SocketAddr, identity: &Identity, ctx: Arc<CallContext>, once: bool) -> anyhow::Result<()> {
-    let endpoint = endpoint::listener(addr, identity)?;
+pub async fn listen(addr: SocketAddr, trust: Arc<Trust>, ctx: Arc<CallContext>, once: bool) -> anyhow::Result<()> {
+    let endpoint = endpoint::listener(addr, &trust.identity)?;
     let local = endpoint.local_addr().context("reading the listening address")?;
-    println!("listening on {local} (UDP); this peer's fingerprint: {}", identity.fingerprint());
+    println!("listening on {local} (UDP); this peer's fingerprint: {}", trust.identity.fingerprint());
     ctx.view.set_headline(format!("waiting for a call on {local}"));
     let mut active: Option<tokio::task::JoinHandle<Incoming>> = None;
     let result = loop {
@@ -121,7 +199,7 @@ pub async fn listen(addr: SocketAddr, identity: &Identity, ctx: Arc<CallContext>
                     println!("refused a call from {remote}: already in a call");
                     continue;
                 }
-                active = Some(tokio::spawn(answer(incoming, Arc::clone(&ctx))));
+                active = Some(tokio::spawn(answer(incoming, Arc::clone(&ctx), Arc::clone(&trust))));
             }
             finished = async { active.as_mut().expect("guarded").await }, if active.is_some() => {
                 active = None;
@@ -150,8 +228,7 @@ pub async fn listen(addr: SocketAddr, identity: &Identity, ctx: Arc<CallContext>
 /// figures, such as the time to the first picture, count from there).
 pub async fn call(
     peer: &PeerAddress,
-    identity: &Identity,
-    certs_dir: &std::path::Path,
+    trust: Arc<Trust>,
     ctx: Arc<CallContext>,
     started: Instant,
 ) -> anyhow::Result<()> {
@@ -161,14 +238,13 @@ pub async fn call(
         .with_context(|| format!("cannot resolve {}: check the name", peer.host))?
         .next()
         .with_context(|| format!("{} has no address", peer.host))?;
-    let mut known = KnownPeers::load(certs_dir)?;
-    let expected = known.get(&key).cloned();
+    let known = KnownPeers::load(&trust.certs_dir)?;
+    let expected = trust.policy.expected_listener(&known, &key);
     let seen = Arc::new(Mutex::new(None));
     let endpoint = endpoint::caller(addr)?;
     ctx.view.set_headline(format!("calling {key}"));
-    println!("calling {key} ({addr}); this peer's fingerprint: {}", identity.fingerprint());
-    let connecting =
-        endpoint::connect(&endpoint, addr, identity, expected.as_ref().map(|p| p.fingerprint), Arc::clone(&seen))?;
+    println!("calling {key} ({addr}); this peer's fingerprint: {}", trust.identity.fingerprint());
+    let connecting = endpoint::connect(&endpoint, addr, &trust.identity, expected, Arc::clone(&seen))?;
     let conn = tokio::select! {
         conn = tokio::time::timeout(CONNECT_TIMEOUT, connecting) => conn,
         _ = ctx.view.wait_for_quit() => return Ok(()),
@@ -180,30 +256,50 @@ pub async fn call(
             peer.port
         ),
         Ok(Err(e)) => {
+            // A listener that failed the pin in the handshake: say whose identity it showed.
             let presented = *seen.lock().unwrap_or_else(|e| e.into_inner());
-            if let (Some(known_peer), Some(presented)) = (&expected, presented)
-                && known_peer.fingerprint != presented
+            if let Some(presented) = presented.filter(|p| Some(*p) != expected)
+                && let Verdict::Refuse(refusal) = trust.policy.judge_listener(&known, &key, presented)
             {
-                bail!(
-                    "{key} presented a different identity than before: REFUSED.\n  known:     {}\n  presented: {presented}\n\
-                         Someone may be impersonating the peer. If the peer really made a new identity, delete line {} of {} and call again.",
-                    known_peer.fingerprint,
-                    known_peer.line,
-                    known.path().display()
-                );
+                bail!("{} Nothing was sent to it.", refusal.explain(&key, known.path()));
             }
             return judge(&CallOutcome { ending: Ending::of(&e), summary: Default::default() }, &key);
         }
         Ok(Ok(conn)) => conn,
     };
-    if expected.is_none()
-        && let Some(fingerprint) = peer_fingerprint(&conn)
-    {
-        known.remember(&key, fingerprint)?;
-        println!("first call to {key}: remembered its fingerprint {fingerprint} in {}", known.path().display());
+    let presented = peer_fingerprint(&conn).context("the listener presented no certificate")?;
+    let mut remember = false;
+    match trust.policy.judge_listener(&known, &key, presented) {
+        Verdict::Known(_) => {}
+        Verdict::New => {
+            println!("{key} is a new peer, fingerprint {presented}: accepted (--accept-new)");
+            remember = true;
+        }
+        Verdict::Ask => {
+            println!("{key} is a new peer; its fingerprint: {presented}");
+            println!("Compare it with what `chat --fingerprint` prints there before you accept.");
+            if !crate::prompt::confirm("Accept this peer and remember it?", ASK_TIMEOUT).await {
+                conn.close(CloseCode::Refused.code(), b"not accepted");
+                close_gracefully(&endpoint).await;
+                bail!("did not accept {key}'s identity; nothing was sent to it");
+            }
+            remember = true;
+        }
+        Verdict::Refuse(refusal) => {
+            conn.close(CloseCode::Refused.code(), b"identity not accepted");
+            close_gracefully(&endpoint).await;
+            bail!("{} Nothing was sent to it.", refusal.explain(&key, known.path()));
+        }
     }
+    let code = trust.safety_code(&conn, &presented, &ctx.view);
     ctx.view.set_headline(format!("in a call with {key}"));
-    let outcome = ctx.run(conn, true, started).await?;
+    let outcome = ctx
+        .run(conn, true, started, code, || {
+            if remember {
+                trust.remember(&key, presented);
+            }
+        })
+        .await?;
     close_gracefully(&endpoint).await;
     judge(&outcome, &key)
 }

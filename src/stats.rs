@@ -32,6 +32,8 @@ pub struct CallStats {
     first_sent_us: AtomicU64,
     first_shown_us: AtomicU64,
     quality: Mutex<Quality>,
+    /// The code both people can read to each other (QUIC calls).
+    safety_code: Mutex<Option<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -58,7 +60,12 @@ impl CallStats {
             first_sent_us: AtomicU64::new(0),
             first_shown_us: AtomicU64::new(0),
             quality: Mutex::new(Quality::default()),
+            safety_code: Mutex::new(None),
         }
+    }
+
+    pub fn set_safety_code(&self, code: Option<String>) {
+        *self.safety_code.lock().unwrap_or_else(|e| e.into_inner()) = code;
     }
 
     fn since_start_us(&self) -> u64 {
@@ -120,6 +127,8 @@ pub struct Report {
     pub frames_skipped: u64,
     pub frames_dropped_sending: u64,
     pub first_frame_ms: Option<f64>,
+    /// The safety code both ends should show (QUIC calls; `null` in raw mode).
+    pub safety_code: Option<String>,
 }
 
 impl Report {
@@ -190,6 +199,7 @@ impl Reporter {
             frames_skipped: stats.frames_skipped.load(Relaxed),
             frames_dropped_sending: stats.frames_dropped_sending.load(Relaxed),
             first_frame_ms: stats.first_frame_ms().map(round1),
+            safety_code: stats.safety_code.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             ..Report::default()
         }
     }

@@ -17,6 +17,7 @@ pub struct View {
     pub remote: Arc<Latest<SharedFrame>>,
     headline: Mutex<String>,
     figures: Mutex<String>,
+    safety_code: Mutex<String>,
     in_call: AtomicBool,
     quit: watch::Sender<bool>,
     finished: AtomicBool,
@@ -29,6 +30,7 @@ impl View {
             remote: Arc::new(Latest::new()),
             headline: Mutex::new(String::new()),
             figures: Mutex::new(String::new()),
+            safety_code: Mutex::new(String::new()),
             in_call: AtomicBool::new(false),
             quit: watch::channel(false).0,
             finished: AtomicBool::new(false),
@@ -42,6 +44,15 @@ impl View {
 
     pub fn headline(&self) -> String {
         self.headline.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The call's safety code, shown until the call ends.
+    pub fn set_safety_code(&self, code: &str) {
+        *self.safety_code.lock().unwrap_or_else(|e| e.into_inner()) = code.to_string();
+    }
+
+    pub fn safety_code(&self) -> String {
+        self.safety_code.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The live figures (the status line).
@@ -58,6 +69,7 @@ impl View {
         if !in_call {
             self.remote.try_take();
             self.set_figures("");
+            self.set_safety_code("");
         }
     }
 

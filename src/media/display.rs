@@ -97,12 +97,15 @@ pub fn run_window(view: &View, initial: (usize, usize)) -> Result<(), DisplayErr
         // The waiting view animates.
         changed |= size != drawn_size || remote.is_none();
         if last_title.elapsed() >= Duration::from_millis(500) {
+            let mut title = format!("chat - {}", view.headline());
+            let code = view.safety_code();
+            if !code.is_empty() {
+                title.push_str(&format!(" - safety code {code}"));
+            }
             let figures = view.figures();
-            let title = if figures.is_empty() {
-                format!("chat - {}", view.headline())
-            } else {
-                format!("chat - {} - {figures}", view.headline())
-            };
+            if !figures.is_empty() {
+                title.push_str(&format!(" - {figures}"));
+            }
             window.set_title(&title);
             last_title = Instant::now();
         }

@@ -11,8 +11,9 @@ use tokio::sync::mpsc;
 use super::clock::{ClockSync, now_us};
 use super::wire::{ControlMessage, WireError};
 
-/// How long the peer may take to open the control stream and say hello.
-pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the peer may take to say hello: long enough for a listener's user to be asked
+/// whether to accept a new caller (the caller is ringing meanwhile).
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The control stream failed.
 #[derive(Debug, thiserror::Error)]

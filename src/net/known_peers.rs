@@ -1,6 +1,8 @@
-//! The known-peers file: which fingerprint each called address presented the first time
-//! (trust on first use, like SSH's known_hosts). One peer per line:
-//! `ADDRESS FINGERPRINT-HEX`, `#` starts a comment. Written atomically.
+//! The known-peers file: the identities this peer has accepted. One peer per line,
+//! `ADDRESS FINGERPRINT [NAME]`: ADDRESS is the `host:port` we called it at (its identity
+//! is pinned to that address, like SSH's known_hosts), or `*` for a peer accepted when it
+//! called us (callers come from any address). `#` starts a comment. Written atomically
+//! (temporary file, then rename).
 
 use std::fs;
 use std::io::Write;
@@ -9,6 +11,8 @@ use std::path::{Path, PathBuf};
 use super::identity::Fingerprint;
 
 pub const KNOWN_PEERS_FILE: &str = "known_peers";
+/// ADDRESS of a peer accepted as a caller.
+pub const ANY_ADDRESS: &str = "*";
 
 /// What went wrong with the known-peers file.
 #[derive(Debug, thiserror::Error)]
@@ -16,18 +20,38 @@ pub enum KnownPeersError {
     /// The file could not be read or written.
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    /// A line is not `ADDRESS FINGERPRINT`.
-    #[error("{path}:{line}: expected `ADDRESS FINGERPRINT` (64 hex digits); fix or delete that line")]
+    /// A line is not `ADDRESS FINGERPRINT [NAME]`.
+    #[error("{path}:{line}: expected `ADDRESS FINGERPRINT [NAME]` (64 hex digits); fix or delete that line")]
     BadLine { path: PathBuf, line: usize },
+    /// A name with characters that would break the file.
+    #[error("peer name {0:?} is not allowed: use letters, digits, '-', '_' and '.' (at most 64)")]
+    BadName(String),
 }
 
 /// One remembered peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KnownPeer {
+    /// `host:port`, or `*` for an accepted caller.
     pub address: String,
     pub fingerprint: Fingerprint,
+    pub name: Option<String>,
     /// 1-based line number in the file, for messages that tell the user what to remove.
     pub line: usize,
+}
+
+impl KnownPeer {
+    /// The name if there is one, else the address.
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.address)
+    }
+}
+
+/// Checks a peer name for the file: one word of safe characters.
+pub fn check_name(name: &str) -> Result<(), KnownPeersError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok { Ok(()) } else { Err(KnownPeersError::BadName(name.into())) }
 }
 
 /// The parsed file.
@@ -53,13 +77,15 @@ impl KnownPeers {
             if content.is_empty() {
                 continue;
             }
-            let mut fields = content.split_whitespace();
-            let (Some(address), Some(fp), None) = (fields.next(), fields.next(), fields.next()) else {
-                return Err(KnownPeersError::BadLine { path, line: line_no });
+            let bad = || KnownPeersError::BadLine { path: path.clone(), line: line_no };
+            let fields: Vec<&str> = content.split_whitespace().collect();
+            let (address, fingerprint, name) = match fields.as_slice() {
+                [address, fp] => (address, fp, None),
+                [address, fp, name] if check_name(name).is_ok() => (address, fp, Some(name.to_string())),
+                _ => return Err(bad()),
             };
-            let fingerprint =
-                Fingerprint::parse(fp).ok_or(KnownPeersError::BadLine { path: path.clone(), line: line_no })?;
-            peers.push(KnownPeer { address: address.to_string(), fingerprint, line: line_no });
+            let fingerprint = Fingerprint::parse(fingerprint).ok_or_else(bad)?;
+            peers.push(KnownPeer { address: address.to_string(), fingerprint, name, line: line_no });
         }
         Ok(Self { path, peers })
     }
@@ -68,18 +94,35 @@ impl KnownPeers {
         &self.path
     }
 
-    pub fn get(&self, address: &str) -> Option<&KnownPeer> {
+    /// The peer we called at `address`.
+    pub fn by_address(&self, address: &str) -> Option<&KnownPeer> {
         self.peers.iter().find(|p| p.address == address)
     }
 
-    /// Adds `address` and writes the file (temporary file, then rename: never half-written).
-    pub fn remember(&mut self, address: &str, fingerprint: Fingerprint) -> Result<(), KnownPeersError> {
-        let existing = fs::read_to_string(&self.path).unwrap_or_default();
-        let mut text = existing.clone();
+    /// Any entry with this identity (a caller, or a peer we called).
+    pub fn by_fingerprint(&self, fingerprint: &Fingerprint) -> Option<&KnownPeer> {
+        self.peers.iter().find(|p| p.fingerprint == *fingerprint)
+    }
+
+    /// Adds a peer and writes the file (temporary file, then rename: never half-written).
+    pub fn remember(
+        &mut self,
+        address: &str,
+        fingerprint: Fingerprint,
+        name: Option<&str>,
+    ) -> Result<(), KnownPeersError> {
+        if let Some(name) = name {
+            check_name(name)?;
+        }
+        let mut text = fs::read_to_string(&self.path).unwrap_or_default();
         if !text.is_empty() && !text.ends_with('\n') {
             text.push('\n');
         }
-        text.push_str(&format!("{address} {}\n", fingerprint.to_hex()));
+        text.push_str(&format!("{address} {}", fingerprint.to_hex()));
+        if let Some(name) = name {
+            text.push_str(&format!(" {name}"));
+        }
+        text.push('\n');
         let io_err = |source| KnownPeersError::Io { path: self.path.clone(), source };
         if let Some(dir) = self.path.parent() {
             fs::create_dir_all(dir).map_err(io_err)?;
@@ -90,7 +133,7 @@ impl KnownPeers {
         file.sync_all().map_err(io_err)?;
         fs::rename(&tmp, &self.path).map_err(io_err)?;
         let line = text.lines().count();
-        self.peers.push(KnownPeer { address: address.to_string(), fingerprint, line });
+        self.peers.push(KnownPeer { address: address.to_string(), fingerprint, name: name.map(String::from), line });
         Ok(())
     }
 }
@@ -103,26 +146,35 @@ mod tests {
     fn remembered_peers_survive_a_reload() {
         let dir = tempfile::tempdir().unwrap();
         let mut known = KnownPeers::load(dir.path()).unwrap();
-        assert!(known.get("a:1254").is_none());
-        known.remember("a:1254", Fingerprint([1; 32])).unwrap();
-        known.remember("[::1]:9", Fingerprint([2; 32])).unwrap();
+        assert!(known.by_address("a:1254").is_none());
+        known.remember("a:1254", Fingerprint([1; 32]), Some("alice")).unwrap();
+        known.remember(ANY_ADDRESS, Fingerprint([2; 32]), None).unwrap();
         let reloaded = KnownPeers::load(dir.path()).unwrap();
-        assert_eq!(reloaded.get("a:1254").unwrap().fingerprint, Fingerprint([1; 32]));
-        assert_eq!(reloaded.get("[::1]:9").unwrap().line, 2);
+        let alice = reloaded.by_address("a:1254").unwrap();
+        assert_eq!((alice.fingerprint, alice.label()), (Fingerprint([1; 32]), "alice"));
+        let caller = reloaded.by_fingerprint(&Fingerprint([2; 32])).unwrap();
+        assert_eq!((caller.line, caller.label()), (2, "*"));
+        assert!(reloaded.by_fingerprint(&Fingerprint([3; 32])).is_none());
     }
 
     #[test]
-    fn comments_are_kept_and_bad_lines_named() {
+    fn comments_are_kept_and_bad_lines_and_names_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(KNOWN_PEERS_FILE);
         fs::write(&path, format!("# mine\nhost:1 {}  # laptop\n", "0f".repeat(32))).unwrap();
         let mut known = KnownPeers::load(dir.path()).unwrap();
-        assert_eq!(known.get("host:1").unwrap().line, 2);
-        known.remember("other:2", Fingerprint([3; 32])).unwrap();
+        assert_eq!(known.by_address("host:1").unwrap().line, 2);
+        known.remember("other:2", Fingerprint([3; 32]), None).unwrap();
         assert!(fs::read_to_string(&path).unwrap().starts_with("# mine\n"));
+        assert!(matches!(
+            known.remember("x:1", Fingerprint([4; 32]), Some("two words")),
+            Err(KnownPeersError::BadName(_))
+        ));
 
         fs::write(&path, "host:1 nothex\n").unwrap();
         let err = KnownPeers::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains(":1:"), "{err}");
+        fs::write(&path, format!("host:1 {} a b\n", "0f".repeat(32))).unwrap();
+        assert!(KnownPeers::load(dir.path()).is_err());
     }
 }

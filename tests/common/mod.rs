@@ -134,12 +134,12 @@ pub fn number(value: &serde_json::Value, key: &str) -> f64 {
     value[key].as_f64().unwrap_or_else(|| panic!("{key} is not a number in {value}"))
 }
 
-/// Arguments every test peer shares: headless, test pattern, 640x480, its own certs.
+/// Arguments every test peer shares: headless, test pattern, 640x480, its own certs,
+/// accepting new peers (no terminal to ask on).
 pub fn peer_args(dir: &Path, name: &str) -> Vec<String> {
     let certs = dir.join(format!("certs-{name}"));
-    ["--headless", "--source", "test", "--size", "640x480", "--quiet", "--certs", certs.to_str().unwrap()]
-        .map(String::from)
-        .to_vec()
+    let args = ["--headless", "--source", "test", "--size", "640x480", "--quiet", "--accept-new", "--certs"];
+    args.iter().map(|s| s.to_string()).chain([certs.to_str().unwrap().to_string()]).collect()
 }
 
 /// `peer_args` followed by `extra`, where an option in `extra` replaces the shared one.
