@@ -166,6 +166,7 @@ impl CallContext {
         ));
 
         let (control_tx, control_rx) = mpsc::channel(8);
+        let (refused_tx, mut refused_rx) = mpsc::channel(1);
         let (received_tx, received_rx) = std::sync::mpsc::sync_channel(8);
         let record = s.record.as_deref().map(|path| Y4mWriter::create(path, s.encoder.fps)).transpose()?;
         let decoder = DecodeLoop {
@@ -173,6 +174,9 @@ impl CallContext {
             output: Arc::clone(&self.view.remote),
             request_keyframe: Box::new(move || {
                 let _ = control_tx.try_send(ControlMessage::KeyframeRequest);
+            }),
+            refuse: Box::new(move |reason| {
+                let _ = refused_tx.try_send(reason);
             }),
             clock: Arc::clone(&clock),
             stats: Arc::clone(&stats),
@@ -203,6 +207,10 @@ impl CallContext {
                         }
                         _ => break conn.close_reason().map_or(Ending::Local, |r| Ending::of(&r)),
                     }
+                }
+                Some(reason) = refused_rx.recv() => {
+                    conn.close(CloseCode::ProtocolError.code(), reason.as_bytes());
+                    break Ending::Other(format!("refused the peer's video: {reason}"));
                 }
                 _ = ticker.tick() => self.report(&reporter.tick(&stats, Some(conn.rtt()))),
             }

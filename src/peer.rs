@@ -102,12 +102,22 @@ pub struct Trust {
 }
 
 impl Trust {
-    /// Prints the safety code and returns it for the call's figures and window.
-    fn safety_code(&self, conn: &Connection, remote: &Fingerprint, view: &View) -> Option<String> {
-        let code = safety_code(conn, &self.identity.fingerprint(), remote)?;
-        println!("safety code: {code}  (read it to each other: if the codes differ, someone is in between; hang up)");
-        view.set_safety_code(&code);
-        Some(code)
+    /// The safety code of this connection, for the call's figures.
+    fn safety_code(&self, conn: &Connection, remote: &Fingerprint) -> Option<String> {
+        safety_code(conn, &self.identity.fingerprint(), remote)
+    }
+
+    /// Once the call is up: shows the safety code, and remembers a newly accepted peer.
+    fn call_established(&self, code: Option<&str>, view: &View, remember: Option<(&str, Fingerprint)>) {
+        if let Some(code) = code {
+            println!(
+                "safety code: {code}  (read it to each other: if the codes differ, someone is in between; hang up)"
+            );
+            view.set_safety_code(code);
+        }
+        if let Some((address, fingerprint)) = remember {
+            self.remember(address, fingerprint);
+        }
     }
 
     /// Remembers a newly accepted peer; a failure to write is reported, not fatal.
@@ -163,13 +173,11 @@ async fn answer(incoming: quinn::Incoming, ctx: Arc<CallContext>, trust: Arc<Tru
             return Incoming::NoCall(refusal.explain(&format!("the caller at {remote}"), known.path()));
         }
     }
-    let code = trust.safety_code(&conn, &presented, &ctx.view);
+    let code = trust.safety_code(&conn, &presented);
     ctx.view.set_headline(format!("in a call with {remote}"));
     let outcome = ctx
-        .run(conn, false, started, code, || {
-            if remember {
-                trust.remember(ANY_ADDRESS, presented);
-            }
+        .run(conn, false, started, code.clone(), || {
+            trust.call_established(code.as_deref(), &ctx.view, remember.then_some((ANY_ADDRESS, presented)));
         })
         .await;
     Incoming::Call(match outcome {
@@ -291,13 +299,11 @@ pub async fn call(
             bail!("{} Nothing was sent to it.", refusal.explain(&key, known.path()));
         }
     }
-    let code = trust.safety_code(&conn, &presented, &ctx.view);
+    let code = trust.safety_code(&conn, &presented);
     ctx.view.set_headline(format!("in a call with {key}"));
     let outcome = ctx
-        .run(conn, true, started, code, || {
-            if remember {
-                trust.remember(&key, presented);
-            }
+        .run(conn, true, started, code.clone(), || {
+            trust.call_established(code.as_deref(), &ctx.view, remember.then_some((key.as_str(), presented)));
         })
         .await?;
     close_gracefully(&endpoint).await;

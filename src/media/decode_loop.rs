@@ -12,6 +12,7 @@ use super::codec::{CodecError, VideoDecoder};
 use super::frame::{SharedFrame, VideoFrame};
 use super::pattern::{pattern_frame, read_index};
 use super::quality::psnr;
+use super::sps::check_access_unit;
 use super::y4m::Y4mWriter;
 use crate::latest::Latest;
 use crate::net::clock::{ClockSync, now_us};
@@ -101,6 +102,8 @@ pub struct DecodeLoop {
     pub input: Receiver<ReceivedFrame>,
     pub output: Arc<Latest<SharedFrame>>,
     pub request_keyframe: Box<dyn Fn() + Send>,
+    /// Ends the call: the peer sent video we refuse to decode (the reason is given).
+    pub refuse: Box<dyn Fn(String) + Send>,
     pub clock: Arc<Mutex<ClockSync>>,
     pub stats: Arc<CallStats>,
     pub record: Option<Y4mWriter>,
@@ -128,6 +131,11 @@ impl DecodeLoop {
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
+            // The size an SPS announces is checked before the decoder allocates for it.
+            if let Err(e) = check_access_unit(&frame.data) {
+                (self.refuse)(e.to_string());
+                break;
+            }
             let decodable = match chain.admit(frame.group, frame.seq, frame.keyframe) {
                 Verdict::Decode => match decoder.decode(&frame.data, frame.capture_us) {
                     Ok(picture) => picture,

@@ -12,4 +12,5 @@ pub mod pattern;
 pub mod quality;
 pub mod seed_pattern;
 pub mod source;
+pub mod sps;
 pub mod y4m;

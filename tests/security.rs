@@ -1,0 +1,339 @@
+//! Knowing who you are talking to, end to end: trust policies, a caller without a
+//! certificate, the safety code on both ends, a man in the middle that terminates TLS on
+//! each side, and limits that hold against a hostile peer.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chat::net::endpoint;
+use chat::net::identity::Identity;
+use chat::net::wire::{ControlMessage, FrameHeader, video_stream_preamble};
+use common::{Peer, peer_args_with, strs, summary};
+
+/// `peer_args` without `--accept-new`: known peers only, the default.
+fn strict_args(dir: &Path, name: &str, extra: &[&str]) -> Vec<String> {
+    peer_args_with(dir, name, extra).into_iter().filter(|a| a != "--accept-new").collect()
+}
+
+fn start_listener(dir: &Path, name: &str, args: Vec<String>) -> (Peer, u16) {
+    let mut args = args;
+    args.extend(["--listen", "127.0.0.1:0"].map(String::from));
+    let mut peer = Peer::start(name, dir, &strs(&args));
+    let port = peer.listening_port();
+    (peer, port)
+}
+
+fn start_caller(dir: &Path, name: &str, port: u16, args: Vec<String>) -> Peer {
+    let mut args = args;
+    args.extend(["--call".to_string(), format!("127.0.0.1:{port}")]);
+    Peer::start(name, dir, &strs(&args))
+}
+
+fn fingerprint_of(dir: &Path, name: &str) -> String {
+    let certs = dir.join(format!("certs-{name}"));
+    let out = std::process::Command::new(common::chat())
+        .args(["--fingerprint", "--certs", certs.to_str().unwrap()])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn safety_code(peer: &Peer) -> String {
+    let out = peer.stdout();
+    let line = out.lines().find(|l| l.starts_with("safety code: ")).unwrap_or_else(|| panic!("{}", peer.describe()));
+    line["safety code: ".len()..].split("  ").next().unwrap().to_string()
+}
+
+#[test]
+fn an_unknown_caller_is_refused_by_a_known_peers_only_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, port) = start_listener(dir.path(), "a", strict_args(dir.path(), "a", &["--once"]));
+    let mut b = start_caller(dir.path(), "b", port, peer_args_with(dir.path(), "b", &["--duration", "2"]));
+    assert!(!b.expect_exit(Duration::from_secs(15)).success(), "{}", b.describe());
+    assert!(b.stderr().contains("refused the call"), "{}", b.describe());
+    assert!(a.stderr().contains("is not a known peer"), "{}", a.describe());
+    assert!(!b.stdout().contains("safety code"), "no call took place: {}", b.describe());
+    // Refusing a stranger is not the call `--once` waits for.
+    assert!(a.wait(Duration::from_millis(300)).is_none(), "{}", a.describe());
+    // The caller did not remember a listener that refused it.
+    assert!(!dir.path().join("certs-b/known_peers").exists());
+
+    // Pinned with --peer, the same caller is welcome, and remembered under its --name.
+    drop(a);
+    let b_fp = fingerprint_of(dir.path(), "b");
+    let (mut a, port) = start_listener(dir.path(), "a2", strict_args(dir.path(), "a2", &["--once", "--peer", &b_fp]));
+    let mut b =
+        start_caller(dir.path(), "b", port, peer_args_with(dir.path(), "b", &["--duration", "1", "--name", "alice"]));
+    assert!(b.expect_exit(Duration::from_secs(15)).success(), "{}", b.describe());
+    assert!(a.expect_exit(Duration::from_secs(5)).success(), "{}", a.describe());
+    let known = std::fs::read_to_string(dir.path().join("certs-b/known_peers")).unwrap();
+    assert!(known.trim_end().ends_with(" alice") && known.contains(&format!("127.0.0.1:{port} ")), "{known}");
+}
+
+#[test]
+fn both_ends_show_the_same_safety_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a_json, b_json) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    let (mut a, port) = start_listener(
+        dir.path(),
+        "a",
+        peer_args_with(dir.path(), "a", &["--once", "--stats-json", a_json.to_str().unwrap()]),
+    );
+    let mut b = start_caller(
+        dir.path(),
+        "b",
+        port,
+        peer_args_with(dir.path(), "b", &["--duration", "1", "--stats-json", b_json.to_str().unwrap()]),
+    );
+    assert!(b.expect_exit(Duration::from_secs(15)).success(), "{}", b.describe());
+    assert!(a.expect_exit(Duration::from_secs(5)).success(), "{}", a.describe());
+    let code = safety_code(&a);
+    assert_eq!(code, safety_code(&b));
+    assert_eq!(code.len(), 15, "{code}");
+    assert_eq!(summary(&a_json)["safety_code"], code.as_str());
+    assert_eq!(summary(&b_json)["safety_code"], code.as_str());
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// A rustls verifier that accepts any server: only for a test client that must get as far
+/// as possible without a certificate of its own.
+#[derive(Debug)]
+struct AnyServer(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyServer {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[test]
+fn a_caller_without_a_certificate_gets_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, port) = start_listener(dir.path(), "a", peer_args_with(dir.path(), "a", &["--once"]));
+    runtime().block_on(async {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![chat::net::wire::ALPN.to_vec()];
+        let config =
+            quinn::ClientConfig::new(Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap()));
+        let client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let result = tokio::time::timeout(Duration::from_secs(10), async {
+            let conn = client.connect_with(config, addr, "chat").unwrap().await?;
+            // The server refuses in its half of the handshake: no stream ever opens.
+            let (mut send, mut recv) = conn.open_bi().await?;
+            send.write_all(&ControlMessage::Hello { width: 64, height: 64, fps: 1 }.encode()).await?;
+            let mut byte = [0u8; 1];
+            recv.read_exact(&mut byte).await?;
+            Ok::<_, Box<dyn std::error::Error>>(())
+        })
+        .await
+        .expect("the listener neither answered nor refused");
+        assert!(result.is_err(), "a caller without a certificate got an answer");
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(a.stderr().contains("could not connect"), "{}", a.describe());
+    assert!(a.wait(Duration::from_millis(100)).is_none(), "a failed handshake ended a --once listener");
+}
+
+/// A man in the middle: accepts the caller with its own identity, calls the listener with
+/// the same identity, and passes every stream through.
+async fn relay(front: quinn::Endpoint, listener: SocketAddr, identity: Arc<Identity>) {
+    let Some(incoming) = front.accept().await else { return };
+    let Ok(caller) = incoming.await else { return };
+    let back_endpoint = endpoint::caller(listener).unwrap();
+    let seen = Arc::new(Mutex::new(None));
+    let Ok(connecting) = endpoint::connect(&back_endpoint, listener, &identity, None, seen) else { return };
+    let Ok(callee) = connecting.await else {
+        caller.close(0u32.into(), b"relay could not reach the listener");
+        return;
+    };
+    let pipe = |mut from: quinn::RecvStream, mut to: quinn::SendStream| {
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut from, &mut to).await;
+            let _ = to.finish();
+        })
+    };
+    loop {
+        tokio::select! {
+            bi = caller.accept_bi() => {
+                let Ok((to_caller, from_caller)) = bi else { break };
+                let Ok((to_callee, from_callee)) = callee.open_bi().await else { break };
+                pipe(from_caller, to_callee);
+                pipe(from_callee, to_caller);
+            }
+            uni = caller.accept_uni() => {
+                let Ok(from) = uni else { break };
+                let Ok(to) = callee.open_uni().await else { break };
+                pipe(from, to);
+            }
+            uni = callee.accept_uni() => {
+                let Ok(from) = uni else { break };
+                let Ok(to) = caller.open_uni().await else { break };
+                pipe(from, to);
+            }
+        }
+    }
+    let reason = callee.close_reason().or(caller.close_reason());
+    caller.close(0u32.into(), b"hang-up");
+    callee.close(0u32.into(), b"hang-up");
+    drop(reason);
+    back_endpoint.wait_idle().await;
+}
+
+/// Starts the relay on its own runtime; returns its port.
+fn start_relay(dir: &Path, listener_port: u16) -> (u16, std::thread::JoinHandle<()>) {
+    let identity = Arc::new(Identity::load_or_create(&dir.join("certs-relay")).unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        runtime().block_on(async move {
+            let front = endpoint::listener("127.0.0.1:0".parse().unwrap(), &identity).unwrap();
+            tx.send(front.local_addr().unwrap().port()).unwrap();
+            let listener = format!("127.0.0.1:{listener_port}").parse().unwrap();
+            let _ = tokio::time::timeout(Duration::from_secs(30), relay(front, listener, identity)).await;
+        });
+    });
+    (rx.recv().unwrap(), handle)
+}
+
+#[test]
+fn a_man_in_the_middle_shows_each_side_a_different_safety_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, port) = start_listener(dir.path(), "a", peer_args_with(dir.path(), "a", &["--once"]));
+    let (relay_port, relay) = start_relay(dir.path(), port);
+    let mut b = start_caller(dir.path(), "b", relay_port, peer_args_with(dir.path(), "b", &["--duration", "2"]));
+    assert!(b.expect_exit(Duration::from_secs(20)).success(), "{}", b.describe());
+    a.expect_exit(Duration::from_secs(10));
+    relay.join().unwrap();
+    // Video went through the relay, but the codes give it away.
+    assert!(b.stdout().contains("received"), "{}", b.describe());
+    assert_ne!(safety_code(&a), safety_code(&b), "{}\n{}", a.describe(), b.describe());
+}
+
+#[test]
+fn a_man_in_the_middle_is_refused_by_pinned_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    // Make both identities first so each side can pin the other.
+    let (a_fp, b_fp) = (fingerprint_of(dir.path(), "a"), fingerprint_of(dir.path(), "b"));
+
+    // The caller pins the listener: the relay's certificate fails in the handshake.
+    let (mut a, port) = start_listener(dir.path(), "a", strict_args(dir.path(), "a", &["--once", "--peer", &b_fp]));
+    let (relay_port, relay) = start_relay(dir.path(), port);
+    let mut b = start_caller(dir.path(), "b", relay_port, strict_args(dir.path(), "b", &["--peer", &a_fp]));
+    assert!(!b.expect_exit(Duration::from_secs(20)).success(), "{}", b.describe());
+    let err = b.stderr();
+    assert!(err.contains("not the peer you asked for") && err.contains("Nothing was sent"), "{err}");
+    relay.join().unwrap();
+
+    // The listener pins the caller: the relay's call is refused before any stream, so the
+    // caller behind the relay never gets a call (how it ends is up to the relay).
+    let (relay_port, relay) = start_relay(dir.path(), port);
+    let mut b = start_caller(dir.path(), "b", relay_port, peer_args_with(dir.path(), "b", &["--duration", "2"]));
+    b.expect_exit(Duration::from_secs(20));
+    relay.join().unwrap();
+    assert!(!b.stdout().contains("safety code"), "{}", b.describe());
+    assert!(!b.stdout().contains("received"), "{}", b.describe());
+    assert!(a.stderr().contains("not the peer you asked for"), "{}", a.describe());
+    assert!(a.wait(Duration::from_millis(100)).is_none(), "{}", a.describe());
+}
+
+/// Connects to a listener as a well-behaved peer up to the hellos.
+async fn hostile_peer(
+    dir: &Path,
+    port: u16,
+) -> (quinn::Connection, quinn::SendStream, quinn::RecvStream, quinn::Endpoint) {
+    let identity = Identity::load_or_create(&dir.join("certs-hostile")).unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let client = endpoint::caller(addr).unwrap();
+    let conn = endpoint::connect(&client, addr, &identity, None, Arc::new(Mutex::new(None))).unwrap().await.unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(&ControlMessage::Hello { width: 640, height: 480, fps: 30 }.encode()).await.unwrap();
+    let mut len = [0u8; 2];
+    recv.read_exact(&mut len).await.unwrap();
+    let mut hello = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    recv.read_exact(&mut hello).await.unwrap();
+    assert!(matches!(ControlMessage::decode(&hello), Ok(ControlMessage::Hello { .. })));
+    (conn, send, recv, client)
+}
+
+/// The reason the listener gave when it closed the connection.
+async fn close_reason(conn: &quinn::Connection) -> String {
+    match tokio::time::timeout(Duration::from_secs(5), conn.closed()).await.expect("the listener did not close") {
+        quinn::ConnectionError::ApplicationClosed(close) => String::from_utf8_lossy(&close.reason).into_owned(),
+        other => panic!("closed without a reason: {other}"),
+    }
+}
+
+#[test]
+fn an_oversized_control_message_closes_the_call_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, port) = start_listener(dir.path(), "a", peer_args_with(dir.path(), "a", &["--once"]));
+    let reason = runtime().block_on(async {
+        let (conn, mut send, _recv, _endpoint) = hostile_peer(dir.path(), port).await;
+        send.write_all(&[0xff, 0xff, 1, 2, 3]).await.unwrap();
+        close_reason(&conn).await
+    });
+    assert!(reason.contains("65535") && reason.contains("limit"), "{reason}");
+    assert!(!a.expect_exit(Duration::from_secs(5)).success());
+    assert!(a.stderr().contains("broke the protocol"), "{}", a.describe());
+}
+
+#[test]
+fn video_announcing_8192x8192_pictures_is_refused_before_decoding() {
+    // A baseline SPS for 512x512 macroblocks (8192x8192 pixels).
+    const HUGE_SPS: [u8; 15] = [0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1f, 0xda, 0x00, 0x20, 0x00, 0x04, 0x01, 0x80];
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, port) = start_listener(dir.path(), "a", peer_args_with(dir.path(), "a", &["--once"]));
+    let started = Instant::now();
+    let reason = runtime().block_on(async {
+        let (conn, _send, _recv, _endpoint) = hostile_peer(dir.path(), port).await;
+        let mut video = conn.open_uni().await.unwrap();
+        video.write_all(&video_stream_preamble(0)).await.unwrap();
+        let header = FrameHeader { seq: 0, capture_us: 0, keyframe: true, len: HUGE_SPS.len() as u32 };
+        video.write_all(&header.encode()).await.unwrap();
+        video.write_all(&HUGE_SPS).await.unwrap();
+        close_reason(&conn).await
+    });
+    assert!(reason.contains("8192x8192"), "{reason}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(!a.expect_exit(Duration::from_secs(5)).success());
+    assert!(a.stderr().contains("refused the peer's video"), "{}", a.describe());
+}
