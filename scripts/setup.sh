@@ -13,6 +13,7 @@ packages=(
   xvfb            # a window without a screen: tests and headless demos
   x11-utils       # xwininfo, for the window test
   time            # /usr/bin/time: CPU and memory in scripts/bench.sh
+  procps          # pgrep, in the terminal-prompt test (which also uses util-linux's script)
   python3-pip     # numpy and OpenCV for the original Python streamer (below)
 )
 

@@ -337,3 +337,77 @@ fn video_announcing_8192x8192_pictures_is_refused_before_decoding() {
     assert!(!a.expect_exit(Duration::from_secs(5)).success());
     assert!(a.stderr().contains("refused the peer's video"), "{}", a.describe());
 }
+
+/// Runs `chat ARGS` on a pseudo-terminal (util-linux `script`), so that it asks; answers
+/// `answer` to its question. Returns what the terminal showed and whether chat succeeded.
+fn on_a_terminal(dir: &Path, name: &str, args: &[String], answer: &str) -> (String, bool) {
+    use std::io::Write;
+    let shown = dir.join(format!("{name}.tty"));
+    let command = std::iter::once(common::chat().to_string()).chain(args.iter().cloned()).collect::<Vec<_>>().join(" ");
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("DISPLAY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::fs::File::create(&shown).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("util-linux script");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&shown).unwrap_or_default().contains("[y/N]") {
+        assert!(Instant::now() < deadline, "{name} never asked:\n{}", std::fs::read_to_string(&shown).unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.stdin.as_mut().unwrap().write_all(format!("{answer}\n").as_bytes()).unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "{name} did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (std::fs::read_to_string(&shown).unwrap().replace('\r', ""), status.success())
+}
+
+#[test]
+fn on_a_terminal_a_new_peer_is_asked_about() {
+    let dir = tempfile::tempdir().unwrap();
+    // The caller is asked about the listener, says yes, and remembers it by name.
+    let (mut a, port) = start_listener(dir.path(), "a", peer_args_with(dir.path(), "a", &["--once"]));
+    let mut args = strict_args(dir.path(), "b", &["--duration", "1", "--name", "alice"]);
+    args.extend(["--call".to_string(), format!("127.0.0.1:{port}")]);
+    let (shown, ok) = on_a_terminal(dir.path(), "b", &args, "y");
+    assert!(ok, "{shown}");
+    assert!(shown.contains("is a new peer; its fingerprint") && shown.contains("safety code"), "{shown}");
+    assert!(a.expect_exit(Duration::from_secs(5)).success(), "{}", a.describe());
+    let known = std::fs::read_to_string(dir.path().join("certs-b/known_peers")).unwrap();
+    assert!(known.trim_end().ends_with(" alice"), "{known}");
+
+    // A listener on a terminal is asked about a new caller, says no: no call.
+    let mut args = strict_args(dir.path(), "c", &["--once"]);
+    args.extend(["--listen", "127.0.0.1:0"].map(String::from));
+    let caller_dir = dir.path().to_path_buf();
+    let listener = std::thread::spawn(move || on_a_terminal(&caller_dir, "c", &args, "n"));
+    let tty = dir.path().join("c.tty");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let port = loop {
+        let text = std::fs::read_to_string(&tty).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.starts_with("listening on")) {
+            break line.split_whitespace().nth(2).unwrap().rsplit(':').next().unwrap().parse::<u16>().unwrap();
+        }
+        assert!(Instant::now() < deadline, "the listener did not start: {text}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut d = start_caller(dir.path(), "d", port, peer_args_with(dir.path(), "d", &["--duration", "1"]));
+    assert!(!d.expect_exit(Duration::from_secs(20)).success(), "{}", d.describe());
+    assert!(d.stderr().contains("refused the call"), "{}", d.describe());
+    // Declining is not the call `--once` waits for: stop the listener by hand.
+    let text = std::fs::read_to_string(&tty).unwrap();
+    assert!(text.contains("incoming call from") && text.contains("did not accept the caller"), "{text}");
+    let certs = dir.path().join("certs-c");
+    let pid = std::process::Command::new("pgrep").args(["-f", certs.to_str().unwrap()]).output().unwrap();
+    for pid in String::from_utf8_lossy(&pid.stdout).split_whitespace() {
+        let _ = std::process::Command::new("kill").args(["-INT", pid]).status();
+    }
+    let (_, stopped_cleanly) = listener.join().unwrap();
+    assert!(stopped_cleanly, "Ctrl-C should end a waiting listener with status 0");
+}
