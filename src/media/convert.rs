@@ -21,16 +21,8 @@ fn packed_to_i420(
     capture_us: u64,
     [ri, gi, bi]: [usize; 3],
 ) -> Option<VideoFrame> {
-    if src.len() < width.checked_mul(height)?.checked_mul(3)? {
-        return None;
-    }
-    let (w, h) = (width & !1, height & !1);
-    if w == 0 || h == 0 {
-        return None;
-    }
-    let mut frame = VideoFrame::black(w, h);
-    frame.capture_us = capture_us;
-    let cw = w / 2;
+    let mut frame = output_frame(src, 3, width, height, capture_us)?;
+    let (w, h, cw) = (frame.width, frame.height, frame.chroma_width());
     for row in 0..h {
         let line = &src[row * width * 3..];
         let yrow = &mut frame.y[row * w..(row + 1) * w];
@@ -60,9 +52,16 @@ fn packed_to_i420(
     Some(frame)
 }
 
-/// Converts packed YUYV 4:2:2 (`width * height * 2` bytes) to I420 by averaging chroma rows.
-pub fn yuyv_to_i420(src: &[u8], width: usize, height: usize, capture_us: u64) -> Option<VideoFrame> {
-    if src.len() < width.checked_mul(height)?.checked_mul(2)? {
+/// The I420 frame a packed picture converts into: odd sizes cropped to even ones. `None`
+/// if `src` is too short for `width` x `height` at `bytes_per_pixel`, or the result is empty.
+fn output_frame(
+    src: &[u8],
+    bytes_per_pixel: usize,
+    width: usize,
+    height: usize,
+    capture_us: u64,
+) -> Option<VideoFrame> {
+    if src.len() < width.checked_mul(height)?.checked_mul(bytes_per_pixel)? {
         return None;
     }
     let (w, h) = (width & !1, height & !1);
@@ -71,7 +70,13 @@ pub fn yuyv_to_i420(src: &[u8], width: usize, height: usize, capture_us: u64) ->
     }
     let mut frame = VideoFrame::black(w, h);
     frame.capture_us = capture_us;
-    let cw = w / 2;
+    Some(frame)
+}
+
+/// Converts packed YUYV 4:2:2 (`width * height * 2` bytes) to I420 by averaging chroma rows.
+pub fn yuyv_to_i420(src: &[u8], width: usize, height: usize, capture_us: u64) -> Option<VideoFrame> {
+    let mut frame = output_frame(src, 2, width, height, capture_us)?;
+    let (w, h, cw) = (frame.width, frame.height, frame.chroma_width());
     for row in 0..h {
         let line = &src[row * width * 2..];
         for x in 0..w {
