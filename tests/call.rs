@@ -5,21 +5,15 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Peer, number, peer_args, peer_args_with, strs, summary};
+use common::{Peer, number, peer_args, peer_args_with, start_caller, start_listener, strs, summary};
 
-/// Starts `chat --listen 127.0.0.1:0 EXTRA` and returns it with its port.
+/// A listener with the shared test arguments and `extra`.
 fn listener(dir: &std::path::Path, name: &str, extra: &[&str]) -> (Peer, u16) {
-    let mut args = peer_args_with(dir, name, extra);
-    args.extend(["--listen", "127.0.0.1:0"].map(String::from));
-    let mut peer = Peer::start(name, dir, &strs(&args));
-    let port = peer.listening_port();
-    (peer, port)
+    start_listener(dir, name, peer_args_with(dir, name, extra))
 }
 
 fn caller(dir: &std::path::Path, name: &str, port: u16, extra: &[&str]) -> Peer {
-    let mut args = peer_args_with(dir, name, extra);
-    args.extend(["--call".to_string(), format!("127.0.0.1:{port}")]);
-    Peer::start(name, dir, &strs(&args))
+    start_caller(dir, name, port, peer_args_with(dir, name, extra))
 }
 
 #[test]

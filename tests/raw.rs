@@ -10,20 +10,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Peer, number, peer_args_with, strs, summary};
+use common::{Peer, number, peer_args_with, start_caller, start_listener, summary};
 
 fn raw_listener(dir: &Path, name: &str, extra: &[&str]) -> (Peer, u16) {
-    let mut args = peer_args_with(dir, name, extra);
-    args.extend(["--listen", "127.0.0.1:0", "--raw"].map(String::from));
-    let mut peer = Peer::start(name, dir, &strs(&args));
-    let port = peer.listening_port();
-    (peer, port)
+    start_listener(dir, name, peer_args_with(dir, name, &[extra, &["--raw"]].concat()))
 }
 
 fn raw_caller(dir: &Path, name: &str, port: u16, extra: &[&str]) -> Peer {
-    let mut args = peer_args_with(dir, name, extra);
-    args.extend(["--call".to_string(), format!("127.0.0.1:{port}"), "--raw".to_string()]);
-    Peer::start(name, dir, &strs(&args))
+    start_caller(dir, name, port, peer_args_with(dir, name, &[extra, &["--raw"]].concat()))
 }
 
 fn seed_script() -> PathBuf {

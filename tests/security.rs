@@ -12,25 +12,11 @@ use std::time::{Duration, Instant};
 use chat::net::endpoint;
 use chat::net::identity::Identity;
 use chat::net::wire::{ControlMessage, FrameHeader, video_stream_preamble};
-use common::{Peer, peer_args_with, strs, summary};
+use common::{Peer, peer_args_with, start_caller, start_listener, summary};
 
 /// `peer_args` without `--accept-new`: known peers only, the default.
 fn strict_args(dir: &Path, name: &str, extra: &[&str]) -> Vec<String> {
     peer_args_with(dir, name, extra).into_iter().filter(|a| a != "--accept-new").collect()
-}
-
-fn start_listener(dir: &Path, name: &str, args: Vec<String>) -> (Peer, u16) {
-    let mut args = args;
-    args.extend(["--listen", "127.0.0.1:0"].map(String::from));
-    let mut peer = Peer::start(name, dir, &strs(&args));
-    let port = peer.listening_port();
-    (peer, port)
-}
-
-fn start_caller(dir: &Path, name: &str, port: u16, args: Vec<String>) -> Peer {
-    let mut args = args;
-    args.extend(["--call".to_string(), format!("127.0.0.1:{port}")]);
-    Peer::start(name, dir, &strs(&args))
 }
 
 fn fingerprint_of(dir: &Path, name: &str) -> String {

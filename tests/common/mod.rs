@@ -161,6 +161,20 @@ pub fn peer_args_with(dir: &Path, name: &str, extra: &[&str]) -> Vec<String> {
     args
 }
 
+/// Starts `chat ARGS --listen 127.0.0.1:0` and returns it with the port it took.
+pub fn start_listener(dir: &Path, name: &str, mut args: Vec<String>) -> (Peer, u16) {
+    args.extend(["--listen", "127.0.0.1:0"].map(String::from));
+    let mut peer = Peer::start(name, dir, &strs(&args));
+    let port = peer.listening_port();
+    (peer, port)
+}
+
+/// Starts `chat ARGS --call 127.0.0.1:PORT`.
+pub fn start_caller(dir: &Path, name: &str, port: u16, mut args: Vec<String>) -> Peer {
+    args.extend(["--call".to_string(), format!("127.0.0.1:{port}")]);
+    Peer::start(name, dir, &strs(&args))
+}
+
 pub fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
