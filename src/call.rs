@@ -24,6 +24,9 @@ use crate::net::{video_in, video_out};
 use crate::stats::{CallStats, JsonLines, Report, Reporter};
 use crate::view::View;
 
+/// How long a hanging-up peer waits for the other to close after saying so.
+const HANG_UP_GRACE: Duration = Duration::from_millis(1000);
+
 /// Settings that hold for every call of this run.
 #[derive(Debug, Clone)]
 pub struct CallSettings {
@@ -166,6 +169,7 @@ impl CallContext {
         ));
 
         let (control_tx, control_rx) = mpsc::channel(8);
+        let hang_up_tx = control_tx.clone();
         let (refused_tx, mut refused_rx) = mpsc::channel(1);
         let (received_tx, received_rx) = std::sync::mpsc::sync_channel(8);
         let record = s.record.as_deref().map(|path| Y4mWriter::create(path, s.encoder.fps)).transpose()?;
@@ -196,6 +200,13 @@ impl CallContext {
             tokio::select! {
                 reason = conn.closed() => break Ending::of(&reason),
                 _ = &mut hang_up => {
+                    // Stop sending pictures, say it on the control stream (retransmitted until
+                    // it arrives), give the peer a moment to close, then close anyway.
+                    stop.store(true, Ordering::Relaxed);
+                    sender.abort();
+                    if hang_up_tx.send(ControlMessage::HangUp).await.is_ok() {
+                        let _ = tokio::time::timeout(HANG_UP_GRACE, conn.closed()).await;
+                    }
                     conn.close(CloseCode::HangUp.code(), b"hang-up");
                     break Ending::Local;
                 }
@@ -204,6 +215,10 @@ impl CallContext {
                         Ok(Err(ControlError::Wire(e))) => {
                             conn.close(CloseCode::ProtocolError.code(), e.to_string().as_bytes());
                             break Ending::Other(format!("the peer broke the protocol: {e}"));
+                        }
+                        Ok(Ok(())) => {
+                            conn.close(CloseCode::HangUp.code(), b"hang-up");
+                            break Ending::PeerHungUp;
                         }
                         _ => break conn.close_reason().map_or(Ending::Local, |r| Ending::of(&r)),
                     }

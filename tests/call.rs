@@ -42,6 +42,38 @@ fn two_way_call_delivers_video_both_ways() {
 }
 
 #[test]
+fn a_call_stays_smooth_through_loss_delay_and_jitter() {
+    use common::relay::{Impairment, UdpRelay};
+    let dir = tempfile::tempdir().unwrap();
+    let (a_json, b_json) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    let (mut a, port) = listener(dir.path(), "a", &["--once", "--stats-json", a_json.to_str().unwrap()]);
+    let impairment =
+        Impairment { loss: 0.02, delay: Duration::from_millis(20), jitter: Duration::from_millis(10), seed: 7 };
+    let relay = UdpRelay::start(format!("127.0.0.1:{port}").parse().unwrap(), impairment);
+    let mut b = caller(dir.path(), "b", relay.port, &["--duration", "6", "--stats-json", b_json.to_str().unwrap()]);
+    assert!(b.expect_exit(Duration::from_secs(30)).success(), "{}", b.describe());
+    // The hang-up gets through the loss: a clean end, not a lost call.
+    assert!(a.expect_exit(Duration::from_secs(3)).success(), "{}", a.describe());
+    assert!(a.stdout().contains("hung up"), "{}", a.describe());
+    // About 2% of roughly a thousand datagrams.
+    let dropped = relay.dropped.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(dropped >= 5, "the relay dropped only {dropped} datagrams");
+
+    let (sa, sb) = (summary(&a_json), summary(&b_json));
+    for (name, rx, tx) in [("a", &sa, &sb), ("b", &sb, &sa)] {
+        // Pictures still being retransmitted when the hang-up arrives are lost, and a
+        // few more (see frames_skipped): most, not all, get through.
+        let (sent, received) = (number(tx, "frames_sent"), number(rx, "frames_received"));
+        assert!(received >= 0.85 * sent, "{name} received {received} of {sent}: {rx}");
+        assert_eq!(number(rx, "decode_errors"), 0.0, "{name}: {rx}");
+        // 20-30 ms each way, plus retransmissions: bounded, never a frozen second.
+        assert!(number(rx, "latency_ms_p50") < 150.0, "{name}: {rx}");
+        assert!(number(rx, "latency_ms_p95") < 1000.0, "{name}: {rx}");
+        assert!(number(rx, "psnr_db") >= 35.0, "{name}: {rx}");
+    }
+}
+
+#[test]
 fn a_y4m_file_loops_as_the_source_and_the_record_holds_every_shown_frame() {
     use chat::media::{pattern, y4m};
     let dir = tempfile::tempdir().unwrap();

@@ -84,7 +84,7 @@ impl ControlStream {
     }
 
     /// Serves the stream until the connection ends: answers pings, measures the clock
-    /// offset, passes keyframe requests both ways.
+    /// offset, passes keyframe requests both ways. `Ok` when the peer hung up.
     pub async fn run(
         mut self,
         mut outgoing: mpsc::Receiver<ControlMessage>,
@@ -106,6 +106,7 @@ impl ControlStream {
                     Some(ControlMessage::Pong { ping_sent_us, received_us, sent_us }) => {
                         clock.lock().unwrap_or_else(|e| e.into_inner()).add_exchange(ping_sent_us, received_us, sent_us, now_us());
                     }
+                    Some(ControlMessage::HangUp) => return Ok(()),
                     Some(ControlMessage::Hello { .. }) => tracing::debug!("ignoring a second hello"),
                 },
                 Some(message) = outgoing.recv() => self.write(message).await?,

@@ -1,7 +1,8 @@
 //! The QUIC wire format, sans IO: control messages on the one bidirectional stream, and
 //! the headers of the video streams (one unidirectional stream per group of pictures).
 //!
-//! Control message: `len: u16 BE` (of what follows, at most `MAX_CONTROL_BYTES`), `type: u8`, body.
+//! Control message: `len: u16 BE` (of what follows, at most `MAX_CONTROL_BYTES`), `type: u8`, body:
+//!                  1 hello, 2 keyframe request, 3 ping, 4 pong, 5 hang-up.
 //! Video stream:    `STREAM_VIDEO: u8`, `group: u64 BE`, then frames, each
 //!                  `flags: u8` (bit 0 keyframe), `seq: u64`, `capture_us: u64`, `len: u32`, payload.
 //! Every length is checked against its limit before anything is allocated.
@@ -53,12 +54,16 @@ pub enum ControlMessage {
     Ping { sent_us: u64 },
     /// Answer to a ping: its time, when it arrived and when the answer left (peer's clock).
     Pong { ping_sent_us: u64, received_us: u64, sent_us: u64 },
+    /// "I am hanging up." Unlike QUIC's close frame this is retransmitted until it
+    /// arrives, so a lossy link cannot turn a hang-up into a lost call.
+    HangUp,
 }
 
 const HELLO: u8 = 1;
 const KEYFRAME_REQUEST: u8 = 2;
 const PING: u8 = 3;
 const PONG: u8 = 4;
+const HANG_UP: u8 = 5;
 
 impl ControlMessage {
     /// The message with its length prefix, ready to write.
@@ -82,6 +87,7 @@ impl ControlMessage {
                     body.extend_from_slice(&t.to_be_bytes());
                 }
             }
+            Self::HangUp => body.push(HANG_UP),
         }
         let mut out = (body.len() as u16).to_be_bytes().to_vec();
         out.extend_from_slice(&body);
@@ -125,6 +131,10 @@ impl ControlMessage {
             PONG => {
                 expect(24)?;
                 Ok(Self::Pong { ping_sent_us: u64_at(0), received_us: u64_at(8), sent_us: u64_at(16) })
+            }
+            HANG_UP => {
+                expect(0)?;
+                Ok(Self::HangUp)
             }
             other => Err(WireError::UnknownMessage(other)),
         }
@@ -205,6 +215,7 @@ mod tests {
         round_trip(ControlMessage::KeyframeRequest);
         round_trip(ControlMessage::Ping { sent_us: u64::MAX });
         round_trip(ControlMessage::Pong { ping_sent_us: 1, received_us: 2, sent_us: 3 });
+        round_trip(ControlMessage::HangUp);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! their output in files, and read their `--stats-json` summaries.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod relay;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
