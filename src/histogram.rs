@@ -7,14 +7,13 @@ const BUCKETS: usize = 8000;
 #[derive(Clone, Debug)]
 pub struct Histogram {
     counts: Vec<u32>,
-    /// Samples at or above the last bucket.
-    overflow: u64,
+    /// All samples, including those at or above the last bucket.
     total: u64,
 }
 
 impl Default for Histogram {
     fn default() -> Self {
-        Self { counts: vec![0; BUCKETS], overflow: 0, total: 0 }
+        Self { counts: vec![0; BUCKETS], total: 0 }
     }
 }
 
@@ -25,15 +24,10 @@ impl Histogram {
 
     pub fn record(&mut self, ms: f64) {
         let bucket = (ms.max(0.0) / BUCKET_MS) as usize;
-        match self.counts.get_mut(bucket) {
-            Some(count) => *count = count.saturating_add(1),
-            None => self.overflow += 1,
+        if let Some(count) = self.counts.get_mut(bucket) {
+            *count = count.saturating_add(1);
         }
         self.total += 1;
-    }
-
-    pub fn count(&self) -> u64 {
-        self.total
     }
 
     /// The value below which a fraction `q` (0..=1) of samples fall, at bucket resolution
@@ -55,7 +49,6 @@ impl Histogram {
 
     pub fn clear(&mut self) {
         self.counts.fill(0);
-        self.overflow = 0;
         self.total = 0;
     }
 }
@@ -71,12 +64,11 @@ mod tests {
         for ms in 1..=100 {
             h.record(f64::from(ms));
         }
-        assert_eq!(h.count(), 100);
         assert!((h.quantile(0.5).unwrap() - 50.125).abs() < 1e-9);
         assert!((h.quantile(0.95).unwrap() - 95.125).abs() < 1e-9);
         h.record(1e9);
         assert_eq!(h.quantile(1.0), Some(2000.0));
         h.clear();
-        assert_eq!(h.count(), 0);
+        assert_eq!(h.quantile(0.5), None);
     }
 }
