@@ -185,7 +185,7 @@ impl CallContext {
             clock: Arc::clone(&clock),
             stats: Arc::clone(&stats),
             record,
-            peer_fps: Arc::new(Mutex::new(peer_fps)),
+            peer_fps,
             stop: Arc::clone(&stop),
         }
         .spawn()?;

@@ -108,7 +108,7 @@ pub struct DecodeLoop {
     pub stats: Arc<CallStats>,
     pub record: Option<Y4mWriter>,
     /// The peer's frame rate from its hello, for counting frozen intervals.
-    pub peer_fps: Arc<Mutex<Option<u32>>>,
+    pub peer_fps: Option<u32>,
     pub stop: Arc<AtomicBool>,
 }
 
@@ -183,7 +183,7 @@ impl DecodeLoop {
         });
         if let Some((last_seq, last_us)) = last {
             self.stats.frames_skipped.fetch_add(seq.saturating_sub(last_seq + 1), Relaxed);
-            if let Some(fps) = *self.peer_fps.lock().unwrap_or_else(|e| e.into_inner()) {
+            if let Some(fps) = self.peer_fps {
                 let intervals = (now.saturating_sub(last_us) as f64 * f64::from(fps) / 1e6).round() as u64;
                 self.stats.frozen_frames.fetch_add(intervals.saturating_sub(1), Relaxed);
             }
