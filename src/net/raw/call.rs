@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use super::framing::{FrameReader, FramingError, POLL_INTERVAL, write_frame};
+use super::framing::{FrameReader, FramingError, POLL_INTERVAL, append_frame};
 use super::pickle_read::{PickleError, PictureLimits, read_picture};
 use super::pickle_write::write_picture;
 use crate::call::{CallContext, CallOutcome};
@@ -89,12 +89,12 @@ pub async fn run_raw_call(
             while !stop.load(Relaxed) {
                 let Some(frame) = input.take_timeout(Duration::from_millis(100)) else { continue };
                 buf.clear();
-                write_picture(&mut buf, frame.width, frame.height, &i420_to_bgr(&frame));
-                let mut framed = Vec::with_capacity(buf.len() + 8);
-                if write_frame(&mut framed, &buf).and_then(|()| stream.write_all(&framed)).is_err() {
+                let bgr = i420_to_bgr(&frame);
+                append_frame(&mut buf, |out| write_picture(out, frame.width, frame.height, &bgr));
+                if stream.write_all(&buf).is_err() {
                     return;
                 }
-                stats.record_sent(framed.len());
+                stats.record_sent(buf.len());
             }
         })?
     };

@@ -3,7 +3,7 @@
 //! allocates, drops a peer that stalls inside a frame, and (when told to) one that sends
 //! no frame at all for too long.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -56,10 +56,14 @@ pub fn check_length(header: [u8; 8], max: usize) -> Result<usize, FramingError> 
     }
 }
 
-/// Writes one frame: its length, then its bytes.
-pub fn write_frame(out: &mut impl Write, payload: &[u8]) -> io::Result<()> {
-    out.write_all(&(payload.len() as u64).to_le_bytes())?;
-    out.write_all(payload)
+/// Appends one frame to `out`: its length, then what `write_payload` appends. The length
+/// is filled in afterwards, so a payload is built in place and never copied.
+pub fn append_frame(out: &mut Vec<u8>, write_payload: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 8]);
+    write_payload(out);
+    let len = (out.len() - start - 8) as u64;
+    out[start..start + 8].copy_from_slice(&len.to_le_bytes());
 }
 
 /// Reads frames from a source whose reads time out every `POLL_INTERVAL` (a TCP stream
@@ -166,8 +170,8 @@ mod tests {
     #[test]
     fn frames_round_trip_across_split_reads() {
         let mut wire = Vec::new();
-        write_frame(&mut wire, b"hello").unwrap();
-        write_frame(&mut wire, b"world!").unwrap();
+        append_frame(&mut wire, |out| out.extend_from_slice(b"hello"));
+        append_frame(&mut wire, |out| out.extend_from_slice(b"world!"));
         let chunks = wire.chunks(3).map(<[u8]>::to_vec).collect();
         let mut r = reader(chunks, true, None);
         let stop = AtomicBool::new(false);
