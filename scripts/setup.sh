@@ -15,7 +15,14 @@ packages=(
   time            # /usr/bin/time: CPU and memory in scripts/bench.sh
   procps          # pgrep, in the terminal-prompt test (which also uses util-linux's script)
   python3-pip     # numpy and OpenCV for the original Python streamer (below)
+  libasound2-dev  # cpal's ALSA backend (sound devices)
+  libopus-dev     # Opus, linked by the opus crate
+  pulseaudio      # null sinks: real, real-time sound devices for tests with no sound card
+  pulseaudio-utils  # pactl, paplay, parec
+  libasound2-plugins  # ALSA's pulse plugin, which cpal reaches PulseAudio through
 )
+# Anything else a caller needs (scripts/bench.sh asks for ffmpeg).
+packages+=("$@")
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,6 +1,6 @@
 //! The program: turns the command line into a run (print the fingerprint, list devices,
-//! listen or call), starts capture and the window, and runs the peer on a tokio runtime
-//! beside the window's main thread.
+//! listen or call), checks the sound devices, starts capture and the window, and runs the
+//! peer on a tokio runtime beside the window's main thread.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -8,7 +8,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::call::{CallContext, CallSettings};
-use crate::cli::Cli;
+use crate::cli::{Cli, MediaOptions};
+use crate::media::audio::device::{list_devices, probe};
+use crate::media::audio::microphone::{AudioSource, MicPlan};
+use crate::media::audio::speaker::{AudioSink, SpeakerPlan};
+use crate::media::audio::wav::read_wav;
 use crate::media::camera::list_cameras;
 use crate::media::codec::{EncoderSettings, default_bitrate_kbps};
 use crate::media::display::{display_available, run_window};
@@ -20,7 +24,7 @@ use crate::net::raw::pickle_read::PictureLimits;
 use crate::net::trust::TrustPolicy;
 use crate::peer::{self, Trust};
 use crate::stats::JsonLines;
-use crate::view::View;
+use crate::view::{MediaState, View};
 
 /// A raw peer that stops inside a frame for this long is dropped.
 const RAW_STALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,6 +51,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("    {format}");
             }
         }
+        let (microphones, speakers) = list_devices();
+        if microphones.is_empty() && speakers.is_empty() {
+            println!("no sound devices found (use --audio-source tone and --audio-sink PATH.wav to test)");
+        }
+        for (i, name) in microphones.iter().enumerate() {
+            println!("microphone {i}: {name}");
+        }
+        for (i, name) in speakers.iter().enumerate() {
+            println!("speaker {i}: {name}");
+        }
         return Ok(());
     }
 
@@ -71,6 +85,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let capture = start_capture(media.source.clone(), media.size, fps, outputs.clone())
         .context("cannot start the video source")?;
     eprintln!("sending {} at {fps} fps", capture.description);
+    // Raw mode is the Python streamer's format: pictures only.
+    let (microphone, speaker) = if cli.raw.raw { (None, SpeakerPlan::Discard) } else { plan_audio(media)? };
     let options = &cli.call_options;
     let stats_json = options
         .stats_json
@@ -78,7 +94,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .map(|path| JsonLines::create(path).with_context(|| format!("cannot write --stats-json {}", path.display())))
         .transpose()?
         .map(|json| Arc::new(Mutex::new(json)));
-    let view = Arc::new(View::new(Arc::clone(&outputs.preview)));
+    let view = Arc::new(View::new(
+        Arc::clone(&outputs.preview),
+        MediaState { muted: media.mute, camera_off: media.camera_off },
+    ));
     let ctx = Arc::new(CallContext {
         settings: CallSettings {
             size: media.size,
@@ -90,6 +109,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             duration: options.duration.map(Duration::from_secs_f64),
             record: options.record.clone(),
             status_line: !options.quiet,
+            microphone,
+            speaker,
         },
         encoder_input: Arc::clone(&outputs.encoder),
         view: Arc::clone(&view),
@@ -149,4 +170,46 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     };
     drop(capture);
     result
+}
+
+/// Checks the sound options before any call: a device asked for by name must be there;
+/// `auto` falls back to no sound with one line saying so. Prints what will be used.
+fn plan_audio(media: &MediaOptions) -> anyhow::Result<(Option<MicPlan>, SpeakerPlan)> {
+    let (microphone, sending) = match &media.audio_source {
+        AudioSource::Auto => match probe(true, media.mic.as_deref()) {
+            Ok(name) => (Some(MicPlan::Device(media.mic.clone())), format!("microphone \"{name}\"")),
+            Err(e) => {
+                eprintln!("no microphone: {e}; sending no sound");
+                (None, "nothing".into())
+            }
+        },
+        AudioSource::Mic => {
+            let name = probe(true, media.mic.as_deref()).context("--audio-source mic")?;
+            (Some(MicPlan::Device(media.mic.clone())), format!("microphone \"{name}\""))
+        }
+        AudioSource::Tone(hz) => (Some(MicPlan::Tone(*hz)), format!("a {hz} Hz tone")),
+        AudioSource::Wav(path) => {
+            let samples = read_wav(path).context("--audio-source")?;
+            (Some(MicPlan::Samples(samples.into())), path.display().to_string())
+        }
+        AudioSource::None => (None, "nothing".into()),
+    };
+    let (speaker, playing) = match &media.audio_sink {
+        AudioSink::Auto => match probe(false, media.speaker.as_deref()) {
+            Ok(name) => (SpeakerPlan::Device(media.speaker.clone()), format!("speaker \"{name}\"")),
+            Err(e) => {
+                eprintln!("no speaker: {e}; the peer's sound will not play");
+                (SpeakerPlan::Discard, "nowhere".into())
+            }
+        },
+        AudioSink::Speaker => {
+            let name = probe(false, media.speaker.as_deref()).context("--audio-sink speaker")?;
+            (SpeakerPlan::Device(media.speaker.clone()), format!("speaker \"{name}\""))
+        }
+        AudioSink::Wav(path) => (SpeakerPlan::Wav(path.clone()), path.display().to_string()),
+        AudioSink::None => (SpeakerPlan::Discard, "nowhere".into()),
+    };
+    let muted = if media.mute { " (muted: M unmutes)" } else { "" };
+    eprintln!("sound: sending {sending}{muted}, playing the peer's to {playing}");
+    Ok((microphone, speaker))
 }

@@ -1,6 +1,7 @@
-//! One call on an established connection: starts the stages (encoder, video streams,
-//! decoder, control stream, stats), ties their lifetimes together, and ends them all on
-//! hang-up, when the peer goes away, or when the duration runs out.
+//! One call on an established connection: starts the stages (video encoder, streams and
+//! decoder; audio sender, datagrams and playout; control stream, stats), ties their
+//! lifetimes together, and ends them all on hang-up, when the peer goes away, or when the
+//! duration runs out.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,11 +12,17 @@ use quinn::Connection;
 use tokio::sync::mpsc;
 
 use crate::latest::Latest;
+use crate::media::audio::microphone::MicPlan;
+use crate::media::audio::playout::AudioPlayout;
+use crate::media::audio::sender::spawn_audio_sender;
+use crate::media::audio::speaker::SpeakerPlan;
 use crate::media::codec::EncoderSettings;
 use crate::media::decode_loop::DecodeLoop;
 use crate::media::encode_loop::spawn_encoder;
 use crate::media::frame::SharedFrame;
+use crate::media::lip_sync::LipSync;
 use crate::media::y4m::Y4mWriter;
+use crate::net::audio_datagrams::{receive_audio, send_audio};
 use crate::net::clock::ClockSync;
 use crate::net::control::{ControlError, ControlStream};
 use crate::net::endpoint::{CloseCode, Ending};
@@ -36,6 +43,10 @@ pub struct CallSettings {
     pub record: Option<PathBuf>,
     /// Print the once-a-second status line.
     pub status_line: bool,
+    /// Where this peer's sound comes from (`None`: it sends none).
+    pub microphone: Option<MicPlan>,
+    /// Where the peer's sound goes.
+    pub speaker: SpeakerPlan,
 }
 
 /// What a call needs from the rest of the program.
@@ -151,11 +162,14 @@ impl CallContext {
         let stop = Arc::new(AtomicBool::new(false));
         let keyframe_wanted = Arc::new(AtomicBool::new(false));
         let clock = Arc::new(Mutex::new(ClockSync::new()));
+        let lip_sync = Arc::new(LipSync::new());
+        let mut local_media = self.view.watch_local_media();
 
         let (packets_tx, packets_rx) = mpsc::channel(4);
         let encoder = spawn_encoder(
             s.encoder,
             Arc::clone(&self.encoder_input),
+            self.view.watch_local_media(),
             packets_tx,
             Arc::clone(&keyframe_wanted),
             Arc::clone(&stats),
@@ -168,8 +182,29 @@ impl CallContext {
             Arc::clone(&stats),
         ));
 
+        let (audio_tx, audio_rx) = mpsc::channel(16);
+        let audio_sender = s.microphone.clone().map(|plan| {
+            spawn_audio_sender(plan, self.view.watch_local_media(), audio_tx, Arc::clone(&stats), Arc::clone(&stop))
+        });
+        let audio_out = tokio::spawn(send_audio(conn.clone(), audio_rx, Arc::clone(&stats)));
+        let (heard_tx, heard_rx) = std::sync::mpsc::sync_channel(64);
+        let playout = AudioPlayout {
+            input: heard_rx,
+            sink: s.speaker.clone(),
+            clock: Arc::clone(&clock),
+            stats: Arc::clone(&stats),
+            lip_sync: Arc::clone(&lip_sync),
+            stop: Arc::clone(&stop),
+        }
+        .spawn();
+        let mut audio_in = tokio::spawn(receive_audio(conn.clone(), heard_tx, Arc::clone(&stats)));
+
         let (control_tx, control_rx) = mpsc::channel(8);
         let hang_up_tx = control_tx.clone();
+        let media_tx = control_tx.clone();
+        let media_message =
+            |m: crate::view::MediaState| ControlMessage::MediaState { muted: m.muted, camera_off: m.camera_off };
+        let _ = media_tx.try_send(media_message(*local_media.borrow_and_update()));
         let (refused_tx, mut refused_rx) = mpsc::channel(1);
         let (received_tx, received_rx) = std::sync::mpsc::sync_channel(8);
         let record = s.record.as_deref().map(|path| Y4mWriter::create(path, s.encoder.fps)).transpose()?;
@@ -186,11 +221,20 @@ impl CallContext {
             stats: Arc::clone(&stats),
             record,
             peer_fps,
+            lip_sync,
+            peer_camera_off: Arc::clone(&self.view.peer_camera_off),
             stop: Arc::clone(&stop),
         }
         .spawn()?;
         let receiver = tokio::spawn(video_in::receive_video(conn.clone(), received_tx, Arc::clone(&stats)));
-        let mut control = tokio::spawn(control.run(control_rx, Arc::clone(&keyframe_wanted), clock));
+        let (peer_view, peer_stats) = (Arc::clone(&self.view), Arc::clone(&stats));
+        let on_peer_media = move |state: crate::view::MediaState| {
+            peer_view.set_peer_media(state);
+            peer_stats.peer_muted.store(state.muted, Ordering::Relaxed);
+            peer_stats.peer_camera_off.store(state.camera_off, Ordering::Relaxed);
+        };
+        let mut control = tokio::spawn(control.run(control_rx, Arc::clone(&keyframe_wanted), clock, on_peer_media));
+        let mut audio_in_done = false;
 
         let mut reporter = Reporter::new(&stats);
         let mut ticker = Self::report_ticker();
@@ -204,6 +248,7 @@ impl CallContext {
                     // it arrives), give the peer a moment to close, then close anyway.
                     stop.store(true, Ordering::Relaxed);
                     sender.abort();
+                    audio_out.abort();
                     if hang_up_tx.send(ControlMessage::HangUp).await.is_ok() {
                         let _ = tokio::time::timeout(HANG_UP_GRACE, conn.closed()).await;
                     }
@@ -223,6 +268,17 @@ impl CallContext {
                         _ => break conn.close_reason().map_or(Ending::Local, |r| Ending::of(&r)),
                     }
                 }
+                Ok(()) = local_media.changed() => {
+                    let state = *local_media.borrow_and_update();
+                    let _ = media_tx.send(media_message(state)).await;
+                }
+                result = &mut audio_in, if !audio_in_done => {
+                    audio_in_done = true;
+                    if let Ok(Err(e)) = result {
+                        conn.close(CloseCode::ProtocolError.code(), e.to_string().as_bytes());
+                        break Ending::Other(format!("the peer broke the protocol: {e}"));
+                    }
+                }
                 Some(reason) = refused_rx.recv() => {
                     conn.close(CloseCode::ProtocolError.code(), reason.as_bytes());
                     break Ending::Other(format!("refused the peer's video: {reason}"));
@@ -235,9 +291,15 @@ impl CallContext {
         control.abort();
         sender.abort();
         receiver.abort();
+        audio_out.abort();
+        audio_in.abort();
         let _ = tokio::task::spawn_blocking(move || {
             let _ = encoder.join();
             let _ = decoder.join();
+            let _ = playout.join();
+            if let Some(audio_sender) = audio_sender {
+                let _ = audio_sender.join();
+            }
         })
         .await;
         Ok(self.finish(&stats, ending, Some(conn.rtt())))

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Parser};
 
+use crate::media::audio::microphone::AudioSource;
+use crate::media::audio::speaker::AudioSink;
 use crate::media::pattern;
 use crate::net::identity::Fingerprint;
 use crate::net::known_peers::check_name;
@@ -29,7 +31,7 @@ pub struct Cli {
     #[arg(long)]
     pub fingerprint: bool,
 
-    /// List cameras and their formats, then exit
+    /// List cameras (with their formats), microphones and speakers, then exit
     #[arg(long)]
     pub list_devices: bool,
 
@@ -136,6 +138,30 @@ pub struct MediaOptions {
     /// Video bitrate in kbit/s (50-20000) [default: from the size, about 1900 for 1280x720 at 30 fps]
     #[arg(long, value_name = "KBPS", value_parser = clap::value_parser!(u32).range(50..=20000))]
     pub bitrate: Option<u32>,
+
+    /// Sound to send: auto (the microphone if there is one, else none), mic, tone (440 Hz), tone:HZ, a PATH.wav file (loops), or none
+    #[arg(long, value_name = "SOURCE", default_value = "auto", value_parser = clap::value_parser!(AudioSource))]
+    pub audio_source: AudioSource,
+
+    /// Where the peer's sound goes: auto (the speaker if there is one, else nowhere), speaker, a PATH.wav file, or none
+    #[arg(long, value_name = "SINK", default_value = "auto", value_parser = clap::value_parser!(AudioSink))]
+    pub audio_sink: AudioSink,
+
+    /// Microphone to use, by name (or part of it) or number from --list-devices [default: the system's]
+    #[arg(long, value_name = "NAME|N")]
+    pub mic: Option<String>,
+
+    /// Speaker to use, by name (or part of it) or number from --list-devices [default: the system's]
+    #[arg(long, value_name = "NAME|N")]
+    pub speaker: Option<String>,
+
+    /// Start with the microphone muted (M in the window toggles it)
+    #[arg(long)]
+    pub mute: bool,
+
+    /// Start with the camera off (V in the window toggles it)
+    #[arg(long)]
+    pub camera_off: bool,
 }
 
 /// How the call runs and reports.

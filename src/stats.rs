@@ -3,12 +3,17 @@
 
 use std::io::Write;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::histogram::Histogram;
+use crate::media::audio::FRAME_US;
+use crate::media::audio::jitter::JitterCounters;
+
+/// A/V offsets are signed; the histogram holds offset + this bias (offsets of ±1 s fit).
+const AV_OFFSET_BIAS_MS: f64 = 1000.0;
 
 /// Counters shared by the stages of one call.
 #[derive(Debug)]
@@ -28,6 +33,18 @@ pub struct CallStats {
     pub frames_skipped: AtomicU64,
     /// Frame intervals in which the shown picture did not change because none arrived.
     pub frozen_frames: AtomicU64,
+    pub audio_packets_sent: AtomicU64,
+    pub audio_bytes_sent: AtomicU64,
+    /// Audio packets the network could not take in time.
+    pub audio_dropped_sending: AtomicU64,
+    pub audio_packets_received: AtomicU64,
+    pub audio_bytes_received: AtomicU64,
+    pub audio_decode_errors: AtomicU64,
+    /// The jitter buffer's counts and depth, as last reported by the playout thread.
+    audio_buffer: Mutex<(JitterCounters, u64)>,
+    /// The peer's switches, as it last said.
+    pub peer_muted: AtomicBool,
+    pub peer_camera_off: AtomicBool,
     /// Microseconds after `started` of the first frame sent / shown (0 = not yet).
     first_sent_us: AtomicU64,
     first_shown_us: AtomicU64,
@@ -42,6 +59,10 @@ struct Quality {
     latency_window: Histogram,
     psnr_call: (f64, u64),
     psnr_window: (f64, u64),
+    mouth_to_ear_call: Histogram,
+    mouth_to_ear_window: Histogram,
+    av_offset_call: Histogram,
+    av_offset_window: Histogram,
 }
 
 impl CallStats {
@@ -57,6 +78,15 @@ impl CallStats {
             keyframes_requested: AtomicU64::new(0),
             frames_skipped: AtomicU64::new(0),
             frozen_frames: AtomicU64::new(0),
+            audio_packets_sent: AtomicU64::new(0),
+            audio_bytes_sent: AtomicU64::new(0),
+            audio_dropped_sending: AtomicU64::new(0),
+            audio_packets_received: AtomicU64::new(0),
+            audio_bytes_received: AtomicU64::new(0),
+            audio_decode_errors: AtomicU64::new(0),
+            audio_buffer: Mutex::new((JitterCounters::default(), 0)),
+            peer_muted: AtomicBool::new(false),
+            peer_camera_off: AtomicBool::new(false),
             first_sent_us: AtomicU64::new(0),
             first_shown_us: AtomicU64::new(0),
             quality: Mutex::new(Quality::default()),
@@ -96,6 +126,37 @@ impl CallStats {
         }
     }
 
+    /// An audio datagram of `bytes` went out.
+    pub fn record_audio_sent(&self, bytes: usize) {
+        self.audio_packets_sent.fetch_add(1, Relaxed);
+        self.audio_bytes_sent.fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// An audio datagram of `bytes` came in.
+    pub fn record_audio_received(&self, bytes: usize) {
+        self.audio_packets_received.fetch_add(1, Relaxed);
+        self.audio_bytes_received.fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// A frame of the peer's sound will be heard `ms` after it was captured.
+    pub fn record_mouth_to_ear(&self, ms: f64) {
+        let mut q = self.quality.lock().unwrap_or_else(|e| e.into_inner());
+        q.mouth_to_ear_call.record(ms);
+        q.mouth_to_ear_window.record(ms);
+    }
+
+    /// A picture was shown `ms` after the sound captured with it (negative: before).
+    pub fn record_av_offset(&self, ms: f64) {
+        let mut q = self.quality.lock().unwrap_or_else(|e| e.into_inner());
+        q.av_offset_call.record(ms + AV_OFFSET_BIAS_MS);
+        q.av_offset_window.record(ms + AV_OFFSET_BIAS_MS);
+    }
+
+    /// The jitter buffer's counts and how much sound is queued (ms) right now.
+    pub fn set_audio_buffer(&self, counters: JitterCounters, buffered_ms: u64) {
+        *self.audio_buffer.lock().unwrap_or_else(|e| e.into_inner()) = (counters, buffered_ms);
+    }
+
     /// Milliseconds from the start of the call to the first picture shown.
     pub fn first_frame_ms(&self) -> Option<f64> {
         match self.first_shown_us.load(Relaxed) {
@@ -127,6 +188,26 @@ pub struct Report {
     pub frames_skipped: u64,
     pub frames_dropped_sending: u64,
     pub first_frame_ms: Option<f64>,
+    /// Audio bit rate while sound flows (datagrams, headers included).
+    pub audio_kbps_sent: f64,
+    pub audio_kbps_received: f64,
+    pub audio_packets_received: u64,
+    /// Sound waiting to be played: jitter buffer plus the sink's queue.
+    pub audio_buffer_ms: u64,
+    /// Frames the decoder made up for lost, late or missing packets.
+    pub audio_concealed: u64,
+    /// Frames with nothing to play while sound was flowing.
+    pub audio_underruns: u64,
+    /// Packets that came after their turn.
+    pub audio_late: u64,
+    /// Capture to speaker, for the peer's sound.
+    pub mouth_to_ear_ms_p50: Option<f64>,
+    pub mouth_to_ear_ms_p95: Option<f64>,
+    /// Picture shown minus sound heard, for the same capture time (positive: video late).
+    pub av_offset_ms_p50: Option<f64>,
+    pub av_offset_ms_p95: Option<f64>,
+    pub peer_muted: bool,
+    pub peer_camera_off: bool,
     /// The safety code both ends should show (QUIC calls; `null` in raw mode).
     pub safety_code: Option<String>,
 }
@@ -148,6 +229,22 @@ impl Report {
         if let Some(db) = self.psnr_db {
             line.push_str(&format!(" | psnr {db:.1} dB"));
         }
+        if self.audio_packets_received > 0 {
+            line.push_str(&format!(
+                " | audio {:.0} kbps m2e {} buf {} ms lost {} | a/v {}",
+                self.audio_kbps_received,
+                opt(self.mouth_to_ear_ms_p50, " ms"),
+                self.audio_buffer_ms,
+                self.audio_concealed,
+                self.av_offset_ms_p50.map_or_else(|| "-".to_string(), |v| format!("{v:+.0} ms")),
+            ));
+        }
+        if self.peer_muted {
+            line.push_str(" | peer muted");
+        }
+        if self.peer_camera_off {
+            line.push_str(" | peer camera off");
+        }
         line
     }
 }
@@ -160,6 +257,7 @@ pub struct Reporter {
     last_frames_received: u64,
     last_bytes_sent: u64,
     last_bytes_received: u64,
+    last_audio: [u64; 4],
 }
 
 fn rate(count: u64, elapsed: Duration) -> f64 {
@@ -175,6 +273,26 @@ fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
+/// kbit/s of `bytes` carried by `packets` 10 ms audio packets: the stream's own rate,
+/// whatever the wall clock did meanwhile.
+fn audio_kbps(bytes: u64, packets: u64) -> f64 {
+    if packets == 0 { 0.0 } else { round1(bytes as f64 * 8.0 / (packets * FRAME_US) as f64 * 1000.0) }
+}
+
+fn av_offset(histogram: &Histogram, q: f64) -> Option<f64> {
+    histogram.quantile(q).map(|v| round1(v - AV_OFFSET_BIAS_MS))
+}
+
+/// [packets sent, bytes sent, packets received, bytes received] of audio so far.
+fn audio_totals(stats: &CallStats) -> [u64; 4] {
+    [
+        stats.audio_packets_sent.load(Relaxed),
+        stats.audio_bytes_sent.load(Relaxed),
+        stats.audio_packets_received.load(Relaxed),
+        stats.audio_bytes_received.load(Relaxed),
+    ]
+}
+
 impl Reporter {
     pub fn new(stats: &CallStats) -> Self {
         Self {
@@ -183,10 +301,12 @@ impl Reporter {
             last_frames_received: 0,
             last_bytes_sent: 0,
             last_bytes_received: 0,
+            last_audio: [0; 4],
         }
     }
 
     fn counters(stats: &CallStats, summary: bool, rtt: Option<Duration>) -> Report {
+        let buffer = *stats.audio_buffer.lock().unwrap_or_else(|e| e.into_inner());
         Report {
             summary,
             t_s: round2(stats.started.elapsed().as_secs_f64()),
@@ -200,6 +320,13 @@ impl Reporter {
             frames_dropped_sending: stats.frames_dropped_sending.load(Relaxed),
             first_frame_ms: stats.first_frame_ms().map(round1),
             safety_code: stats.safety_code.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            audio_packets_received: stats.audio_packets_received.load(Relaxed),
+            audio_buffer_ms: buffer.1,
+            audio_concealed: buffer.0.concealed,
+            audio_underruns: buffer.0.underruns,
+            audio_late: buffer.0.late,
+            peer_muted: stats.peer_muted.load(Relaxed),
+            peer_camera_off: stats.peer_camera_off.load(Relaxed),
             ..Report::default()
         }
     }
@@ -218,9 +345,19 @@ impl Reporter {
         report.latency_ms_p50 = q.latency_window.quantile(0.5);
         report.latency_ms_p95 = q.latency_window.quantile(0.95);
         report.psnr_db = (q.psnr_window.1 > 0).then(|| round2(q.psnr_window.0 / q.psnr_window.1 as f64));
+        report.mouth_to_ear_ms_p50 = q.mouth_to_ear_window.quantile(0.5);
+        report.mouth_to_ear_ms_p95 = q.mouth_to_ear_window.quantile(0.95);
+        report.av_offset_ms_p50 = av_offset(&q.av_offset_window, 0.5);
+        report.av_offset_ms_p95 = av_offset(&q.av_offset_window, 0.95);
         q.latency_window.clear();
         q.psnr_window = (0.0, 0);
+        q.mouth_to_ear_window.clear();
+        q.av_offset_window.clear();
         drop(q);
+        let audio = audio_totals(stats);
+        report.audio_kbps_sent = audio_kbps(audio[1] - self.last_audio[1], audio[0] - self.last_audio[0]);
+        report.audio_kbps_received = audio_kbps(audio[3] - self.last_audio[3], audio[2] - self.last_audio[2]);
+        self.last_audio = audio;
         self.last_at = now;
         self.last_frames_sent = report.frames_sent;
         self.last_frames_received = report.frames_received;
@@ -247,6 +384,13 @@ impl Reporter {
         report.latency_ms_p50 = q.latency_call.quantile(0.5);
         report.latency_ms_p95 = q.latency_call.quantile(0.95);
         report.psnr_db = (q.psnr_call.1 > 0).then(|| round2(q.psnr_call.0 / q.psnr_call.1 as f64));
+        report.mouth_to_ear_ms_p50 = q.mouth_to_ear_call.quantile(0.5);
+        report.mouth_to_ear_ms_p95 = q.mouth_to_ear_call.quantile(0.95);
+        report.av_offset_ms_p50 = av_offset(&q.av_offset_call, 0.5);
+        report.av_offset_ms_p95 = av_offset(&q.av_offset_call, 0.95);
+        let audio = audio_totals(stats);
+        report.audio_kbps_sent = audio_kbps(audio[1], audio[0]);
+        report.audio_kbps_received = audio_kbps(audio[3], audio[2]);
         report
     }
 }
@@ -299,5 +443,32 @@ mod tests {
             assert!(json.contains(key), "{key} in {json}");
         }
         assert!(summary.status_line().contains("psnr 40.0 dB"));
+        assert!(!summary.status_line().contains("audio"), "no sound, no audio figures");
+    }
+
+    #[test]
+    fn audio_figures_are_reported() {
+        let stats = CallStats::new(Instant::now());
+        let mut reporter = Reporter::new(&stats);
+        for _ in 0..100 {
+            stats.record_audio_received(57);
+            stats.record_mouth_to_ear(40.0);
+        }
+        stats.record_av_offset(-12.0);
+        stats.set_audio_buffer(JitterCounters { concealed: 3, underruns: 1, late: 2, dropped: 0 }, 25);
+        stats.peer_muted.store(true, Relaxed);
+        let report = reporter.tick(&stats, None);
+        // 57 bytes every 10 ms is 45.6 kbit/s.
+        assert_eq!(report.audio_kbps_received, 45.6);
+        assert_eq!(
+            (report.audio_concealed, report.audio_underruns, report.audio_late, report.audio_buffer_ms),
+            (3, 1, 2, 25)
+        );
+        assert!((report.mouth_to_ear_ms_p50.unwrap() - 40.0).abs() < 0.5);
+        assert!((report.av_offset_ms_p50.unwrap() + 12.0).abs() < 0.5, "{:?}", report.av_offset_ms_p50);
+        let line = report.status_line();
+        assert!(line.contains("audio 46 kbps") && line.contains("a/v -12 ms") && line.contains("peer muted"), "{line}");
+        let summary = Reporter::summary(&stats, None);
+        assert_eq!(summary.audio_kbps_received, 45.6);
     }
 }

@@ -9,6 +9,13 @@ use tokio::sync::watch;
 use crate::latest::Latest;
 use crate::media::frame::SharedFrame;
 
+/// A peer's microphone and camera switches (M and V in the window).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MediaState {
+    pub muted: bool,
+    pub camera_off: bool,
+}
+
 #[derive(Debug)]
 pub struct View {
     /// This peer's own pictures, for the picture-in-picture.
@@ -19,12 +26,19 @@ pub struct View {
     figures: Mutex<String>,
     safety_code: Mutex<String>,
     in_call: AtomicBool,
+    /// This peer's switches; the call sends every change to the peer.
+    local_media: watch::Sender<MediaState>,
+    /// The peer's switches, as it last said.
+    peer_media: Mutex<MediaState>,
+    /// Whether the peer's camera is off (read by the decoder, which must not count the
+    /// pause as frozen pictures).
+    pub peer_camera_off: Arc<AtomicBool>,
     quit: watch::Sender<bool>,
     finished: AtomicBool,
 }
 
 impl View {
-    pub fn new(preview: Arc<Latest<SharedFrame>>) -> Self {
+    pub fn new(preview: Arc<Latest<SharedFrame>>, local_media: MediaState) -> Self {
         Self {
             preview,
             remote: Arc::new(Latest::new()),
@@ -32,6 +46,9 @@ impl View {
             figures: Mutex::new(String::new()),
             safety_code: Mutex::new(String::new()),
             in_call: AtomicBool::new(false),
+            local_media: watch::channel(local_media).0,
+            peer_media: Mutex::new(MediaState::default()),
+            peer_camera_off: Arc::new(AtomicBool::new(false)),
             quit: watch::channel(false).0,
             finished: AtomicBool::new(false),
         }
@@ -70,7 +87,36 @@ impl View {
             self.remote.try_take();
             self.set_figures("");
             self.set_safety_code("");
+            self.set_peer_media(MediaState::default());
         }
+    }
+
+    pub fn local_media(&self) -> MediaState {
+        *self.local_media.borrow()
+    }
+
+    /// Follows this peer's switches.
+    pub fn watch_local_media(&self) -> watch::Receiver<MediaState> {
+        self.local_media.subscribe()
+    }
+
+    /// M: mute or unmute the microphone.
+    pub fn toggle_mute(&self) {
+        self.local_media.send_modify(|m| m.muted = !m.muted);
+    }
+
+    /// V: turn the camera off or on.
+    pub fn toggle_camera(&self) {
+        self.local_media.send_modify(|m| m.camera_off = !m.camera_off);
+    }
+
+    pub fn peer_media(&self) -> MediaState {
+        *self.peer_media.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_peer_media(&self, state: MediaState) {
+        *self.peer_media.lock().unwrap_or_else(|e| e.into_inner()) = state;
+        self.peer_camera_off.store(state.camera_off, Ordering::Relaxed);
     }
 
     pub fn in_call(&self) -> bool {

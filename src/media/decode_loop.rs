@@ -1,6 +1,7 @@
 //! The decoder thread: decodes the peer's pictures in order, asks for a keyframe when the
 //! chain of references is broken, measures each picture (latency, PSNR against the test
-//! pattern, skipped and frozen frames), records it, and hands it to the window.
+//! pattern, skipped and frozen frames, offset from the sound), records it, and hands it to
+//! the window, held back if need be until the sound captured with it plays.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::codec::{CodecError, VideoDecoder};
 use super::frame::{SharedFrame, VideoFrame};
+use super::lip_sync::LipSync;
 use super::pattern::{pattern_frame, read_index};
 use super::quality::psnr;
 use super::sps::check_access_unit;
@@ -109,6 +111,10 @@ pub struct DecodeLoop {
     pub record: Option<Y4mWriter>,
     /// The peer's frame rate from its hello, for counting frozen intervals.
     pub peer_fps: Option<u32>,
+    /// How long the peer's sound takes, to hold pictures for.
+    pub lip_sync: Arc<LipSync>,
+    /// The peer turned its camera off: the pause is not frozen video.
+    pub peer_camera_off: Arc<AtomicBool>,
     pub stop: Arc<AtomicBool>,
 }
 
@@ -126,6 +132,9 @@ impl DecodeLoop {
         let mut requests = KeyframeRequests::new(Duration::from_millis(250));
         let mut last_shown: Option<(u64, u64)> = None; // (seq, local time us)
         while !self.stop.load(Relaxed) {
+            if self.peer_camera_off.load(Relaxed) {
+                last_shown = None;
+            }
             let frame = match self.input.recv_timeout(Duration::from_millis(100)) {
                 Ok(frame) => frame,
                 Err(RecvTimeoutError::Timeout) => continue,
@@ -156,7 +165,11 @@ impl DecodeLoop {
                 }
                 continue;
             };
-            last_shown = Some(self.measure(&picture, frame.seq, last_shown));
+            let captured_local = self.clock.lock().unwrap_or_else(|e| e.into_inner()).to_local_us(picture.capture_us);
+            if let Some(hold) = self.lip_sync.hold(captured_local, now_us()) {
+                std::thread::sleep(hold);
+            }
+            last_shown = Some(self.measure(&picture, captured_local, frame.seq, last_shown));
             if let Some(writer) = &mut self.record
                 && let Err(e) = writer.write(&picture)
             {
@@ -172,11 +185,13 @@ impl DecodeLoop {
         }
     }
 
-    /// Latency, PSNR, skipped and frozen frames for one picture about to be shown.
-    fn measure(&self, picture: &VideoFrame, seq: u64, last: Option<(u64, u64)>) -> (u64, u64) {
+    /// Latency, PSNR, skipped and frozen frames, A/V offset for one picture about to be shown.
+    fn measure(&self, picture: &VideoFrame, captured_local: i64, seq: u64, last: Option<(u64, u64)>) -> (u64, u64) {
         let now = now_us();
-        let captured_local = self.clock.lock().unwrap_or_else(|e| e.into_inner()).to_local_us(picture.capture_us);
         let latency_ms = (now as i64 - captured_local) as f64 / 1000.0;
+        if let Some(audio_us) = self.lip_sync.audio_delay_us() {
+            self.stats.record_av_offset(latency_ms - audio_us as f64 / 1000.0);
+        }
         let quality = read_index(picture).and_then(|index| {
             let original = pattern_frame(index, picture.width, picture.height, 0);
             psnr(&original.y, &picture.y)

@@ -1,6 +1,8 @@
 //! The window (minifb, on the main thread): the peer's video scaled to fit, this peer's
 //! own picture inset in the bottom-right corner, a waiting view before the first remote
-//! picture, and the live figures in the title. Esc, Q or closing the window hangs up.
+//! picture, and the live figures in the title. Esc, Q or closing the window hangs up; M
+//! mutes the microphone and V turns the camera off (a crossed-out icon shows either
+//! state, for this peer and the other).
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +15,85 @@ use crate::view::View;
 const BACKGROUND: u32 = 0x0018_1a1f;
 const PIP_BORDER: u32 = 0x00e0_e0e0;
 const WAITING_BAR: u32 = 0x004a_90d9;
+const ICON: u32 = 0x00b0_b4bc;
+const ICON_SLASH: u32 = 0x00e0_4040;
+const PLACEHOLDER: u32 = 0x002a_2d35;
+
+/// What the icons say: whose microphone is muted, whose camera is off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Switches {
+    pub peer_muted: bool,
+    pub peer_camera_off: bool,
+    pub muted: bool,
+    pub camera_off: bool,
+}
+
+fn fill_rect(buffer: &mut [u32], width: usize, area: Rect, colour: u32) {
+    let height = buffer.len() / width.max(1);
+    for y in area.y..(area.y + area.height).min(height) {
+        let row = y * width;
+        buffer[row + area.x.min(width)..row + (area.x + area.width).min(width)].fill(colour);
+    }
+}
+
+/// A line from the top-left to the bottom-right corner of `area`, `thickness` pixels wide.
+fn slash(buffer: &mut [u32], width: usize, area: Rect, thickness: usize) {
+    let steps = area.width.max(area.height).max(1);
+    for i in 0..=steps {
+        let x = area.x + i * area.width / steps;
+        let y = area.y + i * area.height / steps;
+        fill_rect(buffer, width, Rect { x, y, width: thickness, height: thickness }, ICON_SLASH);
+    }
+}
+
+/// A crossed-out camera (a body and a lens) in `area`.
+fn camera_off_icon(buffer: &mut [u32], width: usize, area: Rect) {
+    let unit = (area.width / 8).max(1);
+    let body = area.height.saturating_sub(2 * unit);
+    fill_rect(buffer, width, Rect { x: area.x, y: area.y + unit, width: unit * 5, height: body }, ICON);
+    for i in 0..unit * 3 {
+        // The lens: a wedge that widens to the right.
+        let h = body * (i + unit) / (unit * 4);
+        let y = area.y + area.height / 2 - h / 2;
+        fill_rect(buffer, width, Rect { x: area.x + unit * 5 + i, y, width: 1, height: h }, ICON);
+    }
+    slash(buffer, width, area, unit.max(2));
+}
+
+/// A crossed-out microphone (a capsule on a stand) in `area`.
+fn muted_icon(buffer: &mut [u32], width: usize, area: Rect) {
+    let unit = (area.width / 6).max(1);
+    let cx = area.x + area.width / 2;
+    fill_rect(
+        buffer,
+        width,
+        Rect { x: cx.saturating_sub(unit), y: area.y, width: unit * 2, height: area.height * 3 / 5 },
+        ICON,
+    );
+    fill_rect(
+        buffer,
+        width,
+        Rect {
+            x: cx.saturating_sub(unit / 2),
+            y: area.y + area.height * 3 / 5,
+            width: unit.max(1),
+            height: area.height / 4,
+        },
+        ICON,
+    );
+    fill_rect(
+        buffer,
+        width,
+        Rect {
+            x: cx.saturating_sub(unit * 2),
+            y: area.y + area.height.saturating_sub(unit),
+            width: unit * 4,
+            height: unit,
+        },
+        ICON,
+    );
+    slash(buffer, width, area, unit.max(2));
+}
 
 /// The window could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -32,11 +113,18 @@ pub fn compose(
     height: usize,
     remote: Option<&VideoFrame>,
     local: Option<&VideoFrame>,
+    switches: Switches,
     phase: f64,
 ) {
     buffer.fill(BACKGROUND);
     let whole = Rect { x: 0, y: 0, width, height };
+    let icon = (width.min(height) / 5).max(8);
     match remote {
+        _ if switches.peer_camera_off && width > icon && height > icon => {
+            fill_rect(buffer, width, whole, PLACEHOLDER);
+            let area = Rect { x: (width - icon) / 2, y: (height - icon) / 2, width: icon, height: icon * 2 / 3 };
+            camera_off_icon(buffer, width, area);
+        }
         Some(frame) => blit_i420(frame, buffer, width, Rect::fit(frame.width, frame.height, whole)),
         None => {
             // A bar sliding across the middle: the call is not up yet, but the app is alive.
@@ -49,8 +137,12 @@ pub fn compose(
             }
         }
     }
+    let margin = (width / 60).max(4);
+    let badge = icon / 2;
+    if switches.peer_muted && badge + 2 * margin < width.min(height) {
+        muted_icon(buffer, width, Rect { x: margin, y: margin, width: badge, height: badge });
+    }
     if let Some(frame) = local {
-        let margin = (width / 60).max(4);
         let pip_w = (width / 4).max(8);
         let pip_h = (pip_w * frame.height / frame.width.max(1)).max(2);
         if pip_w + 2 * margin > width || pip_h + 2 * margin > height {
@@ -60,7 +152,23 @@ pub fn compose(
         for y in area.y - 2..area.y + area.height + 2 {
             buffer[y * width + area.x - 2..y * width + area.x + area.width + 2].fill(PIP_BORDER);
         }
-        blit_i420(frame, buffer, width, area);
+        if switches.camera_off {
+            fill_rect(buffer, width, area, PLACEHOLDER);
+            let small = Rect {
+                x: area.x + area.width / 3,
+                y: area.y + area.height / 3,
+                width: area.width / 3,
+                height: area.height / 3,
+            };
+            camera_off_icon(buffer, width, small);
+        } else {
+            blit_i420(frame, buffer, width, area);
+        }
+        if switches.muted && badge < area.width / 2 && badge < area.height {
+            let corner =
+                Rect { x: area.x + 4, y: area.y + area.height.saturating_sub(badge + 4), width: badge, height: badge };
+            muted_icon(buffer, width, corner);
+        }
     }
 }
 
@@ -75,12 +183,26 @@ pub fn run_window(view: &View, initial: (usize, usize)) -> Result<(), DisplayErr
     let (mut remote, mut local): (Option<super::frame::SharedFrame>, _) = (None, None);
     let mut last_title = Instant::now() - Duration::from_secs(1);
     let mut drawn_size = (0, 0);
+    let mut drawn_switches = Switches::default();
     while window.is_open() && !view.finished() {
         if window.is_key_pressed(Key::Escape, KeyRepeat::No) || window.is_key_pressed(Key::Q, KeyRepeat::No) {
             break;
         }
+        if window.is_key_pressed(Key::M, KeyRepeat::No) {
+            view.toggle_mute();
+        }
+        if window.is_key_pressed(Key::V, KeyRepeat::No) {
+            view.toggle_camera();
+        }
+        let (local_media, peer_media) = (view.local_media(), view.peer_media());
+        let switches = Switches {
+            peer_muted: peer_media.muted,
+            peer_camera_off: peer_media.camera_off,
+            muted: local_media.muted,
+            camera_off: local_media.camera_off,
+        };
         // Redraw only when something changed: a picture costs milliseconds to scale.
-        let mut changed = false;
+        let mut changed = switches != drawn_switches;
         if let Some(frame) = view.remote.try_take() {
             remote = Some(frame);
             changed = true;
@@ -98,6 +220,9 @@ pub fn run_window(view: &View, initial: (usize, usize)) -> Result<(), DisplayErr
         changed |= size != drawn_size || remote.is_none();
         if last_title.elapsed() >= Duration::from_millis(500) {
             let mut title = format!("chat - {}", view.headline());
+            if local_media.muted {
+                title.push_str(" - muted (M)");
+            }
             let code = view.safety_code();
             if !code.is_empty() {
                 title.push_str(&format!(" - safety code {code}"));
@@ -112,9 +237,10 @@ pub fn run_window(view: &View, initial: (usize, usize)) -> Result<(), DisplayErr
         if changed {
             buffer.resize(size.0 * size.1, 0);
             let phase = (started.elapsed().as_secs_f64() / 2.0).fract();
-            compose(&mut buffer, size.0, size.1, remote.as_deref(), local.as_deref(), phase);
+            compose(&mut buffer, size.0, size.1, remote.as_deref(), local.as_deref(), switches, phase);
             window.update_with_buffer(&buffer, size.0, size.1).map_err(|e| DisplayError(e.to_string()))?;
             drawn_size = size;
+            drawn_switches = switches;
         } else {
             window.update();
         }
@@ -134,7 +260,7 @@ mod tests {
         let remote = pattern_frame(3, 1280, 720, 0);
         let mut local = VideoFrame::black(320, 180);
         local.y.fill(235);
-        compose(&mut buffer, w, h, Some(&remote), Some(&local), 0.0);
+        compose(&mut buffer, w, h, Some(&remote), Some(&local), Switches::default(), 0.0);
         // The remote picture covers the top-left corner (same aspect ratio: no bars).
         assert_ne!(buffer[h / 2 * w + 10], BACKGROUND);
         // The inset is white, inside a border, in the bottom-right quarter.
@@ -149,11 +275,45 @@ mod tests {
     fn the_waiting_view_has_no_remote_picture() {
         let (w, h) = (200, 100);
         let mut buffer = vec![0; w * h];
-        compose(&mut buffer, w, h, None, None, 0.25);
+        compose(&mut buffer, w, h, None, None, Switches::default(), 0.25);
         assert!(buffer.contains(&WAITING_BAR));
         assert!(buffer.iter().all(|&p| p == BACKGROUND || p == WAITING_BAR));
         // Tiny windows do not panic.
         let mut tiny = vec![0; 4];
-        compose(&mut tiny, 2, 2, Some(&VideoFrame::black(64, 64)), Some(&VideoFrame::black(64, 64)), 0.9);
+        let all = Switches { peer_muted: true, peer_camera_off: true, muted: true, camera_off: true };
+        compose(&mut tiny, 2, 2, Some(&VideoFrame::black(64, 64)), Some(&VideoFrame::black(64, 64)), all, 0.9);
+        for (w, h) in [(9, 9), (33, 17), (64, 480)] {
+            let mut small = vec![0; w * h];
+            compose(&mut small, w, h, None, Some(&VideoFrame::black(64, 64)), all, 0.5);
+        }
+    }
+
+    #[test]
+    fn switched_off_media_show_icons_instead_of_pictures() {
+        let (w, h) = (640, 360);
+        let remote = pattern_frame(3, 1280, 720, 0);
+        let local = VideoFrame::black(320, 180);
+        let mut plain = vec![0; w * h];
+        compose(&mut plain, w, h, Some(&remote), Some(&local), Switches::default(), 0.0);
+        assert!(!plain.contains(&ICON_SLASH));
+        // The peer's camera is off: a placeholder, not its last picture.
+        let mut off = vec![0; w * h];
+        let switches = Switches { peer_camera_off: true, ..Switches::default() };
+        compose(&mut off, w, h, Some(&remote), Some(&local), switches, 0.0);
+        assert_eq!(off[10 * w + 10], PLACEHOLDER);
+        assert!(off.contains(&ICON_SLASH));
+        // The peer is muted: a crossed-out microphone in the top-left corner.
+        let mut muted = vec![0; w * h];
+        compose(
+            &mut muted,
+            w,
+            h,
+            Some(&remote),
+            Some(&local),
+            Switches { peer_muted: true, ..Switches::default() },
+            0.0,
+        );
+        let corner = &muted[..h / 4 * w];
+        assert!(corner.iter().enumerate().any(|(i, &p)| p == ICON_SLASH && i % w < w / 4));
     }
 }

@@ -1,6 +1,8 @@
 //! The encoder thread: takes the newest captured picture, encodes it, and hands the
 //! packet to the network without ever waiting for it. If the network's queue is full the
 //! packet is dropped and the next picture is made a keyframe, starting a fresh group.
+//! While the user has turned the camera off nothing is sent; turning it back on starts
+//! with a keyframe, so the peer's picture returns at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,16 +10,19 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::sync::mpsc::{Sender, error::TrySendError};
+use tokio::sync::watch;
 
 use super::codec::{CodecError, EncodedFrame, EncoderSettings, VideoEncoder};
 use super::frame::SharedFrame;
 use crate::latest::Latest;
 use crate::stats::CallStats;
+use crate::view::MediaState;
 
 /// Starts the encoder thread. It ends when `stop` is set or the network side goes away.
 pub fn spawn_encoder(
     settings: EncoderSettings,
     input: Arc<Latest<SharedFrame>>,
+    media: watch::Receiver<MediaState>,
     output: Sender<EncodedFrame>,
     keyframe_wanted: Arc<AtomicBool>,
     stats: Arc<CallStats>,
@@ -29,10 +34,18 @@ pub fn spawn_encoder(
     Ok(std::thread::Builder::new()
         .name("encoder".into())
         .spawn(move || {
+            let mut camera_was_off = false;
             while !stop.load(Ordering::Relaxed) {
                 let Some(frame) = input.take_timeout(Duration::from_millis(100)) else {
                     continue;
                 };
+                if media.borrow().camera_off {
+                    camera_was_off = true;
+                    continue;
+                }
+                if std::mem::take(&mut camera_was_off) {
+                    encoder.request_keyframe();
+                }
                 if keyframe_wanted.swap(false, Ordering::Relaxed) {
                     encoder.request_keyframe();
                 }

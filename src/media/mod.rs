@@ -1,6 +1,8 @@
 //! Pictures and their journey: sources (camera, test pattern, Y4M), colour conversion,
-//! H.264, the encoder and decoder threads, quality measurement and the window.
+//! H.264, the encoder and decoder threads, quality measurement and the window; and sound
+//! (`audio`), kept in step with the pictures by `lip_sync`.
 
+pub mod audio;
 pub mod camera;
 pub mod codec;
 pub mod convert;
@@ -8,6 +10,7 @@ pub mod decode_loop;
 pub mod display;
 pub mod encode_loop;
 pub mod frame;
+pub mod lip_sync;
 pub mod pattern;
 pub mod quality;
 pub mod seed_pattern;

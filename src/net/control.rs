@@ -1,5 +1,5 @@
 //! The control stream: one bidirectional stream, opened by the caller, that carries the
-//! hellos, keyframe requests and the clock pings.
+//! hellos, keyframe requests, the clock pings, the media switches and the hang-up.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::clock::{ClockSync, now_us};
 use super::wire::{ControlMessage, WireError};
+use crate::view::MediaState;
 
 /// How long the peer may take to say hello: long enough for a listener's user to be asked
 /// whether to accept a new caller (the caller is ringing meanwhile).
@@ -84,12 +85,13 @@ impl ControlStream {
     }
 
     /// Serves the stream until the connection ends: answers pings, measures the clock
-    /// offset, passes keyframe requests both ways. `Ok` when the peer hung up.
+    /// offset, passes keyframe requests both ways, reports the peer's media switches. `Ok` when the peer hung up.
     pub async fn run(
         mut self,
         mut outgoing: mpsc::Receiver<ControlMessage>,
         keyframe_wanted: Arc<AtomicBool>,
         clock: Arc<Mutex<ClockSync>>,
+        on_peer_media: impl Fn(MediaState),
     ) -> Result<(), ControlError> {
         // A burst of pings at the start gives a clock offset before the first frames.
         let mut pings_sent = 0u32;
@@ -107,6 +109,7 @@ impl ControlStream {
                         clock.lock().unwrap_or_else(|e| e.into_inner()).add_exchange(ping_sent_us, received_us, sent_us, now_us());
                     }
                     Some(ControlMessage::HangUp) => return Ok(()),
+                    Some(ControlMessage::MediaState { muted, camera_off }) => on_peer_media(MediaState { muted, camera_off }),
                     Some(ControlMessage::Hello { .. }) => tracing::debug!("ignoring a second hello"),
                 },
                 Some(message) = outgoing.recv() => self.write(message).await?,

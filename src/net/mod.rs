@@ -1,6 +1,7 @@
 //! Everything between the two peers: identity and TLS, QUIC endpoints, the wire format,
-//! the control stream, video streams and clock synchronisation.
+//! the control stream, video streams, audio datagrams and clock synchronisation.
 
+pub mod audio_datagrams;
 pub mod clock;
 pub mod control;
 pub mod endpoint;

@@ -1,10 +1,14 @@
 //! The QUIC wire format, sans IO: control messages on the one bidirectional stream, and
-//! the headers of the video streams (one unidirectional stream per group of pictures).
+//! the headers of the video streams (one unidirectional stream per group of pictures), and
+//! the audio datagrams.
 //!
 //! Control message: `len: u16 BE` (of what follows, at most `MAX_CONTROL_BYTES`), `type: u8`, body:
-//!                  1 hello, 2 keyframe request, 3 ping, 4 pong, 5 hang-up.
+//!                  1 hello, 2 keyframe request, 3 ping, 4 pong, 5 hang-up,
+//!                  6 media state (`flags: u8`, bit 0 muted, bit 1 camera off).
 //! Video stream:    `STREAM_VIDEO: u8`, `group: u64 BE`, then frames, each
 //!                  `flags: u8` (bit 0 keyframe), `seq: u64`, `capture_us: u64`, `len: u32`, payload.
+//! Audio datagram:  `DATAGRAM_AUDIO: u8`, `seq: u64`, `capture_us: u64`, one 10 ms Opus packet
+//!                  (1 to `MAX_AUDIO_PAYLOAD` bytes).
 //! Every length is checked against its limit before anything is allocated.
 
 /// TLS ALPN: the protocol name and version. A peer offering another is refused in the handshake.
@@ -15,6 +19,12 @@ pub const MAX_CONTROL_BYTES: usize = 1024;
 pub const MAX_FRAME_BYTES: usize = 8 << 20;
 /// First byte of a unidirectional stream that carries video.
 pub const STREAM_VIDEO: u8 = b'V';
+/// First byte of a datagram that carries audio.
+pub const DATAGRAM_AUDIO: u8 = b'A';
+/// Largest Opus packet (RFC 6716: 1275 bytes for one frame).
+pub const MAX_AUDIO_PAYLOAD: usize = 1275;
+/// Size of an audio datagram's header.
+pub const AUDIO_HEADER_BYTES: usize = 17;
 /// Size of `FrameHeader` on the wire.
 pub const FRAME_HEADER_BYTES: usize = 21;
 
@@ -41,6 +51,12 @@ pub enum WireError {
     /// A unidirectional stream of a kind this version does not know.
     #[error("unknown stream type {0:#04x}")]
     UnknownStream(u8),
+    /// A datagram of a kind this version does not know.
+    #[error("unknown datagram type {0:#04x}")]
+    UnknownDatagram(u8),
+    /// An audio datagram with no room for its header or its Opus packet.
+    #[error("audio datagram of {0} bytes is too short")]
+    ShortDatagram(usize),
 }
 
 /// A message on the control stream.
@@ -57,6 +73,8 @@ pub enum ControlMessage {
     /// "I am hanging up." Unlike QUIC's close frame this is retransmitted until it
     /// arrives, so a lossy link cannot turn a hang-up into a lost call.
     HangUp,
+    /// The sender's microphone and camera switches, sent at the start and on every change.
+    MediaState { muted: bool, camera_off: bool },
 }
 
 const HELLO: u8 = 1;
@@ -64,6 +82,9 @@ const KEYFRAME_REQUEST: u8 = 2;
 const PING: u8 = 3;
 const PONG: u8 = 4;
 const HANG_UP: u8 = 5;
+const MEDIA_STATE: u8 = 6;
+const MUTED_FLAG: u8 = 1;
+const CAMERA_OFF_FLAG: u8 = 2;
 
 impl ControlMessage {
     /// The message with its length prefix, ready to write.
@@ -88,6 +109,10 @@ impl ControlMessage {
                 }
             }
             Self::HangUp => body.push(HANG_UP),
+            Self::MediaState { muted, camera_off } => {
+                body.push(MEDIA_STATE);
+                body.push(if muted { MUTED_FLAG } else { 0 } | if camera_off { CAMERA_OFF_FLAG } else { 0 });
+            }
         }
         let mut out = (body.len() as u16).to_be_bytes().to_vec();
         out.extend_from_slice(&body);
@@ -135,6 +160,14 @@ impl ControlMessage {
             HANG_UP => {
                 expect(0)?;
                 Ok(Self::HangUp)
+            }
+            MEDIA_STATE => {
+                expect(1)?;
+                let flags = rest[0];
+                if flags & !(MUTED_FLAG | CAMERA_OFF_FLAG) != 0 {
+                    return Err(WireError::BadFlags(flags));
+                }
+                Ok(Self::MediaState { muted: flags & MUTED_FLAG != 0, camera_off: flags & CAMERA_OFF_FLAG != 0 })
             }
             other => Err(WireError::UnknownMessage(other)),
         }
@@ -198,6 +231,47 @@ pub fn parse_stream_preamble(bytes: &[u8; 9]) -> Result<u64, WireError> {
     Ok(u64::from_be_bytes(bytes[1..].try_into().expect("fixed size")))
 }
 
+/// One audio packet: its number, capture time (sender's clock) and Opus payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AudioDatagram<'a> {
+    pub seq: u64,
+    pub capture_us: u64,
+    pub payload: &'a [u8],
+}
+
+impl AudioDatagram<'_> {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(AUDIO_HEADER_BYTES + self.payload.len());
+        out.push(DATAGRAM_AUDIO);
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&self.capture_us.to_be_bytes());
+        out.extend_from_slice(self.payload);
+        out
+    }
+}
+
+impl<'a> AudioDatagram<'a> {
+    /// Parses and checks a datagram from the peer.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, WireError> {
+        let (&kind, _) = bytes.split_first().ok_or(WireError::ShortDatagram(0))?;
+        if kind != DATAGRAM_AUDIO {
+            return Err(WireError::UnknownDatagram(kind));
+        }
+        if bytes.len() <= AUDIO_HEADER_BYTES {
+            return Err(WireError::ShortDatagram(bytes.len()));
+        }
+        let payload = &bytes[AUDIO_HEADER_BYTES..];
+        if payload.len() > MAX_AUDIO_PAYLOAD {
+            return Err(WireError::TooLarge { what: "audio packet", len: payload.len(), max: MAX_AUDIO_PAYLOAD });
+        }
+        Ok(Self {
+            seq: u64::from_be_bytes(bytes[1..9].try_into().expect("length checked")),
+            capture_us: u64::from_be_bytes(bytes[9..17].try_into().expect("length checked")),
+            payload,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +290,23 @@ mod tests {
         round_trip(ControlMessage::Ping { sent_us: u64::MAX });
         round_trip(ControlMessage::Pong { ping_sent_us: 1, received_us: 2, sent_us: 3 });
         round_trip(ControlMessage::HangUp);
+        for (muted, camera_off) in [(false, false), (true, false), (false, true), (true, true)] {
+            round_trip(ControlMessage::MediaState { muted, camera_off });
+        }
+        assert_eq!(ControlMessage::decode(&[MEDIA_STATE, 4]), Err(WireError::BadFlags(4)));
+    }
+
+    #[test]
+    fn audio_datagrams_round_trip_and_are_checked() {
+        let datagram = AudioDatagram { seq: 9, capture_us: 1_700_000_000_000_000, payload: &[1, 2, 3] };
+        let bytes = datagram.encode();
+        assert_eq!(bytes.len(), AUDIO_HEADER_BYTES + 3);
+        assert_eq!(AudioDatagram::decode(&bytes), Ok(datagram));
+        assert_eq!(AudioDatagram::decode(&bytes[..AUDIO_HEADER_BYTES]), Err(WireError::ShortDatagram(17)));
+        assert_eq!(AudioDatagram::decode(&[]), Err(WireError::ShortDatagram(0)));
+        assert_eq!(AudioDatagram::decode(b"V12345678901234567890"), Err(WireError::UnknownDatagram(b'V')));
+        let huge = AudioDatagram { seq: 0, capture_us: 0, payload: &[0; MAX_AUDIO_PAYLOAD + 1] }.encode();
+        assert!(matches!(AudioDatagram::decode(&huge), Err(WireError::TooLarge { .. })));
     }
 
     #[test]

@@ -1,0 +1,58 @@
+//! Measuring sound: level in dBFS and the dominant frequency. Tests use them to check
+//! what came out of the far end's speaker.
+
+/// RMS level in dB relative to full scale (-inf for silence is reported as -200).
+pub fn rms_dbfs(samples: &[f32]) -> f64 {
+    if samples.is_empty() {
+        return -200.0;
+    }
+    let power = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / samples.len() as f64;
+    if power <= 1e-20 { -200.0 } else { 10.0 * power.log10() }
+}
+
+/// Power of one frequency in the samples (the Goertzel algorithm), normalised so a
+/// full-scale sine at that frequency gives about 0.25.
+fn power_at(samples: &[f32], hz: f64, rate: u32) -> f64 {
+    let w = std::f64::consts::TAU * hz / f64::from(rate);
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = f64::from(x) + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let n = samples.len().max(1) as f64;
+    (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (n * n)
+}
+
+/// The strongest frequency between 50 Hz and 4 kHz, to within 1 Hz.
+pub fn dominant_frequency(samples: &[f32], rate: u32) -> f64 {
+    let strongest = |from: f64, to: f64, step: f64| {
+        let mut best = (from, f64::MIN);
+        let mut hz = from;
+        while hz <= to {
+            let p = power_at(samples, hz, rate);
+            if p > best.1 {
+                best = (hz, p);
+            }
+            hz += step;
+        }
+        best.0
+    };
+    let coarse = strongest(50.0, 4000.0, 10.0);
+    strongest(coarse - 10.0, coarse + 10.0, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silence_and_full_scale() {
+        assert_eq!(rms_dbfs(&[0.0; 100]), -200.0);
+        assert_eq!(rms_dbfs(&[]), -200.0);
+        assert!((rms_dbfs(&[1.0; 100])).abs() < 1e-9);
+        let sine: Vec<f32> = (0..4800).map(|n| (n as f32 * 1000.0 * std::f32::consts::TAU / 48000.0).sin()).collect();
+        assert!((dominant_frequency(&sine, 48_000) - 1000.0).abs() <= 1.0);
+    }
+}

@@ -1,0 +1,322 @@
+//! The adaptive jitter buffer, sans IO: audio packets go in as they arrive, one frame's
+//! worth comes out each time the speaker needs one. It waits for `target` frames before
+//! it starts, sizes `target` from the jitter it measures (small on a clean link, growing
+//! when arrivals spread out, shrinking back when they calm), conceals lost packets, and
+//! counts underruns and late packets. Time is an argument, so tests drive it in simulated
+//! time.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::FRAME_US;
+
+/// At most this many packets wait (1 s of audio): beyond that the oldest is dropped.
+pub const MAX_BUFFERED: usize = 100;
+/// How far back the jitter estimate looks.
+const JITTER_WINDOW_US: u64 = 2_000_000;
+/// Margin above the measured jitter, for the scheduling noise of both ends.
+const SAFETY_US: i64 = 8_000;
+/// The target never exceeds this many frames (200 ms).
+const MAX_TARGET_FRAMES: usize = 20;
+/// Frames above the target tolerated before the buffer drops one to catch up.
+const SHRINK_SLACK_FRAMES: usize = 2;
+/// After this many frames with nothing to play, start again from silence and refill.
+const RESTART_AFTER_FRAMES: u32 = 10;
+/// A sequence number this far from the expected one (3 s) means the peer started again.
+const RESTART_GAP: u64 = 300;
+
+/// What the speaker gets for the next 10 ms.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Playout {
+    /// Decode this packet, captured at `capture_us` (local clock).
+    Packet { seq: u64, capture_us: i64, payload: Vec<u8> },
+    /// A packet is missing or late: let the decoder conceal it.
+    Conceal,
+    /// Not playing (filling up, or nothing has arrived for a while).
+    Silence,
+}
+
+/// What happened to an inserted packet.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Arrival {
+    Buffered,
+    /// Its turn had passed (already concealed): dropped.
+    Late,
+    /// A packet with this sequence number is already waiting.
+    Duplicate,
+}
+
+/// Counts since the call started.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct JitterCounters {
+    /// Frames played with nothing to play while the buffer was running.
+    pub underruns: u64,
+    /// Frames the decoder had to conceal (lost, late or underrun).
+    pub concealed: u64,
+    /// Packets that came after their turn.
+    pub late: u64,
+    /// Packets dropped to bring the delay back down, or because the buffer was full.
+    pub dropped: u64,
+}
+
+#[derive(Debug)]
+struct Waiting {
+    capture_us: i64,
+    payload: Vec<u8>,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct JitterBuffer {
+    waiting: BTreeMap<u64, Waiting>,
+    /// The sequence number whose turn is next; packets below it are late.
+    next_seq: Option<u64>,
+    playing: bool,
+    empty_streak: u32,
+    /// (arrival time, arrival - capture) of recent packets, local clock.
+    transits: VecDeque<(u64, i64)>,
+    target_frames: usize,
+    counters: JitterCounters,
+}
+
+impl Default for JitterBuffer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JitterBuffer {
+    pub fn new() -> Self {
+        Self {
+            waiting: BTreeMap::new(),
+            next_seq: None,
+            playing: false,
+            empty_streak: 0,
+            transits: VecDeque::new(),
+            target_frames: 1,
+            counters: JitterCounters::default(),
+        }
+    }
+
+    /// A packet arrived at `now_us`; `capture_us` is its capture time on the local clock.
+    pub fn insert(&mut self, seq: u64, capture_us: i64, payload: Vec<u8>, now_us: u64) -> Arrival {
+        if self.next_seq.is_some_and(|next| seq < next) {
+            // A far older number is a peer that started counting again: follow it.
+            if self.next_seq.is_some_and(|next| next - seq > RESTART_GAP) {
+                self.restart_at(None);
+            } else {
+                self.counters.late += 1;
+                return Arrival::Late;
+            }
+        }
+        if self.next_seq.is_some_and(|next| seq - next > RESTART_GAP) {
+            self.restart_at(None);
+        }
+        if self.waiting.contains_key(&seq) {
+            return Arrival::Duplicate;
+        }
+        self.measure(now_us, now_us as i64 - capture_us);
+        self.waiting.insert(seq, Waiting { capture_us, payload });
+        while self.waiting.len() > MAX_BUFFERED {
+            self.waiting.pop_first();
+            self.counters.dropped += 1;
+        }
+        Arrival::Buffered
+    }
+
+    fn restart_at(&mut self, next_seq: Option<u64>) {
+        self.waiting.clear();
+        self.next_seq = next_seq;
+        self.playing = false;
+        self.empty_streak = 0;
+    }
+
+    fn measure(&mut self, now_us: u64, transit_us: i64) {
+        self.transits.push_back((now_us, transit_us));
+        while self.transits.front().is_some_and(|&(at, _)| now_us.saturating_sub(at) > JITTER_WINDOW_US) {
+            self.transits.pop_front();
+        }
+        let mut sorted: Vec<i64> = self.transits.iter().map(|&(_, t)| t).collect();
+        sorted.sort_unstable();
+        let fastest = sorted[0];
+        let p95 = sorted[(sorted.len() - 1) * 95 / 100];
+        let wanted_us = (p95 - fastest).max(0) + SAFETY_US;
+        self.target_frames = (wanted_us as u64).div_ceil(FRAME_US).clamp(1, MAX_TARGET_FRAMES as u64) as usize;
+    }
+
+    /// The next 10 ms to play.
+    pub fn pop(&mut self) -> Playout {
+        if !self.playing {
+            if self.waiting.len() < self.target_frames {
+                return Playout::Silence;
+            }
+            self.playing = true;
+            self.next_seq = self.waiting.first_key_value().map(|(&seq, _)| seq);
+        }
+        let Some(mut next) = self.next_seq else { return Playout::Silence };
+        if self.waiting.len() > self.target_frames + SHRINK_SLACK_FRAMES {
+            // Too much delay has built up: skip a frame to catch up.
+            self.waiting.remove(&next);
+            self.counters.dropped += 1;
+            next += 1;
+        }
+        match self.waiting.remove(&next) {
+            Some(Waiting { capture_us, payload }) => {
+                self.next_seq = Some(next + 1);
+                self.empty_streak = 0;
+                Playout::Packet { seq: next, capture_us, payload }
+            }
+            None if self.waiting.len() < self.target_frames => {
+                // Too little has come to tell a loss from a late packet: conceal, and keep
+                // the turn for the packet when it comes (the delay grows by a frame).
+                self.next_seq = Some(next);
+                self.empty_streak += 1;
+                if self.empty_streak > RESTART_AFTER_FRAMES {
+                    self.restart_at(Some(next));
+                    return Playout::Silence;
+                }
+                self.counters.underruns += 1;
+                self.counters.concealed += 1;
+                Playout::Conceal
+            }
+            None => {
+                // A target's worth of later packets is here, this one is not: lost.
+                self.next_seq = Some(next + 1);
+                self.counters.concealed += 1;
+                Playout::Conceal
+            }
+        }
+    }
+
+    /// Frames waiting to be played.
+    pub fn depth_frames(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// The depth the buffer is aiming for.
+    pub fn target_frames(&self) -> usize {
+        self.target_frames
+    }
+
+    pub fn counters(&self) -> JitterCounters {
+        self.counters
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sends a packet every 10 ms for `frames` frames, each taking `transit(seq)` µs (None =
+    /// lost), and plays a frame every 10 ms. Returns what was played and the target seen
+    /// at the end.
+    fn simulate(
+        buffer: &mut JitterBuffer,
+        first_seq: u64,
+        frames: u64,
+        start_us: u64,
+        transit: impl Fn(u64) -> Option<u64>,
+    ) -> Vec<Playout> {
+        let mut arrivals: Vec<(u64, u64)> = (first_seq..first_seq + frames)
+            .filter_map(|seq| transit(seq).map(|t| (start_us + (seq - first_seq) * FRAME_US + t, seq)))
+            .collect();
+        arrivals.sort_unstable();
+        let mut arrivals = arrivals.into_iter().peekable();
+        let mut played = Vec::new();
+        // The speaker asks 5 ms into each frame period.
+        for tick in 0..frames {
+            let now = start_us + tick * FRAME_US + 5_000;
+            while let Some(&(at, seq)) = arrivals.peek()
+                && at <= now
+            {
+                let capture = (start_us + (seq - first_seq) * FRAME_US) as i64;
+                buffer.insert(seq, capture, vec![seq as u8], at);
+                arrivals.next();
+            }
+            played.push(buffer.pop());
+        }
+        played
+    }
+
+    fn packets(played: &[Playout]) -> usize {
+        played.iter().filter(|p| matches!(p, Playout::Packet { .. })).count()
+    }
+
+    #[test]
+    fn a_clean_link_plays_every_packet_with_a_small_buffer() {
+        let mut buffer = JitterBuffer::new();
+        let played = simulate(&mut buffer, 0, 500, 1_000_000, |seq| Some(1_000 + (seq % 3) * 300));
+        assert_eq!(buffer.target_frames(), 1);
+        assert_eq!(packets(&played), 500);
+        assert_eq!(buffer.counters(), JitterCounters::default());
+    }
+
+    #[test]
+    fn the_target_grows_with_jitter_and_shrinks_when_it_calms() {
+        let mut buffer = JitterBuffer::new();
+        // Arrivals spread over 0..40 ms.
+        let spread = |seq: u64| Some(1_000 + (seq * 7919 % 41) * 1_000);
+        let played = simulate(&mut buffer, 0, 600, 0, spread);
+        assert!(buffer.target_frames() >= 4, "target {}", buffer.target_frames());
+        // Once the target has grown, nothing underruns.
+        let late = &played[200..];
+        assert_eq!(packets(late), late.len(), "{:?}", buffer.counters());
+        // Calm again: after the window passes, the target is back to one frame.
+        simulate(&mut buffer, 600, 400, 6_000_000, |_| Some(1_000));
+        assert_eq!(buffer.target_frames(), 1);
+        assert!(buffer.depth_frames() <= 1 + SHRINK_SLACK_FRAMES, "depth {}", buffer.depth_frames());
+    }
+
+    #[test]
+    fn losses_are_concealed_and_late_packets_counted() {
+        let mut buffer = JitterBuffer::new();
+        let played = simulate(&mut buffer, 0, 100, 0, |seq| (seq % 10 != 5).then_some(1_000));
+        // The first loss cannot be told from a late packet until the next one arrives, so
+        // it costs a frame of delay (an underrun); after that each loss is one concealed frame.
+        let concealed = played.iter().filter(|p| **p == Playout::Conceal).count();
+        assert_eq!(concealed, 11);
+        assert_eq!(buffer.counters().concealed, 11);
+        assert_eq!(buffer.counters().underruns, 1);
+        // Packet 5 turns up long after its turn.
+        assert_eq!(buffer.insert(5, 0, vec![], 2_000_000), Arrival::Late);
+        assert_eq!(buffer.counters().late, 1);
+    }
+
+    #[test]
+    fn an_underrun_conceals_and_keeps_the_turn() {
+        let mut buffer = JitterBuffer::new();
+        buffer.insert(0, 0, vec![0], 1_000);
+        assert!(matches!(buffer.pop(), Playout::Packet { seq: 0, .. }));
+        assert_eq!(buffer.pop(), Playout::Conceal);
+        assert_eq!(buffer.counters().underruns, 1);
+        // Packet 1 arrives late but before anything newer: it still plays.
+        assert_eq!(buffer.insert(1, 10_000, vec![1], 30_000), Arrival::Buffered);
+        assert!(matches!(buffer.pop(), Playout::Packet { seq: 1, .. }));
+        assert_eq!(buffer.insert(1, 10_000, vec![1], 30_000), Arrival::Late);
+    }
+
+    #[test]
+    fn a_long_silence_stops_playout_until_packets_return() {
+        let mut buffer = JitterBuffer::new();
+        buffer.insert(0, 0, vec![0], 1_000);
+        buffer.pop();
+        let played: Vec<Playout> = (0..20).map(|_| buffer.pop()).collect();
+        assert_eq!(packets(&played), 0);
+        assert_eq!(played.iter().filter(|p| **p == Playout::Conceal).count() as u32, RESTART_AFTER_FRAMES);
+        assert_eq!(played.last(), Some(&Playout::Silence));
+        buffer.insert(50, 500_000, vec![50], 501_000);
+        assert!(matches!(buffer.pop(), Playout::Packet { seq: 50, .. }));
+    }
+
+    #[test]
+    fn the_buffer_is_bounded_and_follows_a_restarted_peer() {
+        let mut buffer = JitterBuffer::new();
+        for seq in 0..1000u64 {
+            buffer.insert(seq, seq as i64 * 10_000, vec![0; 100], 1_000 + seq * 10_000);
+        }
+        assert!(buffer.depth_frames() <= MAX_BUFFERED);
+        while matches!(buffer.pop(), Playout::Packet { .. }) {}
+        // The peer starts again from 0: the buffer follows instead of calling it late.
+        assert_eq!(buffer.insert(0, 20_000_000, vec![0], 20_001_000), Arrival::Buffered);
+        assert!(matches!(buffer.pop(), Playout::Packet { seq: 0, .. }));
+    }
+}
