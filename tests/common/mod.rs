@@ -2,8 +2,10 @@
 //! their output in files, and read their `--stats-json` summaries.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod pulse;
 pub mod relay;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -23,10 +25,10 @@ pub struct Peer {
 impl Peer {
     /// Starts `chat ARGS` with its output in `dir/NAME.out` and `dir/NAME.err`.
     pub fn start(name: &str, dir: &Path, args: &[&str]) -> Self {
-        Self::start_with_env(name, dir, args, &[])
+        Self::start_with_env::<&str, &str>(name, dir, args, &[])
     }
 
-    pub fn start_with_env(name: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+    pub fn start_with_env<K: AsRef<OsStr>, V: AsRef<OsStr>>(name: &str, dir: &Path, args: &[&str], env: &[(K, V)]) -> Self {
         let out = dir.join(format!("{name}.out"));
         let err = dir.join(format!("{name}.err"));
         let mut command = Command::new(chat());
@@ -136,11 +138,25 @@ pub fn number(value: &serde_json::Value, key: &str) -> f64 {
     value[key].as_f64().unwrap_or_else(|| panic!("{key} is not a number in {value}"))
 }
 
-/// Arguments every test peer shares: headless, test pattern, 640x480, its own certs,
-/// accepting new peers (no terminal to ask on).
+/// Arguments every test peer shares: headless, test pattern, a test tone played to nowhere
+/// (whatever sound devices the machine has), 640x480, its own certs, accepting new peers
+/// (no terminal to ask on).
 pub fn peer_args(dir: &Path, name: &str) -> Vec<String> {
     let certs = dir.join(format!("certs-{name}"));
-    let args = ["--headless", "--source", "test", "--size", "640x480", "--quiet", "--accept-new", "--certs"];
+    let args = [
+        "--headless",
+        "--source",
+        "test",
+        "--audio-source",
+        "tone",
+        "--audio-sink",
+        "none",
+        "--size",
+        "640x480",
+        "--quiet",
+        "--accept-new",
+        "--certs",
+    ];
     args.iter().map(|s| s.to_string()).chain([certs.to_str().unwrap().to_string()]).collect()
 }
 

@@ -1,0 +1,129 @@
+//! Sound end to end: two peers on loopback send each other different tones, through WAV
+//! files and through real cpal streams on a private PulseAudio daemon; muting sends
+//! silence, and turning the camera off stops the pictures but not the sound.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use chat::media::audio::analysis::{dominant_frequency, rms_dbfs};
+use chat::media::audio::tone::Tone;
+use chat::media::audio::wav::read_wav;
+use common::pulse::Pulse;
+use common::{Peer, number, peer_args_with, start_caller, start_listener, strs, summary};
+
+const RATE: u32 = 48_000;
+
+/// A two-way call of `secs` seconds; each side gets `extra_a` / `extra_b` on top of the
+/// shared arguments. Returns both summaries.
+fn call(dir: &Path, secs: &str, extra_a: &[&str], extra_b: &[&str]) -> (serde_json::Value, serde_json::Value) {
+    let stats_a = dir.join("a.json");
+    let stats_b = dir.join("b.json");
+    let mut a_args = vec!["--once", "--stats-json", stats_a.to_str().unwrap()];
+    a_args.extend_from_slice(extra_a);
+    let mut b_args = vec!["--duration", secs, "--stats-json", stats_b.to_str().unwrap()];
+    b_args.extend_from_slice(extra_b);
+    let (mut a, port) = start_listener(dir, "a", peer_args_with(dir, "a", &a_args));
+    let mut b = start_caller(dir, "b", port, peer_args_with(dir, "b", &b_args));
+    assert!(b.expect_exit(Duration::from_secs(30)).success(), "{}", b.describe());
+    assert!(a.expect_exit(Duration::from_secs(10)).success(), "{}", a.describe());
+    (summary(&stats_a), summary(&stats_b))
+}
+
+/// Checks a recording holds `hz` at the test tone's level (-15 dBFS RMS, give or take
+/// what the codec and the devices do), measured away from the start and the end.
+fn assert_tone(samples: &[f32], hz: f64, what: &str) {
+    assert!(samples.len() > RATE as usize * 2, "{what}: only {} samples", samples.len());
+    let middle = &samples[samples.len() / 4..samples.len() * 3 / 4];
+    let found = dominant_frequency(middle, RATE);
+    assert!((found - hz).abs() <= 3.0, "{what}: strongest frequency {found} Hz, expected {hz} Hz");
+    let level = rms_dbfs(middle);
+    assert!((level + 15.0).abs() <= 4.0, "{what}: level {level:.1} dBFS, expected about -15");
+}
+
+#[test]
+fn each_peer_hears_the_others_tone_in_a_wav_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a_wav, b_wav) = (dir.path().join("a-hears.wav"), dir.path().join("b-hears.wav"));
+    let (a, b) = call(
+        dir.path(),
+        "4",
+        &["--audio-source", "tone:440", "--audio-sink", a_wav.to_str().unwrap()],
+        &["--audio-source", "tone:660", "--audio-sink", b_wav.to_str().unwrap()],
+    );
+    assert_tone(&read_wav(&a_wav).unwrap(), 660.0, "what A heard");
+    assert_tone(&read_wav(&b_wav).unwrap(), 440.0, "what B heard");
+    for (name, s) in [("A", &a), ("B", &b)] {
+        assert!(number(s, "audio_packets_received") > 200.0, "{name}: {s}");
+        assert!(number(s, "audio_kbps_received") <= 48.0, "{name}: {s}");
+        assert!(s["mouth_to_ear_ms_p50"].is_number(), "{name}: {s}");
+        // Lip sync: pictures are held until their sound plays.
+        assert!(number(s, "av_offset_ms_p50").abs() <= 40.0, "{name}: {s}");
+        assert_eq!(s["peer_muted"], false);
+    }
+}
+
+#[test]
+fn a_muted_peer_sends_silence_and_a_camera_turned_off_sends_no_pictures() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a_wav, b_wav) = (dir.path().join("a-hears.wav"), dir.path().join("b-hears.wav"));
+    let (a, b) = call(
+        dir.path(),
+        "4",
+        &["--audio-source", "tone:440", "--audio-sink", a_wav.to_str().unwrap(), "--mute", "--camera-off"],
+        &["--audio-source", "tone:660", "--audio-sink", b_wav.to_str().unwrap()],
+    );
+    let from_muted = read_wav(&b_wav).unwrap();
+    assert!(rms_dbfs(&from_muted) < -60.0, "B heard {:.1} dBFS from a muted A", rms_dbfs(&from_muted));
+    assert_tone(&read_wav(&a_wav).unwrap(), 660.0, "what the muted A heard");
+    // B knows, and got sound but no pictures from A.
+    assert_eq!(b["peer_muted"], true, "{b}");
+    assert_eq!(b["peer_camera_off"], true, "{b}");
+    assert_eq!(number(&b, "frames_received"), 0.0, "{b}");
+    assert!(number(&b, "audio_packets_received") > 200.0, "muted audio still flows: {b}");
+    assert_eq!(number(&b, "frozen_frames"), 0.0, "a camera turned off is not frozen video: {b}");
+    assert!(number(&a, "frames_received") > 60.0, "{a}");
+}
+
+/// Runs a call between two peers whose microphones and speakers are PulseAudio null sinks.
+fn pulse_call(dir: &Path, extra_b: &[&str]) -> (Vec<f32>, Vec<f32>) {
+    let mut pulse = Pulse::start(dir, &["mic_a", "spk_a", "mic_b", "spk_b"]);
+    let tone = |hz| -> Vec<f32> {
+        let mut tone = Tone::new(hz);
+        (0..2000).flat_map(|_| tone.next_frame()).collect()
+    };
+    pulse.play("mic_a", &tone(440.0), dir);
+    pulse.play("mic_b", &tone(660.0), dir);
+    let (a_heard, b_heard) = (pulse.record("spk_a", dir), pulse.record("spk_b", dir));
+    let devices = ["--audio-source", "mic", "--audio-sink", "speaker"];
+    let (env_a, env_b) = (pulse.peer_env("mic_a", "spk_a"), pulse.peer_env("mic_b", "spk_b"));
+
+    let mut a_args = peer_args_with(dir, "a", &[&["--once"][..], &devices].concat());
+    a_args.extend(["--listen", "127.0.0.1:0"].map(String::from));
+    let mut a = Peer::start_with_env("a", dir, &strs(&a_args), &env_a);
+    let port = a.listening_port();
+    let mut b_args = peer_args_with(dir, "b", &[&["--duration", "5"][..], &devices, extra_b].concat());
+    b_args.extend(["--call".to_string(), format!("127.0.0.1:{port}")]);
+    let mut b = Peer::start_with_env("b", dir, &strs(&b_args), &env_b);
+    assert!(b.expect_exit(Duration::from_secs(30)).success(), "{}", b.describe());
+    assert!(a.expect_exit(Duration::from_secs(10)).success(), "{}", a.describe());
+    assert!(a.stderr().contains("sending microphone"), "{}", a.describe());
+    (a_heard.stop(), b_heard.stop())
+}
+
+#[test]
+fn through_real_sound_devices_each_peer_hears_the_others_microphone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a_heard, b_heard) = pulse_call(dir.path(), &[]);
+    assert_tone(&a_heard, 660.0, "A's speaker");
+    assert_tone(&b_heard, 440.0, "B's speaker");
+}
+
+#[test]
+fn through_real_sound_devices_a_muted_microphone_is_silent_at_the_far_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a_heard, b_heard) = pulse_call(dir.path(), &["--mute"]);
+    assert!(rms_dbfs(&a_heard) < -60.0, "A heard {:.1} dBFS from a muted B", rms_dbfs(&a_heard));
+    assert_tone(&b_heard, 440.0, "B's speaker");
+}
