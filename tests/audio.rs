@@ -103,12 +103,18 @@ fn pulse_call(dir: &Path, extra_b: &[&str]) -> (Vec<f32>, Vec<f32>) {
     a_args.extend(["--listen", "127.0.0.1:0"].map(String::from));
     let mut a = Peer::start_with_env("a", dir, &strs(&a_args), &env_a);
     let port = a.listening_port();
-    let mut b_args = peer_args_with(dir, "b", &[&["--duration", "5"][..], &devices, extra_b].concat());
+    let stats = dir.join("b.json");
+    let mut b_args = peer_args_with(
+        dir,
+        "b",
+        &[&["--duration", "5", "--stats-json", stats.to_str().unwrap()][..], &devices, extra_b].concat(),
+    );
     b_args.extend(["--call".to_string(), format!("127.0.0.1:{port}")]);
     let mut b = Peer::start_with_env("b", dir, &strs(&b_args), &env_b);
     assert!(b.expect_exit(Duration::from_secs(30)).success(), "{}", b.describe());
     assert!(a.expect_exit(Duration::from_secs(10)).success(), "{}", a.describe());
     assert!(a.stderr().contains("sending microphone"), "{}", a.describe());
+    eprintln!("B's summary: {}", summary(&stats));
     (a_heard.stop(), b_heard.stop())
 }
 

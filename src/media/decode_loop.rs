@@ -188,7 +188,7 @@ impl DecodeLoop {
     /// Latency, PSNR, skipped and frozen frames, A/V offset for one picture about to be shown.
     fn measure(&self, picture: &VideoFrame, captured_local: i64, seq: u64, last: Option<(u64, u64)>) -> (u64, u64) {
         let now = now_us();
-        let latency_ms = (now as i64 - captured_local) as f64 / 1000.0;
+        let latency_ms = (now as i64).saturating_sub(captured_local) as f64 / 1000.0;
         if let Some(audio_us) = self.lip_sync.audio_delay_us() {
             self.stats.record_av_offset(latency_ms - audio_us as f64 / 1000.0);
         }

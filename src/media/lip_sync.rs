@@ -7,8 +7,9 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-/// A picture is never held longer than this, whatever the audio path claims.
-pub const MAX_HOLD: Duration = Duration::from_millis(300);
+/// A picture is never held longer than this, whatever the audio path claims: the decoder
+/// holds pictures in turn, and its input queue (8 pictures) must not overflow meanwhile.
+pub const MAX_HOLD: Duration = Duration::from_millis(200);
 
 /// The audio path's current capture-to-speaker delay, shared by both paths.
 #[derive(Debug, Default)]
@@ -36,8 +37,8 @@ impl LipSync {
 
     /// How long to hold a picture captured at `captured_us` (local clock) at `now_us`.
     pub fn hold(&self, captured_us: i64, now_us: u64) -> Option<Duration> {
-        let due = captured_us + self.audio_delay_us()? as i64;
-        let wait = due - now_us as i64;
+        let due = captured_us.saturating_add(self.audio_delay_us()? as i64);
+        let wait = due.saturating_sub(now_us as i64);
         (wait > 0).then(|| Duration::from_micros(wait as u64).min(MAX_HOLD))
     }
 }

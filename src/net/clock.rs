@@ -34,14 +34,17 @@ impl ClockSync {
 
     /// Adds an exchange: our ping left at `t0` (local), reached the peer at `t1`, the pong
     /// left at `t2` (peer's clock), and arrived at `t3` (local). Nonsense (a negative
-    /// round trip) is ignored.
+    /// round trip, or times no clock could show) is ignored.
     pub fn add_exchange(&mut self, t0: u64, t1: u64, t2: u64, t3: u64) {
-        let (t0, t1, t2, t3) = (t0 as i64, t1 as i64, t2 as i64, t3 as i64);
-        let rtt_us = (t3 - t0) - (t2 - t1);
-        if rtt_us < 0 || t2 < t1 {
+        // The peer's times are whatever it sent: i128 holds any difference of two u64s.
+        let (t0, t1, t2, t3) = (i128::from(t0), i128::from(t1), i128::from(t2), i128::from(t3));
+        let rtt = (t3 - t0) - (t2 - t1);
+        if rtt < 0 || t2 < t1 {
             return;
         }
-        let offset_us = ((t1 - t0) + (t2 - t3)) / 2;
+        let (Ok(rtt_us), Ok(offset_us)) = (i64::try_from(rtt), i64::try_from(((t1 - t0) + (t2 - t3)) / 2)) else {
+            return;
+        };
         if self.samples.len() == WINDOW {
             self.samples.pop_front();
         }
@@ -56,7 +59,7 @@ impl ClockSync {
     /// Converts a time on the peer's clock to the local clock (assumes zero offset until
     /// an exchange has completed, which is exact when both peers share a host).
     pub fn to_local_us(&self, peer_us: u64) -> i64 {
-        peer_us as i64 - self.offset_us().unwrap_or(0)
+        (peer_us as i64).saturating_sub(self.offset_us().unwrap_or(0))
     }
 }
 

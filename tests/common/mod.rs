@@ -28,7 +28,12 @@ impl Peer {
         Self::start_with_env::<&str, &str>(name, dir, args, &[])
     }
 
-    pub fn start_with_env<K: AsRef<OsStr>, V: AsRef<OsStr>>(name: &str, dir: &Path, args: &[&str], env: &[(K, V)]) -> Self {
+    pub fn start_with_env<K: AsRef<OsStr>, V: AsRef<OsStr>>(
+        name: &str,
+        dir: &Path,
+        args: &[&str],
+        env: &[(K, V)],
+    ) -> Self {
         let out = dir.join(format!("{name}.out"));
         let err = dir.join(format!("{name}.err"));
         let mut command = Command::new(chat());

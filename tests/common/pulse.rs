@@ -36,8 +36,20 @@ impl Pulse {
         let daemon = command.spawn().expect("starting pulseaudio (scripts/setup.sh installs it)");
         let pulse = Self { daemon, runtime, feeders: Vec::new() };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !pulse.command("pactl").arg("info").stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap().success() {
-            assert!(Instant::now() < deadline, "pulseaudio did not start: {}", std::fs::read_to_string(dir.join("pulseaudio.err")).unwrap_or_default());
+        while !pulse
+            .command("pactl")
+            .arg("info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "pulseaudio did not start: {}",
+                std::fs::read_to_string(dir.join("pulseaudio.err")).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         pulse

@@ -127,7 +127,12 @@ pub fn open_microphone(
     Ok((stream, name))
 }
 
-/// Asks for 48 kHz when the device takes it (no resampling), and a 10 ms period.
+/// Device period asked for: 10 ms, one audio frame. Devices default to far longer
+/// buffers (PulseAudio's ALSA plugin to hundreds of milliseconds), all of it delay.
+const PERIOD_MS: u32 = 10;
+
+/// Asks for 48 kHz when the device takes it (no resampling), and a 10 ms period when the
+/// device allows one.
 fn prefer_48k(mut config: StreamConfig, device: &cpal::Device, input: bool) -> StreamConfig {
     let ranges: Vec<_> = if input {
         device.supported_input_configs().map(|c| c.collect()).unwrap_or_default()
@@ -136,6 +141,14 @@ fn prefer_48k(mut config: StreamConfig, device: &cpal::Device, input: bool) -> S
     };
     if ranges.iter().any(|r| r.channels() == config.channels && r.contains_rate(SAMPLE_RATE)) {
         config.sample_rate = SAMPLE_RATE;
+    }
+    let period = config.sample_rate * PERIOD_MS / 1000;
+    let fits = ranges.iter().any(|r| {
+        r.channels() == config.channels
+            && matches!(*r.buffer_size(), cpal::SupportedBufferSize::Range { min, max } if (min..=max).contains(&period))
+    });
+    if fits {
+        config.buffer_size = cpal::BufferSize::Fixed(period);
     }
     config
 }

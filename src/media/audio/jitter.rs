@@ -114,7 +114,7 @@ impl JitterBuffer {
         if self.waiting.contains_key(&seq) {
             return Arrival::Duplicate;
         }
-        self.measure(now_us, now_us as i64 - capture_us);
+        self.measure(now_us, (now_us as i64).saturating_sub(capture_us));
         self.waiting.insert(seq, Waiting { capture_us, payload });
         while self.waiting.len() > MAX_BUFFERED {
             self.waiting.pop_first();
@@ -139,7 +139,7 @@ impl JitterBuffer {
         sorted.sort_unstable();
         let fastest = sorted[0];
         let p95 = sorted[(sorted.len() - 1) * 95 / 100];
-        let wanted_us = (p95 - fastest).max(0) + SAFETY_US;
+        let wanted_us = p95.saturating_sub(fastest).max(0).saturating_add(SAFETY_US);
         self.target_frames = (wanted_us as u64).div_ceil(FRAME_US).clamp(1, MAX_TARGET_FRAMES as u64) as usize;
     }
 
@@ -157,11 +157,11 @@ impl JitterBuffer {
             // Too much delay has built up: skip a frame to catch up.
             self.waiting.remove(&next);
             self.counters.dropped += 1;
-            next += 1;
+            next = next.saturating_add(1);
         }
         match self.waiting.remove(&next) {
             Some(Waiting { capture_us, payload }) => {
-                self.next_seq = Some(next + 1);
+                self.next_seq = Some(next.saturating_add(1));
                 self.empty_streak = 0;
                 Playout::Packet { seq: next, capture_us, payload }
             }
@@ -180,7 +180,7 @@ impl JitterBuffer {
             }
             None => {
                 // A target's worth of later packets is here, this one is not: lost.
-                self.next_seq = Some(next + 1);
+                self.next_seq = Some(next.saturating_add(1));
                 self.counters.concealed += 1;
                 Playout::Conceal
             }

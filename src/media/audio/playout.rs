@@ -80,7 +80,7 @@ impl AudioPlayout {
                             decoder.conceal(&mut frame);
                         }
                         let heard_us = now_us() + speaker.delay_us();
-                        let ms = (heard_us as i64 - capture_us) as f64 / 1000.0;
+                        let ms = (heard_us as i64).saturating_sub(capture_us) as f64 / 1000.0;
                         self.stats.record_mouth_to_ear(ms);
                         // Smoothed, so pictures are not held by each frame's own jitter.
                         let smoothed = delay_ms.map_or(ms, |d| d + (ms - d) / 8.0);
