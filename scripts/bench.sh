@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Benchmarks a chat call on loopback beside the original Python streamer, measured in the
-# same run on the same machine, and prints one table. Medians of one run each: the
+# Benchmarks a chat call on loopback beside the original Python streamer, and its sound
+# beside an ffmpeg Opus round trip, measured in the same run on the same machine, and
+# prints the tables. Medians of one run each: the
 # machine is shared and noisy, so compare ratios, not single digits.
 #   BENCH_SECONDS (10)   length of each call
 #   BENCH_SIZES ("640x480 1280x720")
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh ffmpeg
 cargo build --release --locked 2>&1 | grep -v "^\s*\(Compiling\|Finished\)" >&2 || true
 bin=$PWD/target/release/chat
 seconds=${BENCH_SECONDS:-10}
@@ -25,12 +26,14 @@ for size in $sizes; do
   dir=$tmp/$size
   mkdir -p "$dir"
   common=(--headless --source test --size "$size" --fps 30 --quiet --accept-new)
-  timed "$dir/a.time" "$bin" --listen 127.0.0.1:0 --once "${common[@]}" --certs "$dir/certs-a" \
+  # The QUIC call carries sound too (a tone each way, played to nowhere in real time).
+  sound=(--audio-source tone --audio-sink none)
+  timed "$dir/a.time" "$bin" --listen 127.0.0.1:0 --once "${common[@]}" "${sound[@]}" --certs "$dir/certs-a" \
     --stats-json "$dir/a.json" >"$dir/a.out" 2>"$dir/a.err" &
   a=$!
   for _ in $(seq 200); do grep -q "listening on" "$dir/a.out" 2>/dev/null && break; sleep 0.05; done
   port=$(grep -o '127.0.0.1:[0-9]*' "$dir/a.out" | head -1 | cut -d: -f2)
-  timed "$dir/b.time" "$bin" --call "127.0.0.1:$port" --duration "$seconds" "${common[@]}" --certs "$dir/certs-b" \
+  timed "$dir/b.time" "$bin" --call "127.0.0.1:$port" --duration "$seconds" "${common[@]}" "${sound[@]}" --certs "$dir/certs-b" \
     --stats-json "$dir/b.json" >"$dir/b.out" 2>"$dir/b.err"
   wait "$a"
   # Raw mode, chat to chat, both ways at 30 fps.
@@ -58,6 +61,9 @@ for size in $sizes; do
       >"$dir/seed.out" 2>"$dir/seed.err" || { echo "bench: the Python streamer failed at $size:" >&2; cat "$dir/seed.err" "$dir/seed.out" >&2; }
   fi
 done
+
+echo "bench: ffmpeg Opus round trip" >&2
+python3 scripts/opus_roundtrip.py "$seconds" >"$tmp/ffmpeg-opus.out" || echo "bench: the ffmpeg Opus round trip failed" >&2
 
 echo "bench: per-picture costs (criterion)" >&2
 cargo bench --locked --bench frame_path -- --warm-up-time 1 --measurement-time 3 >"$tmp/criterion.log" 2>&1 ||
@@ -132,7 +138,7 @@ for size in sizes:
 cols = [("fps", "recv fps", "{:.1f}"), ("p50", "p50 ms", "{:.1f}"), ("p95", "p95 ms", "{:.1f}"),
         ("mbps", "Mbit/s/dir", "{:.2f}"), ("psnr", "PSNR dB", "{:.1f}"), ("cpu_peer", "CPU/peer", "{:.2f}"),
         ("cpu_pair", "CPU pair", "{:.2f}"), ("rss", "RSS MiB", "{:.0f}"), ("first", "1st frame ms", "{:.0f}")]
-print(f"\n{seconds:.0f} s per run, 30 fps, loopback; fps = worst direction, latency = capture to decoded picture (worst direction);")
+print(f"\n{seconds:.0f} s per run, 30 fps, loopback; fps = worst direction, latency = capture to picture shown (worst direction;\nchat holds each picture until its sound plays, for lip sync);")
 print("CPU in cores (1.00 = one core busy); seed Mbit/s computed from raw frame size; ratios below 1 favour chat for all but fps and PSNR.\n")
 print(f"{'system':36} {'size':9} " + " ".join(f"{title:>12}" for _, title, _ in cols))
 for name, size, r in rows:
@@ -140,6 +146,25 @@ for name, size, r in rows:
     if name.startswith("ratio"):
         cells = [(f"{r[k]:.3g}x" if r.get(k) is not None else "-") for k, _, _ in cols]
     print(f"{name:36} {size:9} " + " ".join(f"{c:>12}" for c in cells))
+
+print("\nSound on the same calls (a tone each way, 10 ms Opus frames; worst direction), beside an ffmpeg Opus round trip")
+print("(libopus low-delay, 10 ms frames, RTP over UDP loopback, fed and read in real time by scripts/opus_roundtrip.py).")
+print("mouth-to-ear = first sample captured to played; A/V = picture shown minus its sound played (+: video later).\n")
+print(f"{'system':36} {'size':9} {'m2e p50 ms':>11} {'m2e p95 ms':>11} {'A/V p50 ms':>11} {'A/V p95 ms':>11} {'kbit/s':>7} {'underruns':>10} {'concealed':>10}")
+fmt = lambda v, f="{:.1f}": f.format(v) if v is not None else "-"
+for size in sizes:
+    d = os.path.join(tmp, size)
+    a, b = summary(f"{d}/a.json"), summary(f"{d}/b.json")
+    worst = lambda k: max((s[k] for s in (a, b) if s.get(k) is not None), default=None, key=abs)
+    print(f"{'chat (Opus, QUIC datagrams)':36} {size:9} {fmt(worst('mouth_to_ear_ms_p50')):>11} {fmt(worst('mouth_to_ear_ms_p95')):>11}"
+          f" {fmt(worst('av_offset_ms_p50')):>11} {fmt(worst('av_offset_ms_p95')):>11} {fmt(worst('audio_kbps_received')):>7}"
+          f" {max(a['audio_underruns'], b['audio_underruns']):>10} {max(a['audio_concealed'], b['audio_concealed']):>10}")
+ff = os.path.join(tmp, "ffmpeg-opus.out")
+if os.path.exists(ff) and open(ff).read().strip():
+    fields = dict(kv.split("=") for kv in open(ff).read().split())
+    print(f"{'ffmpeg Opus (RTP, UDP)':36} {'-':9} {float(fields['p50']):11.1f} {float(fields['p95']):11.1f} {'-':>11} {'-':>11} {'-':>7} {'-':>10} {'-':>10}")
+else:
+    print("ffmpeg Opus: not run (see the error above)")
 
 print("\nPer picture at 1280x720 (criterion median, target/criterion), beside openh264-rs's own converters:\n")
 crit = "target/criterion"

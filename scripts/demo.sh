@@ -24,8 +24,11 @@ listener_fp=$($bin --fingerprint --certs certs/demo-listener)
 caller_fp=$($bin --fingerprint --certs certs/demo-caller)
 
 # The listener shows this machine's camera if it has one, else the test pattern; the
-# caller sends the test pattern, so each side shows something different.
-$bin --listen "127.0.0.1:$port" --once $window --source auto --quiet --peer "$caller_fp" \
+# caller sends the test pattern, so each side shows something different. Each sends a tone
+# of its own and plays the other's to nowhere: two peers on one machine would otherwise
+# hear themselves through the speaker, and the demo must work with no sound card.
+$bin --listen "127.0.0.1:$port" --once $window --source auto --audio-source tone:440 --audio-sink none \
+  --quiet --peer "$caller_fp" \
   --certs certs/demo-listener >"$tmp/listener.out" 2>"$tmp/listener.err" &
 listener_pid=$!
 for _ in $(seq 100); do grep -q "listening on" "$tmp/listener.out" 2>/dev/null && break; sleep 0.05; done
@@ -34,7 +37,8 @@ if ! grep -q "listening on" "$tmp/listener.out"; then
   exit 1
 fi
 echo "== caller (status once a second)"
-$bin --call "127.0.0.1:$port" $window --source test --duration "$seconds" --peer "$listener_fp" \
+$bin --call "127.0.0.1:$port" $window --source test --audio-source tone:660 --audio-sink none \
+  --duration "$seconds" --peer "$listener_fp" \
   --certs certs/demo-caller | grep -v "^calling"
 wait "$listener_pid"
 listener_pid=""

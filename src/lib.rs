@@ -1,12 +1,15 @@
-//! `chat`: a peer-to-peer video call over QUIC.
+//! `chat`: a peer-to-peer video call, with sound, over QUIC.
 //!
 //! ```text
 //!  camera / pattern / y4m ─► capture thread ─► encoder thread ─► video_out ─┐  QUIC: one uni
 //!                              │ (latest wins)   (H.264)                    │  stream per group
 //!                              ▼                                            ▼  of pictures
 //!                           preview ─► window ◄─ remote ◄─ decoder thread ◄─ video_in
-//!                                     (main thread)        (H.264, PSNR, latency)
-//!  control stream (bidirectional): hello, keyframe requests, clock pings
+//!                                     (main thread)   (H.264, PSNR, latency, ▲
+//!                                                      held for lip sync)    │ audio delay
+//!  mic ─► ring ─► audio sender ─► datagrams ─► audio in ─► playout thread ─► ring ─► speaker
+//!  (cpal)         (Opus)          (QUIC)                   (jitter buffer)          (cpal)
+//!  control stream (bidirectional): hello, keyframe requests, clock pings, media state, hang-up
 //! ```
 //!
 //! Every hand-off keeps only the newest item or is bounded and drops, so a slow stage

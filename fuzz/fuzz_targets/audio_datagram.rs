@@ -24,6 +24,6 @@ fuzz_target!(|data: &[u8]| {
         let _ = decoder.decode(datagram.payload, &mut frame);
         jitter.insert(datagram.seq, datagram.capture_us as i64, datagram.payload.to_vec(), now);
         assert!(jitter.depth_frames() <= MAX_BUFFERED);
-        let _ = jitter.pop();
+        let _ = jitter.pop(now + FRAME_US / 2);
     }
 });

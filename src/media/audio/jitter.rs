@@ -1,6 +1,7 @@
 //! The adaptive jitter buffer, sans IO: audio packets go in as they arrive, one frame's
-//! worth comes out each time the speaker needs one. It waits for `target` frames before
-//! it starts, sizes `target` from the jitter it measures (small on a clean link, growing
+//! worth comes out each time the speaker needs one. It starts playing a packet once it
+//! has waited as long as the measured jitter plus a margin (so the packets after it, on
+//! the same clock, have that much slack), sizes its `target` depth from the jitter (small on a clean link, growing
 //! when arrivals spread out, shrinking back when they calm), conceals lost packets, and
 //! counts underruns and late packets. Time is an argument, so tests drive it in simulated
 //! time.
@@ -61,6 +62,7 @@ pub struct JitterCounters {
 #[derive(Debug)]
 struct Waiting {
     capture_us: i64,
+    arrived_us: u64,
     payload: Vec<u8>,
 }
 
@@ -74,6 +76,8 @@ pub struct JitterBuffer {
     empty_streak: u32,
     /// (arrival time, arrival - capture) of recent packets, local clock.
     transits: VecDeque<(u64, i64)>,
+    /// How long a packet should wait before it plays: measured jitter plus the margin.
+    wanted_delay_us: u64,
     target_frames: usize,
     counters: JitterCounters,
 }
@@ -92,6 +96,7 @@ impl JitterBuffer {
             playing: false,
             empty_streak: 0,
             transits: VecDeque::new(),
+            wanted_delay_us: SAFETY_US as u64,
             target_frames: 1,
             counters: JitterCounters::default(),
         }
@@ -115,7 +120,7 @@ impl JitterBuffer {
             return Arrival::Duplicate;
         }
         self.measure(now_us, (now_us as i64).saturating_sub(capture_us));
-        self.waiting.insert(seq, Waiting { capture_us, payload });
+        self.waiting.insert(seq, Waiting { capture_us, arrived_us: now_us, payload });
         while self.waiting.len() > MAX_BUFFERED {
             self.waiting.pop_first();
             self.counters.dropped += 1;
@@ -139,14 +144,21 @@ impl JitterBuffer {
         sorted.sort_unstable();
         let fastest = sorted[0];
         let p95 = sorted[(sorted.len() - 1) * 95 / 100];
-        let wanted_us = p95.saturating_sub(fastest).max(0).saturating_add(SAFETY_US);
-        self.target_frames = (wanted_us as u64).div_ceil(FRAME_US).clamp(1, MAX_TARGET_FRAMES as u64) as usize;
+        let wanted_us = p95.saturating_sub(fastest).max(0).saturating_add(SAFETY_US) as u64;
+        self.wanted_delay_us = wanted_us.min(MAX_TARGET_FRAMES as u64 * FRAME_US);
+        self.target_frames = wanted_us.div_ceil(FRAME_US).clamp(1, MAX_TARGET_FRAMES as u64) as usize;
     }
 
-    /// The next 10 ms to play.
-    pub fn pop(&mut self) -> Playout {
+    /// The next 10 ms to play, at `now_us`.
+    pub fn pop(&mut self, now_us: u64) -> Playout {
         if !self.playing {
-            if self.waiting.len() < self.target_frames {
+            // Start once the oldest packet has waited out the jitter: every later packet
+            // then has that much slack before its turn.
+            let ready = self
+                .waiting
+                .first_key_value()
+                .is_some_and(|(_, first)| now_us.saturating_sub(first.arrived_us) >= self.wanted_delay_us);
+            if !ready {
                 return Playout::Silence;
             }
             self.playing = true;
@@ -160,7 +172,7 @@ impl JitterBuffer {
             next = next.saturating_add(1);
         }
         match self.waiting.remove(&next) {
-            Some(Waiting { capture_us, payload }) => {
+            Some(Waiting { capture_us, payload, .. }) => {
                 self.next_seq = Some(next.saturating_add(1));
                 self.empty_streak = 0;
                 Playout::Packet { seq: next, capture_us, payload }
@@ -232,7 +244,7 @@ mod tests {
                 buffer.insert(seq, capture, vec![seq as u8], at);
                 arrivals.next();
             }
-            played.push(buffer.pop());
+            played.push(buffer.pop(now));
         }
         played
     }
@@ -246,7 +258,9 @@ mod tests {
         let mut buffer = JitterBuffer::new();
         let played = simulate(&mut buffer, 0, 500, 1_000_000, |seq| Some(1_000 + (seq % 3) * 300));
         assert_eq!(buffer.target_frames(), 1);
-        assert_eq!(packets(&played), 500);
+        // The first pop comes before the first packet has waited out its margin.
+        assert_eq!(packets(&played), 499);
+        assert_eq!(played[0], Playout::Silence);
         assert_eq!(buffer.counters(), JitterCounters::default());
     }
 
@@ -270,41 +284,50 @@ mod tests {
     fn losses_are_concealed_and_late_packets_counted() {
         let mut buffer = JitterBuffer::new();
         let played = simulate(&mut buffer, 0, 100, 0, |seq| (seq % 10 != 5).then_some(1_000));
-        // The first loss cannot be told from a late packet until the next one arrives, so
-        // it costs a frame of delay (an underrun); after that each loss is one concealed frame.
+        // Playout started with a margin, so the packet after a lost one is already there
+        // when the lost one's turn comes: one concealed frame per loss, no underrun.
         let concealed = played.iter().filter(|p| **p == Playout::Conceal).count();
-        assert_eq!(concealed, 11);
-        assert_eq!(buffer.counters().concealed, 11);
-        assert_eq!(buffer.counters().underruns, 1);
+        assert_eq!(concealed, 10);
+        assert_eq!(buffer.counters().concealed, 10);
+        assert_eq!(buffer.counters().underruns, 0);
         // Packet 5 turns up long after its turn.
         assert_eq!(buffer.insert(5, 0, vec![], 2_000_000), Arrival::Late);
         assert_eq!(buffer.counters().late, 1);
     }
 
     #[test]
+    fn playout_starts_once_the_first_packet_has_waited_out_the_margin() {
+        let mut buffer = JitterBuffer::new();
+        buffer.insert(0, 0, vec![0], 1_000);
+        assert_eq!(buffer.pop(1_000 + SAFETY_US as u64 - 1), Playout::Silence);
+        assert!(matches!(buffer.pop(1_000 + SAFETY_US as u64), Playout::Packet { seq: 0, .. }));
+    }
+
+    #[test]
     fn an_underrun_conceals_and_keeps_the_turn() {
         let mut buffer = JitterBuffer::new();
         buffer.insert(0, 0, vec![0], 1_000);
-        assert!(matches!(buffer.pop(), Playout::Packet { seq: 0, .. }));
-        assert_eq!(buffer.pop(), Playout::Conceal);
+        assert!(matches!(buffer.pop(20_000), Playout::Packet { seq: 0, .. }));
+        assert_eq!(buffer.pop(30_000), Playout::Conceal);
         assert_eq!(buffer.counters().underruns, 1);
         // Packet 1 arrives late but before anything newer: it still plays.
-        assert_eq!(buffer.insert(1, 10_000, vec![1], 30_000), Arrival::Buffered);
-        assert!(matches!(buffer.pop(), Playout::Packet { seq: 1, .. }));
-        assert_eq!(buffer.insert(1, 10_000, vec![1], 30_000), Arrival::Late);
+        assert_eq!(buffer.insert(1, 10_000, vec![1], 35_000), Arrival::Buffered);
+        assert!(matches!(buffer.pop(40_000), Playout::Packet { seq: 1, .. }));
+        assert_eq!(buffer.insert(1, 10_000, vec![1], 45_000), Arrival::Late);
     }
 
     #[test]
     fn a_long_silence_stops_playout_until_packets_return() {
         let mut buffer = JitterBuffer::new();
         buffer.insert(0, 0, vec![0], 1_000);
-        buffer.pop();
-        let played: Vec<Playout> = (0..20).map(|_| buffer.pop()).collect();
+        buffer.pop(20_000);
+        let played: Vec<Playout> = (0..20).map(|i| buffer.pop(30_000 + i * FRAME_US)).collect();
         assert_eq!(packets(&played), 0);
         assert_eq!(played.iter().filter(|p| **p == Playout::Conceal).count() as u32, RESTART_AFTER_FRAMES);
         assert_eq!(played.last(), Some(&Playout::Silence));
         buffer.insert(50, 500_000, vec![50], 501_000);
-        assert!(matches!(buffer.pop(), Playout::Packet { seq: 50, .. }));
+        assert_eq!(buffer.pop(502_000), Playout::Silence, "refilling");
+        assert!(matches!(buffer.pop(520_000), Playout::Packet { seq: 50, .. }));
     }
 
     #[test]
@@ -314,9 +337,9 @@ mod tests {
             buffer.insert(seq, seq as i64 * 10_000, vec![0; 100], 1_000 + seq * 10_000);
         }
         assert!(buffer.depth_frames() <= MAX_BUFFERED);
-        while matches!(buffer.pop(), Playout::Packet { .. }) {}
+        while matches!(buffer.pop(20_000_000), Playout::Packet { .. }) {}
         // The peer starts again from 0: the buffer follows instead of calling it late.
         assert_eq!(buffer.insert(0, 20_000_000, vec![0], 20_001_000), Arrival::Buffered);
-        assert!(matches!(buffer.pop(), Playout::Packet { seq: 0, .. }));
+        assert!(matches!(buffer.pop(20_100_000), Playout::Packet { seq: 0, .. }));
     }
 }

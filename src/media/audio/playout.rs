@@ -72,7 +72,7 @@ impl AudioPlayout {
             }
             while speaker.wants_more() {
                 let mut frame = [0.0; FRAME_SAMPLES];
-                match jitter.pop() {
+                match jitter.pop(now_us()) {
                     Playout::Packet { capture_us, payload, .. } => {
                         if let Err(e) = decoder.decode(&payload, &mut frame) {
                             tracing::debug!("{e}");
