@@ -11,7 +11,8 @@ packages=(
   libx11-6        # the window (minifb loads these at run time)
   libxcursor1
   xvfb            # a window without a screen: tests and headless demos
-  x11-utils       # xwininfo, for the window test
+  x11-utils       # xwininfo, for the window tests
+  xdotool         # key presses, for the window tests
   time            # /usr/bin/time: CPU and memory in scripts/bench.sh
   procps          # pgrep, in the terminal-prompt test (which also uses util-linux's script)
   python3-pip     # numpy and OpenCV for the original Python streamer (below)

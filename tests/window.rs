@@ -1,6 +1,6 @@
 //! The window under Xvfb: it opens, shows the waiting view, then the call with its live
-//! figures in the title, and closes when the call ends. Needs Xvfb and xwininfo
-//! (scripts/setup.sh installs them).
+//! figures in the title, takes M and V, and closes when the call ends. Needs Xvfb,
+//! xwininfo and xdotool (scripts/setup.sh installs them).
 
 mod common;
 
@@ -64,6 +64,20 @@ impl Xvfb {
     }
 }
 
+impl Xvfb {
+    /// Presses and releases `key` in the window whose title starts with `prefix` (with no
+    /// window manager, the keyboard goes to the window under the pointer).
+    fn press(&self, prefix: &str, key: &str) {
+        let status = Command::new("xdotool")
+            .args(["search", "--name", &format!("^{prefix}"), "mousemove", "--window", "%1", "100", "100"])
+            .args(["keydown", key, "sleep", "0.1", "keyup", key])
+            .env("DISPLAY", &self.display)
+            .status()
+            .expect("xdotool is not installed: run scripts/setup.sh");
+        assert!(status.success(), "xdotool could not press {key}");
+    }
+}
+
 impl Drop for Xvfb {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -99,4 +113,44 @@ fn the_window_shows_the_waiting_view_then_the_call() {
     assert!(a.expect_exit(Duration::from_secs(5)).success(), "{}", a.describe());
     assert!(a.stderr().contains("window open"), "{}", a.describe());
     assert!(xvfb.window_titles().unwrap_or_default().iter().all(|t| !t.starts_with("chat")), "window left open");
+}
+
+#[test]
+fn m_mutes_and_v_turns_the_camera_off_and_the_peer_sees_both() {
+    let xvfb = Xvfb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut args: Vec<String> =
+        peer_args(dir.path(), "a").into_iter().filter(|a| a != "--headless").collect::<Vec<_>>();
+    args.extend(["--listen", "127.0.0.1:0", "--once"].map(String::from));
+    let mut a = Peer::start_with_env("a", dir.path(), &strs(&args), &[("DISPLAY", &xvfb.display)]);
+    let port = a.listening_port();
+    let stats = dir.path().join("b.json");
+    let mut b_args = peer_args(dir.path(), "b");
+    b_args.extend(["--call".to_string(), format!("127.0.0.1:{port}"), "--duration".into(), "5".into()]);
+    b_args.extend(["--stats-json".to_string(), stats.display().to_string()]);
+    let mut b = Peer::start("b", dir.path(), &strs(&b_args));
+    xvfb.wait_for_title("chat - in a call with", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    xvfb.press("chat", "m");
+    xvfb.wait_for_title("chat - in a call with", Duration::from_secs(1));
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !xvfb.wait_for_title("chat", Duration::from_secs(1)).contains("muted (M)") {
+        assert!(Instant::now() < deadline, "the title never said muted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    xvfb.press("chat", "v");
+    assert!(b.expect_exit(Duration::from_secs(20)).success(), "{}", b.describe());
+    assert!(a.expect_exit(Duration::from_secs(5)).success(), "{}", a.describe());
+
+    // B's per-second lines (A started unmuted with its camera on): A muted, then turned its
+    // camera off, after which B got no more pictures.
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&stats).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["peer_muted"], true, "{summary}");
+    assert_eq!(summary["peer_camera_off"], true, "{summary}");
+    let off = lines.iter().position(|l| l["peer_camera_off"] == true).unwrap();
+    let frames_then = lines[off]["frames_received"].as_u64().unwrap();
+    assert!(frames_then > 0);
+    assert!(summary["frames_received"].as_u64().unwrap() <= frames_then + 2, "pictures kept coming: {summary}");
 }
