@@ -18,8 +18,8 @@ const JITTER_WINDOW_US: u64 = 2_000_000;
 const SAFETY_US: i64 = 8_000;
 /// The target never exceeds this many frames (200 ms).
 const MAX_TARGET_FRAMES: usize = 20;
-/// Frames above the target tolerated before the buffer drops one to catch up.
-const SHRINK_SLACK_FRAMES: usize = 2;
+/// Delay above the wanted one tolerated before the buffer drops a frame to catch up.
+const SHRINK_SLACK_US: i64 = 2 * FRAME_US as i64;
 /// After this many frames with nothing to play, start again from silence and refill.
 const RESTART_AFTER_FRAMES: u32 = 10;
 /// A sequence number this far from the expected one (3 s) means the peer started again.
@@ -78,6 +78,11 @@ pub struct JitterBuffer {
     transits: VecDeque<(u64, i64)>,
     /// How long a packet should wait before it plays: measured jitter plus the margin.
     wanted_delay_us: u64,
+    /// The quickest recent arrival - capture: a packet that took this long had no delay
+    /// beyond the path's own (clock offsets included).
+    fastest_transit_us: i64,
+    /// The last packet played and its capture time, to date the ones that are missing.
+    last_played: Option<(u64, i64)>,
     target_frames: usize,
     counters: JitterCounters,
 }
@@ -97,6 +102,8 @@ impl JitterBuffer {
             empty_streak: 0,
             transits: VecDeque::new(),
             wanted_delay_us: SAFETY_US as u64,
+            fastest_transit_us: 0,
+            last_played: None,
             target_frames: 1,
             counters: JitterCounters::default(),
         }
@@ -104,6 +111,8 @@ impl JitterBuffer {
 
     /// A packet arrived at `now_us`; `capture_us` is its capture time on the local clock.
     pub fn insert(&mut self, seq: u64, capture_us: i64, payload: Vec<u8>, now_us: u64) -> Arrival {
+        // Every arrival counts towards the jitter, late ones most of all.
+        self.measure(now_us, (now_us as i64).saturating_sub(capture_us));
         if self.next_seq.is_some_and(|next| seq < next) {
             // A far older number is a peer that started counting again: follow it.
             if self.next_seq.is_some_and(|next| next - seq > RESTART_GAP) {
@@ -119,7 +128,6 @@ impl JitterBuffer {
         if self.waiting.contains_key(&seq) {
             return Arrival::Duplicate;
         }
-        self.measure(now_us, (now_us as i64).saturating_sub(capture_us));
         self.waiting.insert(seq, Waiting { capture_us, arrived_us: now_us, payload });
         while self.waiting.len() > MAX_BUFFERED {
             self.waiting.pop_first();
@@ -133,6 +141,7 @@ impl JitterBuffer {
         self.next_seq = next_seq;
         self.playing = false;
         self.empty_streak = 0;
+        self.last_played = None;
     }
 
     fn measure(&mut self, now_us: u64, transit_us: i64) {
@@ -143,8 +152,11 @@ impl JitterBuffer {
         let mut sorted: Vec<i64> = self.transits.iter().map(|&(_, t)| t).collect();
         sorted.sort_unstable();
         let fastest = sorted[0];
-        let p95 = sorted[(sorted.len() - 1) * 95 / 100];
-        let wanted_us = p95.saturating_sub(fastest).max(0).saturating_add(SAFETY_US) as u64;
+        self.fastest_transit_us = fastest;
+        // The 98th percentile: one packet in fifty may come too late, about what a lossy
+        // link loses anyway.
+        let slow = sorted[(sorted.len() - 1) * 98 / 100];
+        let wanted_us = slow.saturating_sub(fastest).max(0).saturating_add(SAFETY_US) as u64;
         self.wanted_delay_us = wanted_us.min(MAX_TARGET_FRAMES as u64 * FRAME_US);
         self.target_frames = wanted_us.div_ceil(FRAME_US).clamp(1, MAX_TARGET_FRAMES as u64) as usize;
     }
@@ -165,38 +177,65 @@ impl JitterBuffer {
             self.next_seq = self.waiting.first_key_value().map(|(&seq, _)| seq);
         }
         let Some(mut next) = self.next_seq else { return Playout::Silence };
-        if self.waiting.len() > self.target_frames + SHRINK_SLACK_FRAMES {
-            // Too much delay has built up: skip a frame to catch up.
+        let wanted = self.wanted_delay_us as i64;
+        if let Some(waiting) = self.waiting.get(&next)
+            && self.lateness(waiting.capture_us, now_us) > wanted + SHRINK_SLACK_US
+            && self.waiting.contains_key(&next.saturating_add(1))
+        {
+            // Too much delay has built up (the jitter calmed, or a burst arrived at once):
+            // skip a frame to catch up.
             self.waiting.remove(&next);
             self.counters.dropped += 1;
             next = next.saturating_add(1);
         }
-        match self.waiting.remove(&next) {
-            Some(Waiting { capture_us, payload, .. }) => {
-                self.next_seq = Some(next.saturating_add(1));
-                self.empty_streak = 0;
-                Playout::Packet { seq: next, capture_us, payload }
-            }
-            None if self.waiting.len() < self.target_frames => {
-                // Too little has come to tell a loss from a late packet: conceal, and keep
-                // the turn for the packet when it comes (the delay grows by a frame).
-                self.next_seq = Some(next);
-                self.empty_streak += 1;
-                if self.empty_streak > RESTART_AFTER_FRAMES {
-                    self.restart_at(Some(next));
-                    return Playout::Silence;
-                }
-                self.counters.underruns += 1;
-                self.counters.concealed += 1;
-                Playout::Conceal
-            }
-            None => {
-                // A target's worth of later packets is here, this one is not: lost.
-                self.next_seq = Some(next.saturating_add(1));
-                self.counters.concealed += 1;
-                Playout::Conceal
+        if let Some(Waiting { capture_us, payload, .. }) = self.waiting.remove(&next) {
+            self.next_seq = Some(next.saturating_add(1));
+            self.empty_streak = 0;
+            self.last_played = Some((next, capture_us));
+            return Playout::Packet { seq: next, capture_us, payload };
+        }
+        self.counters.concealed += 1;
+        if self.waiting.is_empty() {
+            self.counters.underruns += 1;
+            self.empty_streak += 1;
+            if self.empty_streak > RESTART_AFTER_FRAMES {
+                self.counters.concealed -= 1;
+                self.counters.underruns -= 1;
+                self.restart_at(Some(next));
+                return Playout::Silence;
             }
         }
+        let due_passed = self.expected_capture(next).is_some_and(|c| self.lateness(c, now_us) >= wanted);
+        if due_passed {
+            // Its time has come and gone: lost (or so late it is useless). Move on.
+            self.next_seq = Some(next.saturating_add(1));
+        } else {
+            // Still within the jitter it may yet show: conceal, and keep its turn (the
+            // delay grows by a frame, towards the wanted one).
+            self.next_seq = Some(next);
+            if !self.waiting.is_empty() {
+                self.counters.underruns += 1;
+            }
+        }
+        Playout::Conceal
+    }
+
+    /// How much later than the quickest possible arrival a packet captured at
+    /// `capture_us` is being played at `now_us`.
+    fn lateness(&self, capture_us: i64, now_us: u64) -> i64 {
+        (now_us as i64).saturating_sub(capture_us).saturating_sub(self.fastest_transit_us)
+    }
+
+    /// When packet `seq` was captured, from its neighbours (10 ms apart).
+    fn expected_capture(&self, seq: u64) -> Option<i64> {
+        let frames = |a: u64, b: u64| (a.abs_diff(b).min(u64::from(u32::MAX)) * FRAME_US) as i64;
+        if let Some((played, capture)) = self.last_played
+            && played < seq
+        {
+            return Some(capture.saturating_add(frames(seq, played)));
+        }
+        let (&later, waiting) = self.waiting.range(seq..).next()?;
+        Some(waiting.capture_us.saturating_sub(frames(later, seq)))
     }
 
     /// Frames waiting to be played.
@@ -277,7 +316,7 @@ mod tests {
         // Calm again: after the window passes, the target is back to one frame.
         simulate(&mut buffer, 600, 400, 6_000_000, |_| Some(1_000));
         assert_eq!(buffer.target_frames(), 1);
-        assert!(buffer.depth_frames() <= 1 + SHRINK_SLACK_FRAMES, "depth {}", buffer.depth_frames());
+        assert!(buffer.depth_frames() <= 3, "depth {}", buffer.depth_frames());
     }
 
     #[test]
@@ -307,13 +346,16 @@ mod tests {
     fn an_underrun_conceals_and_keeps_the_turn() {
         let mut buffer = JitterBuffer::new();
         buffer.insert(0, 0, vec![0], 1_000);
-        assert!(matches!(buffer.pop(20_000), Playout::Packet { seq: 0, .. }));
-        assert_eq!(buffer.pop(30_000), Playout::Conceal);
+        assert!(matches!(buffer.pop(10_000), Playout::Packet { seq: 0, .. }));
+        // Packet 1 (captured at 10 ms) is not here at 15 ms, but could still come in time.
+        assert_eq!(buffer.pop(15_000), Playout::Conceal);
         assert_eq!(buffer.counters().underruns, 1);
-        // Packet 1 arrives late but before anything newer: it still plays.
-        assert_eq!(buffer.insert(1, 10_000, vec![1], 35_000), Arrival::Buffered);
-        assert!(matches!(buffer.pop(40_000), Playout::Packet { seq: 1, .. }));
-        assert_eq!(buffer.insert(1, 10_000, vec![1], 45_000), Arrival::Late);
+        assert_eq!(buffer.insert(1, 10_000, vec![1], 17_000), Arrival::Buffered);
+        assert!(matches!(buffer.pop(25_000), Playout::Packet { seq: 1, .. }));
+        // Packet 2 is not here when its time has passed: lost, and when it comes, late.
+        assert_eq!(buffer.pop(35_000), Playout::Conceal);
+        assert_eq!(buffer.insert(2, 20_000, vec![2], 36_000), Arrival::Late);
+        assert_eq!(buffer.counters().late, 1);
     }
 
     #[test]
