@@ -36,6 +36,16 @@ for size in $sizes; do
   timed "$dir/b.time" "$bin" --call "127.0.0.1:$port" --duration "$seconds" "${common[@]}" "${sound[@]}" --certs "$dir/certs-b" \
     --stats-json "$dir/b.json" >"$dir/b.out" 2>"$dir/b.err"
   wait "$a"
+  # The same call without sound: nothing to hold the pictures for, so this is the video
+  # path's own latency.
+  timed "$dir/va.time" "$bin" --listen 127.0.0.1:0 --once "${common[@]}" --audio-source none --certs "$dir/certs-a" \
+    --stats-json "$dir/va.json" >"$dir/va.out" 2>"$dir/va.err" &
+  a=$!
+  for _ in $(seq 200); do grep -q "listening on" "$dir/va.out" 2>/dev/null && break; sleep 0.05; done
+  port=$(grep -o '127.0.0.1:[0-9]*' "$dir/va.out" | head -1 | cut -d: -f2)
+  timed "$dir/vb.time" "$bin" --call "127.0.0.1:$port" --duration "$seconds" "${common[@]}" --audio-source none \
+    --certs "$dir/certs-b" --stats-json "$dir/vb.json" >"$dir/vb.out" 2>"$dir/vb.err"
+  wait "$a"
   # Raw mode, chat to chat, both ways at 30 fps.
   timed "$dir/ra.time" "$bin" --listen 127.0.0.1:0 --raw --once "${common[@]}" \
     --stats-json "$dir/ra.json" >"$dir/ra.out" 2>"$dir/ra.err" &
@@ -96,7 +106,15 @@ for size in sizes:
         "cpu_peer": max(ca, cb), "cpu_pair": ca + cb, "rss": max(ma, mb),
         "first": b["first_frame_ms"],
     }
-    rows.append(("chat (QUIC, H.264, both ways)", size, ours))
+    rows.append(("chat (QUIC, H.264 + Opus, both ways)", size, ours))
+    va, vb = summary(f"{d}/va.json"), summary(f"{d}/vb.json")
+    (cva, mva), (cvb, mvb) = cpu(f"{d}/va.time"), cpu(f"{d}/vb.time")
+    rows.append(("chat (QUIC, video only)", size, {
+        "fps": min(va["fps_received"], vb["fps_received"]),
+        "p50": max(va["latency_ms_p50"], vb["latency_ms_p50"]), "p95": max(va["latency_ms_p95"], vb["latency_ms_p95"]),
+        "mbps": max(va["kbps_received"], vb["kbps_received"]) / 1000, "psnr": min(va["psnr_db"], vb["psnr_db"]),
+        "cpu_peer": max(cva, cvb), "cpu_pair": cva + cvb, "rss": max(mva, mvb), "first": vb["first_frame_ms"],
+    }))
     ra, rb = summary(f"{d}/ra.json"), summary(f"{d}/rb.json")
     (cra, mra), (crb, mrb) = cpu(f"{d}/ra.time"), cpu(f"{d}/rb.time")
     rows.append(("chat raw (TCP pickle, both ways)", size, {
@@ -138,7 +156,7 @@ for size in sizes:
 cols = [("fps", "recv fps", "{:.1f}"), ("p50", "p50 ms", "{:.1f}"), ("p95", "p95 ms", "{:.1f}"),
         ("mbps", "Mbit/s/dir", "{:.2f}"), ("psnr", "PSNR dB", "{:.1f}"), ("cpu_peer", "CPU/peer", "{:.2f}"),
         ("cpu_pair", "CPU pair", "{:.2f}"), ("rss", "RSS MiB", "{:.0f}"), ("first", "1st frame ms", "{:.0f}")]
-print(f"\n{seconds:.0f} s per run, 30 fps, loopback; fps = worst direction, latency = capture to picture shown (worst direction;\nchat holds each picture until its sound plays, for lip sync);")
+print(f"\n{seconds:.0f} s per run, 30 fps, loopback; fps = worst direction, latency = capture to picture shown (worst direction;\nwith sound, chat holds each picture until its sound plays, for lip sync); ratios use the call with sound.")
 print("CPU in cores (1.00 = one core busy); seed Mbit/s computed from raw frame size; ratios below 1 favour chat for all but fps and PSNR.\n")
 print(f"{'system':36} {'size':9} " + " ".join(f"{title:>12}" for _, title, _ in cols))
 for name, size, r in rows:

@@ -87,6 +87,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     eprintln!("sending {} at {fps} fps", capture.description);
     // Raw mode is the Python streamer's format: pictures only.
     let (microphone, speaker) = if cli.raw.raw { (None, SpeakerPlan::Discard) } else { plan_audio(media)? };
+    // Echo comes back through the air, so only a real microphone needs it cancelled.
+    let echo_cancel = !media.no_echo_cancel && matches!(microphone, Some(MicPlan::Device(_)));
     let options = &cli.call_options;
     let stats_json = options
         .stats_json
@@ -111,6 +113,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             status_line: !options.quiet,
             microphone,
             speaker,
+            echo_cancel,
         },
         encoder_input: Arc::clone(&outputs.encoder),
         view: Arc::clone(&view),
@@ -209,7 +212,13 @@ fn plan_audio(media: &MediaOptions) -> anyhow::Result<(Option<MicPlan>, SpeakerP
         AudioSink::Wav(path) => (SpeakerPlan::Wav(path.clone()), path.display().to_string()),
         AudioSink::None => (SpeakerPlan::Discard, "nowhere".into()),
     };
-    let muted = if media.mute { " (muted: M unmutes)" } else { "" };
-    eprintln!("sound: sending {sending}{muted}, playing the peer's to {playing}");
+    let mut notes = String::new();
+    if media.mute {
+        notes.push_str(" (muted: M unmutes)");
+    }
+    if matches!(microphone, Some(MicPlan::Device(_))) && !media.no_echo_cancel {
+        notes.push_str(" with echo cancelled");
+    }
+    eprintln!("sound: sending {sending}{notes}, playing the peer's to {playing}");
     Ok((microphone, speaker))
 }

@@ -12,9 +12,10 @@ use quinn::Connection;
 use tokio::sync::mpsc;
 
 use crate::latest::Latest;
+use crate::media::audio::echo::EchoCanceller;
 use crate::media::audio::microphone::MicPlan;
 use crate::media::audio::playout::AudioPlayout;
-use crate::media::audio::sender::spawn_audio_sender;
+use crate::media::audio::sender::AudioSender;
 use crate::media::audio::speaker::SpeakerPlan;
 use crate::media::codec::EncoderSettings;
 use crate::media::decode_loop::DecodeLoop;
@@ -47,6 +48,8 @@ pub struct CallSettings {
     pub microphone: Option<MicPlan>,
     /// Where the peer's sound goes.
     pub speaker: SpeakerPlan,
+    /// Take the peer's sound, as the microphone hears it from the speaker, out again.
+    pub echo_cancel: bool,
 }
 
 /// What a call needs from the rest of the program.
@@ -182,9 +185,18 @@ impl CallContext {
             Arc::clone(&stats),
         ));
 
+        let echo = s.echo_cancel.then(|| Arc::new(EchoCanceller::new()));
         let (audio_tx, audio_rx) = mpsc::channel(16);
         let audio_sender = s.microphone.clone().map(|plan| {
-            spawn_audio_sender(plan, self.view.watch_local_media(), audio_tx, Arc::clone(&stats), Arc::clone(&stop))
+            AudioSender {
+                plan,
+                media: self.view.watch_local_media(),
+                echo: echo.clone(),
+                output: audio_tx,
+                stats: Arc::clone(&stats),
+                stop: Arc::clone(&stop),
+            }
+            .spawn()
         });
         let audio_out = tokio::spawn(send_audio(conn.clone(), audio_rx, Arc::clone(&stats)));
         let (heard_tx, heard_rx) = std::sync::mpsc::sync_channel(64);
@@ -194,6 +206,7 @@ impl CallContext {
             clock: Arc::clone(&clock),
             stats: Arc::clone(&stats),
             lip_sync: Arc::clone(&lip_sync),
+            echo,
             stop: Arc::clone(&stop),
         }
         .spawn();

@@ -155,6 +155,10 @@ pub struct MediaOptions {
     #[arg(long, value_name = "NAME|N")]
     pub speaker: Option<String>,
 
+    /// Do not cancel the echo of the peer's sound from the microphone (on by default with a microphone; off for tones and files)
+    #[arg(long)]
+    pub no_echo_cancel: bool,
+
     /// Start with the microphone muted (M in the window toggles it)
     #[arg(long)]
     pub mute: bool,

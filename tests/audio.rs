@@ -133,3 +133,56 @@ fn through_real_sound_devices_a_muted_microphone_is_silent_at_the_far_end() {
     assert!(rms_dbfs(&a_heard) < -60.0, "A heard {:.1} dBFS from a muted B", rms_dbfs(&a_heard));
     assert_tone(&b_heard, 440.0, "B's speaker");
 }
+
+/// Far-end "speech" for the echo test: a 150 Hz buzz rich in harmonics, in syllables.
+fn speech(seconds: usize) -> Vec<f32> {
+    (0..seconds * RATE as usize)
+        .map(|n| {
+            let t = n as f32 / RATE as f32;
+            let syllable = ((t * 4.0 * std::f32::consts::TAU).sin() * 0.5 + 0.5).powi(2);
+            let buzz: f32 = (1..12).map(|h| (t * 150.0 * h as f32 * std::f32::consts::TAU).sin() / h as f32).sum();
+            0.2 * syllable * buzz
+        })
+        .collect()
+}
+
+/// B talks (a WAV file); A's speaker plays into the very sink its microphone listens to, the
+/// worst case of a laptop without headphones. Returns the level (dBFS) of what came back
+/// to B from A, over the second half of the call.
+fn echo_level(dir: &Path, a_extra: &[&str]) -> f64 {
+    let pulse = Pulse::start(dir, &["room_a"]);
+    let talk = dir.join("talk.wav");
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: RATE, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut writer = hound::WavWriter::create(&talk, spec).unwrap();
+    for s in speech(3) {
+        writer.write_sample((s * 32767.0) as i16).unwrap();
+    }
+    writer.finalize().unwrap();
+    let back = dir.join("back.wav");
+
+    let mut a_args = peer_args_with(
+        dir,
+        "a",
+        &[&["--once", "--audio-source", "mic", "--audio-sink", "speaker"][..], a_extra].concat(),
+    );
+    a_args.extend(["--listen", "127.0.0.1:0"].map(String::from));
+    let mut a = Peer::start_with_env("a", dir, &strs(&a_args), &pulse.peer_env("room_a", "room_a"));
+    let port = a.listening_port();
+    let b_extra = ["--duration", "8", "--audio-source", talk.to_str().unwrap(), "--audio-sink", back.to_str().unwrap()];
+    let mut b = start_caller(dir, "b", port, peer_args_with(dir, "b", &b_extra));
+    assert!(b.expect_exit(Duration::from_secs(30)).success(), "{}", b.describe());
+    assert!(a.expect_exit(Duration::from_secs(10)).success(), "{}", a.describe());
+    let heard = read_wav(&back).unwrap();
+    rms_dbfs(&heard[heard.len() / 2..])
+}
+
+#[test]
+fn through_real_sound_devices_the_far_ends_echo_is_cancelled() {
+    let (with, without) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let uncancelled = echo_level(without.path(), &["--no-echo-cancel"]);
+    let cancelled = echo_level(with.path(), &[]);
+    eprintln!("echo back to the talker: {uncancelled:.1} dBFS uncancelled, {cancelled:.1} dBFS cancelled");
+    assert!(uncancelled > -40.0, "without cancelling, the echo should come back loud: {uncancelled:.1} dBFS");
+    assert!(uncancelled - cancelled >= 15.0, "cancelled only {:.1} dB", uncancelled - cancelled);
+}

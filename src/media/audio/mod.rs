@@ -4,6 +4,7 @@
 
 pub mod analysis;
 pub mod device;
+pub mod echo;
 pub mod jitter;
 pub mod microphone;
 pub mod opus_codec;

@@ -1,6 +1,6 @@
 //! The audio playout thread: packets from the network go into the jitter buffer; whenever
 //! the sink is about to run dry, the next frame comes out (decoded, concealed or silent)
-//! and goes to the sink. It measures mouth-to-ear latency as it goes and tells the video
+//! and goes to the sink (and to the echo canceller). It measures mouth-to-ear latency as it goes and tells the video
 //! path how long sound takes, for lip sync.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::echo::EchoCanceller;
 use super::jitter::{JitterBuffer, Playout};
 use super::opus_codec::AudioDecoder;
 use super::speaker::{Speaker, SpeakerPlan};
@@ -37,6 +38,8 @@ pub struct AudioPlayout {
     pub clock: Arc<Mutex<ClockSync>>,
     pub stats: Arc<CallStats>,
     pub lip_sync: Arc<LipSync>,
+    /// Shown every frame played, to take it out of the microphone again.
+    pub echo: Option<Arc<EchoCanceller>>,
     pub stop: Arc<AtomicBool>,
 }
 
@@ -96,6 +99,9 @@ impl AudioPlayout {
                             self.lip_sync.set_audio_delay(None);
                         }
                     }
+                }
+                if let Some(echo) = &self.echo {
+                    echo.far_end(&frame, speaker.delay_us());
                 }
                 speaker.play(&frame);
             }

@@ -1,4 +1,5 @@
-//! The audio sender thread: takes 10 ms frames from the source, silences them while the
+//! The audio sender thread: takes 10 ms frames from the source, takes the peer's echo out
+//! of a microphone's (see `echo`), silences them while the
 //! user has muted the microphone (the packets keep flowing, so the far end's timing and
 //! lip sync carry on), encodes them with Opus and hands them to the network without
 //! waiting.
@@ -10,6 +11,7 @@ use std::thread::JoinHandle;
 use tokio::sync::mpsc::{Sender, error::TrySendError};
 use tokio::sync::watch;
 
+use super::echo::EchoCanceller;
 use super::microphone::{MicPlan, Microphone};
 use super::opus_codec::AudioEncoder;
 use crate::stats::CallStats;
@@ -24,46 +26,59 @@ pub struct AudioPacket {
     pub payload: Vec<u8>,
 }
 
-/// Starts the sender thread; it ends when `stop` is set or the network side goes away.
-pub fn spawn_audio_sender(
-    plan: MicPlan,
-    media: watch::Receiver<MediaState>,
-    output: Sender<AudioPacket>,
-    stats: Arc<CallStats>,
-    stop: Arc<AtomicBool>,
-) -> JoinHandle<()> {
-    std::thread::Builder::new()
-        .name("audio-sender".into())
-        .spawn(move || {
-            let mut encoder = match AudioEncoder::new() {
-                Ok(encoder) => encoder,
-                Err(e) => return eprintln!("chat: {e}; the peer will hear nothing"),
-            };
-            let mut source = match Microphone::open(&plan) {
-                Ok(source) => source,
-                Err(e) => return eprintln!("chat: {e}; the peer will hear nothing"),
-            };
-            let mut seq = 0u64;
-            while let Some((mut frame, capture_us)) = source.next_frame(&stop) {
-                if media.borrow().muted {
-                    frame.fill(0.0);
-                }
-                let payload = match encoder.encode(&frame) {
-                    Ok(payload) => payload.to_vec(),
-                    Err(e) => {
-                        tracing::warn!("{e}");
-                        continue;
-                    }
-                };
-                match output.try_send(AudioPacket { seq, capture_us, payload }) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_)) => {
-                        stats.audio_dropped_sending.fetch_add(1, Relaxed);
-                    }
-                    Err(TrySendError::Closed(_)) => return,
-                }
-                seq += 1;
+/// Everything the sender thread needs.
+pub struct AudioSender {
+    pub plan: MicPlan,
+    /// The user's switches (muted or not).
+    pub media: watch::Receiver<MediaState>,
+    /// Takes the peer's sound out of the microphone's, when on.
+    pub echo: Option<Arc<EchoCanceller>>,
+    pub output: Sender<AudioPacket>,
+    pub stats: Arc<CallStats>,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl AudioSender {
+    /// Starts the thread; it ends when `stop` is set or the network side goes away.
+    pub fn spawn(self) -> JoinHandle<()> {
+        std::thread::Builder::new()
+            .name("audio-sender".into())
+            .spawn(move || self.run())
+            .expect("spawning the audio sender thread")
+    }
+
+    fn run(self) {
+        let mut encoder = match AudioEncoder::new() {
+            Ok(encoder) => encoder,
+            Err(e) => return eprintln!("chat: {e}; the peer will hear nothing"),
+        };
+        let mut source = match Microphone::open(&self.plan) {
+            Ok(source) => source,
+            Err(e) => return eprintln!("chat: {e}; the peer will hear nothing"),
+        };
+        let mut seq = 0u64;
+        while let Some((mut frame, capture_us)) = source.next_frame(&self.stop) {
+            if let Some(echo) = &self.echo {
+                echo.near_end(&mut frame, capture_us);
             }
-        })
-        .expect("spawning the audio sender thread")
+            if self.media.borrow().muted {
+                frame.fill(0.0);
+            }
+            let payload = match encoder.encode(&frame) {
+                Ok(payload) => payload.to_vec(),
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    continue;
+                }
+            };
+            match self.output.try_send(AudioPacket { seq, capture_us, payload }) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    self.stats.audio_dropped_sending.fetch_add(1, Relaxed);
+                }
+                Err(TrySendError::Closed(_)) => return,
+            }
+            seq += 1;
+        }
+    }
 }
