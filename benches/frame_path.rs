@@ -1,6 +1,6 @@
 //! Per-picture costs on the path from capture to window, at 1280x720, each beside the
 //! same job done by openh264-rs's own converters where one exists (the peer in this run).
-//! Run: cargo bench --bench frame_path (scripts/bench.sh prints the table).
+//! Also the sound path's per-frame costs. Run: cargo bench --bench frame_path (scripts/bench.sh prints the table).
 
 use std::hint::black_box;
 
@@ -79,5 +79,43 @@ fn codec(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, conversion, pattern_and_quality, codec);
+/// Per 10 ms audio frame: Opus both ways, and the echo canceller (the sound path's only
+/// heavy work; a frame's budget is 10 ms).
+fn sound(c: &mut Criterion) {
+    use chat::media::audio::echo::EchoCanceller;
+    use chat::media::audio::opus_codec::{AudioDecoder, AudioEncoder};
+    use chat::media::audio::tone::Tone;
+    let mut tone = Tone::new(440.0);
+    let frames: Vec<_> = (0..100).map(|_| tone.next_frame()).collect();
+    let mut encoder = AudioEncoder::new().unwrap();
+    let mut i = 0;
+    c.bench_function("opus_encode_10ms", |b| {
+        b.iter(|| {
+            i = (i + 1) % frames.len();
+            black_box(encoder.encode(&frames[i]).unwrap().len())
+        })
+    });
+    let mut encoder = AudioEncoder::new().unwrap();
+    let packets: Vec<Vec<u8>> = frames.iter().map(|f| encoder.encode(f).unwrap().to_vec()).collect();
+    let mut decoder = AudioDecoder::new().unwrap();
+    let mut out = frames[0];
+    c.bench_function("opus_decode_10ms", |b| {
+        b.iter(|| {
+            i = (i + 1) % packets.len();
+            decoder.decode(black_box(&packets[i]), &mut out).unwrap()
+        })
+    });
+    let echo = EchoCanceller::new();
+    c.bench_function("echo_cancel_10ms", |b| {
+        b.iter(|| {
+            i = (i + 1) % frames.len();
+            echo.far_end(&frames[i], 20_000);
+            let mut mic = frames[(i + 3) % frames.len()];
+            echo.near_end(&mut mic, 0);
+            black_box(mic[0])
+        })
+    });
+}
+
+criterion_group!(benches, conversion, pattern_and_quality, codec, sound);
 criterion_main!(benches);
