@@ -26,9 +26,19 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// What a finished call means for the user.
 pub(crate) fn judge(outcome: &CallOutcome, peer: &str) -> anyhow::Result<()> {
     let summary = &outcome.summary;
-    if summary.frames_sent > 0 || summary.frames_received > 0 {
+    if summary.frames_sent > 0 || summary.frames_received > 0 || summary.audio_packets_received > 0 {
+        let sound = if summary.audio_packets_received > 0 {
+            format!(
+                ", sound mouth-to-ear p50 {} ms, {} of {} frames concealed",
+                summary.mouth_to_ear_ms_p50.map_or("-".into(), |v| format!("{v:.1}")),
+                summary.audio_concealed,
+                summary.audio_packets_received,
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "call with {peer} ended after {:.1} s: sent {} frames ({:.0} kbps), received {} frames ({:.1} fps, {:.0} kbps), latency p50 {} ms p95 {} ms{}",
+            "call with {peer} ended after {:.1} s: sent {} frames ({:.0} kbps), received {} frames ({:.1} fps, {:.0} kbps), latency p50 {} ms p95 {} ms{}{sound}",
             summary.t_s,
             summary.frames_sent,
             summary.kbps_sent,
