@@ -200,6 +200,10 @@ pub struct Report {
     pub audio_underruns: u64,
     /// Packets that came after their turn.
     pub audio_late: u64,
+    /// Audio packets this peer made that the network could not take in time.
+    pub audio_dropped_sending: u64,
+    /// Audio packets from the peer that were not Opus this decoder could use (concealed).
+    pub audio_decode_errors: u64,
     /// Capture to speaker, for the peer's sound.
     pub mouth_to_ear_ms_p50: Option<f64>,
     pub mouth_to_ear_ms_p95: Option<f64>,
@@ -325,6 +329,8 @@ impl Reporter {
             audio_concealed: buffer.0.concealed,
             audio_underruns: buffer.0.underruns,
             audio_late: buffer.0.late,
+            audio_dropped_sending: stats.audio_dropped_sending.load(Relaxed),
+            audio_decode_errors: stats.audio_decode_errors.load(Relaxed),
             peer_muted: stats.peer_muted.load(Relaxed),
             peer_camera_off: stats.peer_camera_off.load(Relaxed),
             ..Report::default()
@@ -457,7 +463,9 @@ mod tests {
         stats.record_av_offset(-12.0);
         stats.set_audio_buffer(JitterCounters { concealed: 3, underruns: 1, late: 2, dropped: 0 }, 25);
         stats.peer_muted.store(true, Relaxed);
+        stats.audio_decode_errors.fetch_add(1, Relaxed);
         let report = reporter.tick(&stats, None);
+        assert_eq!((report.audio_decode_errors, report.audio_dropped_sending), (1, 0));
         // 57 bytes every 10 ms is 45.6 kbit/s.
         assert_eq!(report.audio_kbps_received, 45.6);
         assert_eq!(
