@@ -82,7 +82,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let media = &cli.media;
     let fps = source_fps(&media.source, media.fps);
     let outputs = CaptureOutputs::default();
-    let capture = start_capture(media.source.clone(), media.size, fps, outputs.clone())
+    let view = Arc::new(View::new(
+        Arc::clone(&outputs.preview),
+        MediaState { muted: media.mute, camera_off: media.camera_off },
+    ));
+    let capture = start_capture(media.source.clone(), media.size, fps, outputs.clone(), view.watch_local_media())
         .context("cannot start the video source")?;
     eprintln!("sending {} at {fps} fps", capture.description);
     // Raw mode is the Python streamer's format: pictures only.
@@ -96,10 +100,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .map(|path| JsonLines::create(path).with_context(|| format!("cannot write --stats-json {}", path.display())))
         .transpose()?
         .map(|json| Arc::new(Mutex::new(json)));
-    let view = Arc::new(View::new(
-        Arc::clone(&outputs.preview),
-        MediaState { muted: media.mute, camera_off: media.camera_off },
-    ));
     let ctx = Arc::new(CallContext {
         settings: CallSettings {
             size: media.size,

@@ -36,11 +36,12 @@ pub fn spawn_encoder(
         .spawn(move || {
             let mut camera_was_off = false;
             while !stop.load(Ordering::Relaxed) {
+                // While switched off the capture sends nothing; remember it either way.
+                camera_was_off |= media.borrow().camera_off;
                 let Some(frame) = input.take_timeout(Duration::from_millis(100)) else {
                     continue;
                 };
                 if media.borrow().camera_off {
-                    camera_was_off = true;
                     continue;
                 }
                 if std::mem::take(&mut camera_was_off) {

@@ -1,5 +1,7 @@
 //! Video sources and the capture thread: camera, test pattern or Y4M file, paced at the
 //! frame rate, each picture handed on latest-wins to the encoder and the local preview.
+//! While the user has the camera switched off (V) nothing is captured, and a camera is
+//! closed (its light goes out) until it is switched on again.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use super::y4m::{Y4mError, Y4mReader};
 use crate::cli::SourceSpec;
 use crate::latest::Latest;
 use crate::net::clock::now_us;
+use crate::view::MediaState;
 
 /// A source could not start or stopped working.
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +134,7 @@ pub fn start_capture(
     (width, height): (usize, usize),
     fps: u32,
     outputs: CaptureOutputs,
+    media: tokio::sync::watch::Receiver<MediaState>,
 ) -> Result<Capture, SourceError> {
     let stop = Arc::new(AtomicBool::new(false));
     let (opened_tx, opened_rx) = std::sync::mpsc::channel();
@@ -138,7 +142,7 @@ pub fn start_capture(
     let thread = std::thread::Builder::new()
         .name("capture".into())
         .spawn(move || {
-            let mut source = match Source::open(&spec, width, height, fps) {
+            let source = match Source::open(&spec, width, height, fps) {
                 Ok(source) => {
                     let _ = opened_tx.send(Ok(source.describe()));
                     source
@@ -148,17 +152,46 @@ pub fn start_capture(
                     return;
                 }
             };
-            capture_loop(&mut source, fps, &outputs, &thread_stop);
+            let reopen = move || Source::open(&spec, width, height, fps);
+            capture_loop(source, reopen, fps, &outputs, &media, &thread_stop);
         })
         .expect("spawning the capture thread");
     let description = opened_rx.recv().unwrap_or_else(|_| Err(SourceError::Camera("capture thread died".into())))?;
     Ok(Capture { stop, thread: Some(thread), description })
 }
 
-fn capture_loop(source: &mut Source, fps: u32, outputs: &CaptureOutputs, stop: &AtomicBool) {
+fn capture_loop(
+    source: Source,
+    reopen: impl Fn() -> Result<Source, SourceError>,
+    fps: u32,
+    outputs: &CaptureOutputs,
+    media: &tokio::sync::watch::Receiver<MediaState>,
+    stop: &AtomicBool,
+) {
     let interval = Duration::from_secs_f64(1.0 / f64::from(fps.max(1)));
     let mut next = Instant::now();
+    let mut open = Some(source);
     while !stop.load(Ordering::Relaxed) {
+        if media.borrow().camera_off {
+            // A camera is closed while switched off; a pattern or file just waits.
+            if matches!(open, Some(Source::Camera(_))) {
+                open = None;
+                tracing::info!("camera closed while switched off");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            next = Instant::now();
+            continue;
+        }
+        let source = match &mut open {
+            Some(source) => source,
+            None => match reopen() {
+                Ok(source) => open.insert(source),
+                Err(e) => {
+                    eprintln!("chat: cannot turn the camera back on: {e}");
+                    return;
+                }
+            },
+        };
         if !source.self_paced() {
             let now = Instant::now();
             if next > now {
@@ -189,10 +222,15 @@ mod tests {
     use super::*;
     use crate::media::pattern::read_index;
 
+    fn switches(camera_off: bool) -> tokio::sync::watch::Sender<MediaState> {
+        tokio::sync::watch::channel(MediaState { muted: false, camera_off }).0
+    }
+
     #[test]
     fn the_pattern_source_counts_up_at_the_frame_rate() {
         let outputs = CaptureOutputs::default();
-        let capture = start_capture(SourceSpec::Test, (320, 240), 50, outputs.clone()).unwrap();
+        let media = switches(false);
+        let capture = start_capture(SourceSpec::Test, (320, 240), 50, outputs.clone(), media.subscribe()).unwrap();
         assert!(capture.description.contains("test pattern"));
         let first = outputs.encoder.take_timeout(Duration::from_secs(5)).unwrap();
         let later = outputs.encoder.take_timeout(Duration::from_secs(5)).unwrap();
@@ -202,9 +240,21 @@ mod tests {
     }
 
     #[test]
+    fn nothing_is_captured_while_the_camera_is_switched_off() {
+        let outputs = CaptureOutputs::default();
+        let media = switches(true);
+        let _capture = start_capture(SourceSpec::Test, (320, 240), 50, outputs.clone(), media.subscribe()).unwrap();
+        assert!(outputs.preview.take_timeout(Duration::from_millis(300)).is_none(), "captured while off");
+        media.send_modify(|m| m.camera_off = false);
+        assert!(outputs.preview.take_timeout(Duration::from_secs(5)).is_some(), "nothing once back on");
+    }
+
+    #[test]
     fn a_missing_file_is_reported_by_name() {
+        let media = switches(false);
+        let outputs = CaptureOutputs::default();
         let err =
-            start_capture(SourceSpec::Y4m("/nonexistent/clip.y4m".into()), (320, 240), 30, CaptureOutputs::default())
+            start_capture(SourceSpec::Y4m("/nonexistent/clip.y4m".into()), (320, 240), 30, outputs, media.subscribe())
                 .err()
                 .unwrap();
         assert!(err.to_string().contains("/nonexistent/clip.y4m"), "{err}");
