@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use crate::call::{CallContext, CallSettings};
 use crate::cli::{Cli, MediaOptions};
-use crate::media::audio::device::{list_devices, probe};
+use crate::media::audio::device::{Direction, list_devices, probe};
 use crate::media::audio::microphone::{AudioSource, MicPlan};
 use crate::media::audio::speaker::{AudioSink, SpeakerPlan};
 use crate::media::audio::wav::read_wav;
@@ -179,7 +179,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 /// `auto` falls back to no sound with one line saying so. Prints what will be used.
 fn plan_audio(media: &MediaOptions) -> anyhow::Result<(Option<MicPlan>, SpeakerPlan)> {
     let (microphone, sending) = match &media.audio_source {
-        AudioSource::Auto => match probe(true, media.mic.as_deref()) {
+        AudioSource::Auto => match probe(Direction::Input, media.mic.as_deref()) {
             Ok(name) => (Some(MicPlan::Device(media.mic.clone())), format!("microphone \"{name}\"")),
             Err(e) => {
                 eprintln!("no microphone: {e}; sending no sound");
@@ -187,7 +187,7 @@ fn plan_audio(media: &MediaOptions) -> anyhow::Result<(Option<MicPlan>, SpeakerP
             }
         },
         AudioSource::Mic => {
-            let name = probe(true, media.mic.as_deref()).context("--audio-source mic")?;
+            let name = probe(Direction::Input, media.mic.as_deref()).context("--audio-source mic")?;
             (Some(MicPlan::Device(media.mic.clone())), format!("microphone \"{name}\""))
         }
         AudioSource::Tone(hz) => (Some(MicPlan::Tone(*hz)), format!("a {hz} Hz tone")),
@@ -198,7 +198,7 @@ fn plan_audio(media: &MediaOptions) -> anyhow::Result<(Option<MicPlan>, SpeakerP
         AudioSource::None => (None, "nothing".into()),
     };
     let (speaker, playing) = match &media.audio_sink {
-        AudioSink::Auto => match probe(false, media.speaker.as_deref()) {
+        AudioSink::Auto => match probe(Direction::Output, media.speaker.as_deref()) {
             Ok(name) => (SpeakerPlan::Device(media.speaker.clone()), format!("speaker \"{name}\"")),
             Err(e) => {
                 eprintln!("no speaker: {e}; the peer's sound will not play");
@@ -206,7 +206,7 @@ fn plan_audio(media: &MediaOptions) -> anyhow::Result<(Option<MicPlan>, SpeakerP
             }
         },
         AudioSink::Speaker => {
-            let name = probe(false, media.speaker.as_deref()).context("--audio-sink speaker")?;
+            let name = probe(Direction::Output, media.speaker.as_deref()).context("--audio-sink speaker")?;
             (SpeakerPlan::Device(media.speaker.clone()), format!("speaker \"{name}\""))
         }
         AudioSink::Wav(path) => (SpeakerPlan::Wav(path.clone()), path.display().to_string()),

@@ -59,11 +59,32 @@ pub fn list_devices() -> (Vec<String>, Vec<String>) {
     )
 }
 
+/// Which way sound flows through a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// A microphone.
+    Input,
+    /// A speaker.
+    Output,
+}
+
+impl Direction {
+    fn kind(self) -> &'static str {
+        match self {
+            Self::Input => "microphone",
+            Self::Output => "speaker",
+        }
+    }
+}
+
 /// The default device, or the one named (exactly, then by substring) or numbered.
-fn find(kind: &'static str, wanted: Option<&str>) -> Result<cpal::Device, DeviceError> {
+fn find(direction: Direction, wanted: Option<&str>) -> Result<cpal::Device, DeviceError> {
     let host = cpal::default_host();
-    let input = kind == "microphone";
-    let not_found = || DeviceError::NotFound { kind, wanted: wanted.map_or("device".into(), |w| format!("\"{w}\"")) };
+    let input = direction == Direction::Input;
+    let not_found = || DeviceError::NotFound {
+        kind: direction.kind(),
+        wanted: wanted.map_or("device".into(), |w| format!("\"{w}\"")),
+    };
     let Some(wanted) = wanted else {
         let device = if input { host.default_input_device() } else { host.default_output_device() };
         return device.ok_or_else(not_found);
@@ -81,50 +102,73 @@ fn find(kind: &'static str, wanted: Option<&str>) -> Result<cpal::Device, Device
     position.and_then(|i| devices.into_iter().nth(i)).ok_or_else(not_found)
 }
 
+/// A device found, with the format it offers and the stream configuration chat asks for.
+struct Chosen {
+    direction: Direction,
+    device: cpal::Device,
+    name: String,
+    format: SampleFormat,
+    config: StreamConfig,
+}
+
+impl Chosen {
+    fn new(direction: Direction, wanted: Option<&str>) -> Result<Self, DeviceError> {
+        let device = find(direction, wanted)?;
+        let name = device_name(&device);
+        let supported = match direction {
+            Direction::Input => device.default_input_config(),
+            Direction::Output => device.default_output_config(),
+        }
+        .map_err(|e| DeviceError::NoFormat {
+            kind: direction.kind(),
+            name: name.clone(),
+            reason: e.to_string(),
+        })?;
+        let config = prefer_48k(supported.config(), &device, direction);
+        Ok(Self { direction, device, name, format: supported.sample_format(), config })
+    }
+
+    fn unsupported_format(self) -> DeviceError {
+        DeviceError::NoFormat {
+            kind: self.direction.kind(),
+            reason: format!("samples in {:?} are not supported", self.format),
+            name: self.name,
+        }
+    }
+
+    /// Starts the stream just `built` for this device, or says why it would not.
+    fn start(&self, built: Result<Stream, cpal::Error>) -> Result<Stream, DeviceError> {
+        use cpal::traits::StreamTrait;
+        let open_error = |e: cpal::Error| DeviceError::Open {
+            kind: self.direction.kind(),
+            name: self.name.clone(),
+            reason: e.to_string(),
+        };
+        let stream = built.map_err(open_error)?;
+        stream.play().map_err(open_error)?;
+        tracing::info!(name = self.name, config = ?self.config, "{} open", self.direction.kind());
+        Ok(stream)
+    }
+}
+
 /// Checks that a device can be found and says which formats it takes; its name.
-pub fn probe(input: bool, wanted: Option<&str>) -> Result<String, DeviceError> {
+pub fn probe(direction: Direction, wanted: Option<&str>) -> Result<String, DeviceError> {
     let _quiet = quiet_alsa();
-    let kind = if input { "microphone" } else { "speaker" };
-    let device = find(kind, wanted)?;
-    let name = device_name(&device);
-    let config = if input { device.default_input_config() } else { device.default_output_config() };
-    config.map_err(|e| DeviceError::NoFormat { kind, name: name.clone(), reason: e.to_string() })?;
-    Ok(name)
+    Ok(Chosen::new(direction, wanted)?.name)
 }
 
 /// Opens the microphone; samples flow into `ring` until the stream is dropped.
-pub fn open_microphone(
-    wanted: Option<&str>,
-    ring: rtrb::Producer<f32>,
-    stamps: Stamps,
-) -> Result<(Stream, String), DeviceError> {
-    let kind = "microphone";
-    let device = find(kind, wanted)?;
-    let name = device_name(&device);
-    let supported = device.default_input_config().map_err(|e| DeviceError::NoFormat {
-        kind,
-        name: name.clone(),
-        reason: e.to_string(),
-    })?;
-    let config = prefer_48k(supported.config(), &device, true);
-    let open_error = |e: cpal::Error| DeviceError::Open { kind, name: name.clone(), reason: e.to_string() };
-    let stream = match supported.sample_format() {
-        SampleFormat::F32 => build_input::<f32>(&device, &config, ring, stamps),
-        SampleFormat::I16 => build_input::<i16>(&device, &config, ring, stamps),
-        SampleFormat::I32 => build_input::<i32>(&device, &config, ring, stamps),
-        SampleFormat::U16 => build_input::<u16>(&device, &config, ring, stamps),
-        other => {
-            return Err(DeviceError::NoFormat {
-                kind,
-                name,
-                reason: format!("samples in {other:?} are not supported"),
-            });
-        }
-    }
-    .map_err(open_error)?;
-    start(&stream).map_err(open_error)?;
-    tracing::info!(name, ?config, "microphone open");
-    Ok((stream, name))
+pub fn open_microphone(wanted: Option<&str>, ring: rtrb::Producer<f32>, stamps: Stamps) -> Result<Stream, DeviceError> {
+    let chosen = Chosen::new(Direction::Input, wanted)?;
+    let (device, config) = (&chosen.device, &chosen.config);
+    let built = match chosen.format {
+        SampleFormat::F32 => build_input::<f32>(device, config, ring, stamps),
+        SampleFormat::I16 => build_input::<i16>(device, config, ring, stamps),
+        SampleFormat::I32 => build_input::<i32>(device, config, ring, stamps),
+        SampleFormat::U16 => build_input::<u16>(device, config, ring, stamps),
+        _ => return Err(chosen.unsupported_format()),
+    };
+    chosen.start(built)
 }
 
 /// Device period asked for: 10 ms, one audio frame. Devices default to far longer
@@ -133,8 +177,8 @@ const PERIOD_MS: u32 = 10;
 
 /// Asks for 48 kHz when the device takes it (no resampling), and a 10 ms period when the
 /// device allows one.
-fn prefer_48k(mut config: StreamConfig, device: &cpal::Device, input: bool) -> StreamConfig {
-    let ranges: Vec<_> = if input {
+fn prefer_48k(mut config: StreamConfig, device: &cpal::Device, direction: Direction) -> StreamConfig {
+    let ranges: Vec<_> = if direction == Direction::Input {
         device.supported_input_configs().map(|c| c.collect()).unwrap_or_default()
     } else {
         device.supported_output_configs().map(|c| c.collect()).unwrap_or_default()
@@ -151,11 +195,6 @@ fn prefer_48k(mut config: StreamConfig, device: &cpal::Device, input: bool) -> S
         config.buffer_size = cpal::BufferSize::Fixed(period);
     }
     config
-}
-
-fn start(stream: &Stream) -> Result<(), cpal::Error> {
-    use cpal::traits::StreamTrait;
-    stream.play()
 }
 
 fn build_input<T>(
@@ -204,34 +243,17 @@ pub fn open_speaker(
     wanted: Option<&str>,
     ring: rtrb::Consumer<f32>,
     timing: Arc<SpeakerTiming>,
-) -> Result<(Stream, String), DeviceError> {
-    let kind = "speaker";
-    let device = find(kind, wanted)?;
-    let name = device_name(&device);
-    let supported = device.default_output_config().map_err(|e| DeviceError::NoFormat {
-        kind,
-        name: name.clone(),
-        reason: e.to_string(),
-    })?;
-    let config = prefer_48k(supported.config(), &device, false);
-    let open_error = |e: cpal::Error| DeviceError::Open { kind, name: name.clone(), reason: e.to_string() };
-    let stream = match supported.sample_format() {
-        SampleFormat::F32 => build_output::<f32>(&device, &config, ring, timing),
-        SampleFormat::I16 => build_output::<i16>(&device, &config, ring, timing),
-        SampleFormat::I32 => build_output::<i32>(&device, &config, ring, timing),
-        SampleFormat::U16 => build_output::<u16>(&device, &config, ring, timing),
-        other => {
-            return Err(DeviceError::NoFormat {
-                kind,
-                name,
-                reason: format!("samples in {other:?} are not supported"),
-            });
-        }
-    }
-    .map_err(open_error)?;
-    start(&stream).map_err(open_error)?;
-    tracing::info!(name, ?config, "speaker open");
-    Ok((stream, name))
+) -> Result<Stream, DeviceError> {
+    let chosen = Chosen::new(Direction::Output, wanted)?;
+    let (device, config) = (&chosen.device, &chosen.config);
+    let built = match chosen.format {
+        SampleFormat::F32 => build_output::<f32>(device, config, ring, timing),
+        SampleFormat::I16 => build_output::<i16>(device, config, ring, timing),
+        SampleFormat::I32 => build_output::<i32>(device, config, ring, timing),
+        SampleFormat::U16 => build_output::<u16>(device, config, ring, timing),
+        _ => return Err(chosen.unsupported_format()),
+    };
+    chosen.start(built)
 }
 
 fn build_output<T>(

@@ -85,7 +85,7 @@ impl Microphone {
                 let _quiet = super::device::quiet_alsa();
                 let (producer, ring) = rtrb::RingBuffer::new(RING_SAMPLES);
                 let (stamp_producer, stamps) = rtrb::RingBuffer::new(256);
-                let (stream, _name) = open_microphone(wanted.as_deref(), producer, stamp_producer)?;
+                let stream = open_microphone(wanted.as_deref(), producer, stamp_producer)?;
                 Inner::Device { _stream: stream, ring, stamps, read: 0, stamp: (0, now_us()) }
             }
             MicPlan::Tone(hz) => Inner::Tone(Tone::new(*hz), Pacer::new()),

@@ -80,7 +80,7 @@ impl Speaker {
                     .spawn(move || {
                         let _quiet = super::device::quiet_alsa();
                         match open_speaker(wanted.as_deref(), consumer, timing) {
-                            Ok((_stream, _name)) => {
+                            Ok(_stream) => {
                                 let _ = opened_tx.send(Ok(()));
                                 while !stop.load(Relaxed) {
                                     std::thread::sleep(Duration::from_millis(20));
