@@ -83,7 +83,6 @@ pub struct JitterBuffer {
     fastest_transit_us: i64,
     /// The last packet played and its capture time, to date the ones that are missing.
     last_played: Option<(u64, i64)>,
-    target_frames: usize,
     counters: JitterCounters,
 }
 
@@ -104,7 +103,6 @@ impl JitterBuffer {
             wanted_delay_us: SAFETY_US as u64,
             fastest_transit_us: 0,
             last_played: None,
-            target_frames: 1,
             counters: JitterCounters::default(),
         }
     }
@@ -158,7 +156,6 @@ impl JitterBuffer {
         let slow = sorted[(sorted.len() - 1) * 98 / 100];
         let wanted_us = slow.saturating_sub(fastest).max(0).saturating_add(SAFETY_US) as u64;
         self.wanted_delay_us = wanted_us.min(MAX_TARGET_FRAMES as u64 * FRAME_US);
-        self.target_frames = wanted_us.div_ceil(FRAME_US).clamp(1, MAX_TARGET_FRAMES as u64) as usize;
     }
 
     /// The next 10 ms to play, at `now_us`.
@@ -243,9 +240,9 @@ impl JitterBuffer {
         self.waiting.len()
     }
 
-    /// The depth the buffer is aiming for.
+    /// The wanted delay in frames: the depth the buffer aims for.
     pub fn target_frames(&self) -> usize {
-        self.target_frames
+        self.wanted_delay_us.div_ceil(FRAME_US).max(1) as usize
     }
 
     pub fn counters(&self) -> JitterCounters {
