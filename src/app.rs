@@ -80,6 +80,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }))
     };
     let media = &cli.media;
+    // Sound options are checked before the camera opens. Raw mode is the Python
+    // streamer's format: pictures only.
+    let sound = if cli.raw.raw { SoundPlan::none() } else { plan_audio(media)? };
     let fps = source_fps(&media.source, media.fps);
     let outputs = CaptureOutputs::default();
     let view = Arc::new(View::new(
@@ -89,10 +92,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let capture = start_capture(media.source.clone(), media.size, fps, outputs.clone(), view.watch_local_media())
         .context("cannot start the video source")?;
     eprintln!("sending {} at {fps} fps", capture.description);
-    // Raw mode is the Python streamer's format: pictures only.
-    let (microphone, speaker) = if cli.raw.raw { (None, SpeakerPlan::Discard) } else { plan_audio(media)? };
-    // Echo comes back through the air, so only a real microphone needs it cancelled.
-    let echo_cancel = !media.no_echo_cancel && matches!(microphone, Some(MicPlan::Device(_)));
+    if !sound.description.is_empty() {
+        eprintln!("{}", sound.description);
+    }
     let options = &cli.call_options;
     let stats_json = options
         .stats_json
@@ -111,9 +113,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             duration: options.duration.map(Duration::from_secs_f64),
             record: options.record.clone(),
             status_line: !options.quiet,
-            microphone,
-            speaker,
-            echo_cancel,
+            microphone: sound.microphone,
+            speaker: sound.speaker,
+            echo_cancel: sound.echo_cancel,
         },
         encoder_input: Arc::clone(&outputs.encoder),
         view: Arc::clone(&view),
@@ -175,9 +177,24 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     result
 }
 
+/// What every call of this run does with sound.
+struct SoundPlan {
+    microphone: Option<MicPlan>,
+    speaker: SpeakerPlan,
+    echo_cancel: bool,
+    /// The line that tells the user (empty in raw mode).
+    description: String,
+}
+
+impl SoundPlan {
+    fn none() -> Self {
+        Self { microphone: None, speaker: SpeakerPlan::Discard, echo_cancel: false, description: String::new() }
+    }
+}
+
 /// Checks the sound options before any call: a device asked for by name must be there;
-/// `auto` falls back to no sound with one line saying so. Prints what will be used.
-fn plan_audio(media: &MediaOptions) -> anyhow::Result<(Option<MicPlan>, SpeakerPlan)> {
+/// `auto` falls back to no sound with one line saying so.
+fn plan_audio(media: &MediaOptions) -> anyhow::Result<SoundPlan> {
     let (microphone, sending) = match &media.audio_source {
         AudioSource::Auto => match probe(Direction::Input, media.mic.as_deref()) {
             Ok(name) => (Some(MicPlan::Device(media.mic.clone())), format!("microphone \"{name}\"")),
@@ -212,13 +229,15 @@ fn plan_audio(media: &MediaOptions) -> anyhow::Result<(Option<MicPlan>, SpeakerP
         AudioSink::Wav(path) => (SpeakerPlan::Wav(path.clone()), path.display().to_string()),
         AudioSink::None => (SpeakerPlan::Discard, "nowhere".into()),
     };
+    // Echo comes back through the air, so only a real microphone needs it cancelled.
+    let echo_cancel = !media.no_echo_cancel && matches!(microphone, Some(MicPlan::Device(_)));
     let mut notes = String::new();
     if media.mute {
         notes.push_str(" (muted: M unmutes)");
     }
-    if matches!(microphone, Some(MicPlan::Device(_))) && !media.no_echo_cancel {
+    if echo_cancel {
         notes.push_str(" with echo cancelled");
     }
-    eprintln!("sound: sending {sending}{notes}, playing the peer's to {playing}");
-    Ok((microphone, speaker))
+    let description = format!("sound: sending {sending}{notes}, playing the peer's to {playing}");
+    Ok(SoundPlan { microphone, speaker, echo_cancel, description })
 }
