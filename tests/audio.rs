@@ -11,7 +11,9 @@ use chat::media::audio::analysis::{dominant_frequency, rms_dbfs};
 use chat::media::audio::tone::Tone;
 use chat::media::audio::wav::read_wav;
 use common::pulse::Pulse;
-use common::{Peer, number, peer_args_with, start_caller, start_listener, strs, summary};
+use common::{
+    number, peer_args_with, start_caller, start_caller_with_env, start_listener, start_listener_with_env, summary,
+};
 
 const RATE: u32 = 48_000;
 
@@ -99,22 +101,13 @@ fn pulse_call(dir: &Path, extra_b: &[&str]) -> (Vec<f32>, Vec<f32>) {
     let devices = ["--audio-source", "mic", "--audio-sink", "speaker"];
     let (env_a, env_b) = (pulse.peer_env("mic_a", "spk_a"), pulse.peer_env("mic_b", "spk_b"));
 
-    let mut a_args = peer_args_with(dir, "a", &[&["--once"][..], &devices].concat());
-    a_args.extend(["--listen", "127.0.0.1:0"].map(String::from));
-    let mut a = Peer::start_with_env("a", dir, &strs(&a_args), &env_a);
-    let port = a.listening_port();
-    let stats = dir.join("b.json");
-    let mut b_args = peer_args_with(
-        dir,
-        "b",
-        &[&["--duration", "5", "--stats-json", stats.to_str().unwrap()][..], &devices, extra_b].concat(),
-    );
-    b_args.extend(["--call".to_string(), format!("127.0.0.1:{port}")]);
-    let mut b = Peer::start_with_env("b", dir, &strs(&b_args), &env_b);
+    let a_args = peer_args_with(dir, "a", &[&["--once"][..], &devices].concat());
+    let (mut a, port) = start_listener_with_env(dir, "a", a_args, &env_a);
+    let b_args = peer_args_with(dir, "b", &[&["--duration", "5"][..], &devices, extra_b].concat());
+    let mut b = start_caller_with_env(dir, "b", port, b_args, &env_b);
     assert!(b.expect_exit(Duration::from_secs(30)).success(), "{}", b.describe());
     assert!(a.expect_exit(Duration::from_secs(10)).success(), "{}", a.describe());
     assert!(a.stderr().contains("sending microphone"), "{}", a.describe());
-    eprintln!("B's summary: {}", summary(&stats));
     (a_heard.stop(), b_heard.stop())
 }
 
@@ -161,14 +154,12 @@ fn echo_level(dir: &Path, a_extra: &[&str]) -> f64 {
     writer.finalize().unwrap();
     let back = dir.join("back.wav");
 
-    let mut a_args = peer_args_with(
+    let a_args = peer_args_with(
         dir,
         "a",
         &[&["--once", "--audio-source", "mic", "--audio-sink", "speaker"][..], a_extra].concat(),
     );
-    a_args.extend(["--listen", "127.0.0.1:0"].map(String::from));
-    let mut a = Peer::start_with_env("a", dir, &strs(&a_args), &pulse.peer_env("room_a", "room_a"));
-    let port = a.listening_port();
+    let (mut a, port) = start_listener_with_env(dir, "a", a_args, &pulse.peer_env("room_a", "room_a"));
     let b_extra = ["--duration", "8", "--audio-source", talk.to_str().unwrap(), "--audio-sink", back.to_str().unwrap()];
     let mut b = start_caller(dir, "b", port, peer_args_with(dir, "b", &b_extra));
     assert!(b.expect_exit(Duration::from_secs(30)).success(), "{}", b.describe());

@@ -7,7 +7,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Peer, peer_args, strs};
+use common::{Peer, peer_args, start_listener_with_env, strs};
 
 /// A private X server on a free display number, stopped on drop.
 struct Xvfb {
@@ -65,6 +65,13 @@ impl Xvfb {
 }
 
 impl Xvfb {
+    /// Peer A, listening (`--once`) with its window on this display.
+    fn windowed_listener(&self, dir: &std::path::Path) -> (Peer, u16) {
+        let mut args: Vec<String> = peer_args(dir, "a").into_iter().filter(|a| a != "--headless").collect();
+        args.push("--once".into());
+        start_listener_with_env(dir, "a", args, &[("DISPLAY", &self.display)])
+    }
+
     /// Presses and releases `key` in the window whose title starts with `prefix` (with no
     /// window manager, the keyboard goes to the window under the pointer).
     fn press(&self, prefix: &str, key: &str) {
@@ -89,11 +96,7 @@ impl Drop for Xvfb {
 fn the_window_shows_the_waiting_view_then_the_call() {
     let xvfb = Xvfb::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut args: Vec<String> =
-        peer_args(dir.path(), "a").into_iter().filter(|a| a != "--headless").collect::<Vec<_>>();
-    args.extend(["--listen", "127.0.0.1:0", "--once"].map(String::from));
-    let mut a = Peer::start_with_env("a", dir.path(), &strs(&args), &[("DISPLAY", &xvfb.display)]);
-    let port = a.listening_port();
+    let (mut a, port) = xvfb.windowed_listener(dir.path());
     xvfb.wait_for_title("chat - waiting for a call", Duration::from_secs(10));
 
     let mut b_args = peer_args(dir.path(), "b");
@@ -119,11 +122,7 @@ fn the_window_shows_the_waiting_view_then_the_call() {
 fn m_mutes_and_v_turns_the_camera_off_and_on_and_the_peer_sees_it() {
     let xvfb = Xvfb::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut args: Vec<String> =
-        peer_args(dir.path(), "a").into_iter().filter(|a| a != "--headless").collect::<Vec<_>>();
-    args.extend(["--listen", "127.0.0.1:0", "--once"].map(String::from));
-    let mut a = Peer::start_with_env("a", dir.path(), &strs(&args), &[("DISPLAY", &xvfb.display)]);
-    let port = a.listening_port();
+    let (mut a, port) = xvfb.windowed_listener(dir.path());
     let stats = dir.path().join("b.json");
     let mut b_args = peer_args(dir.path(), "b");
     b_args.extend(["--call".to_string(), format!("127.0.0.1:{port}"), "--duration".into(), "7".into()]);

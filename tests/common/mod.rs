@@ -185,17 +185,38 @@ pub fn peer_args_with(dir: &Path, name: &str, extra: &[&str]) -> Vec<String> {
 }
 
 /// Starts `chat ARGS --listen 127.0.0.1:0` and returns it with the port it took.
-pub fn start_listener(dir: &Path, name: &str, mut args: Vec<String>) -> (Peer, u16) {
+pub fn start_listener(dir: &Path, name: &str, args: Vec<String>) -> (Peer, u16) {
+    start_listener_with_env::<&str, &str>(dir, name, args, &[])
+}
+
+/// `start_listener` with extra environment variables.
+pub fn start_listener_with_env<K: AsRef<OsStr>, V: AsRef<OsStr>>(
+    dir: &Path,
+    name: &str,
+    mut args: Vec<String>,
+    env: &[(K, V)],
+) -> (Peer, u16) {
     args.extend(["--listen", "127.0.0.1:0"].map(String::from));
-    let mut peer = Peer::start(name, dir, &strs(&args));
+    let mut peer = Peer::start_with_env(name, dir, &strs(&args), env);
     let port = peer.listening_port();
     (peer, port)
 }
 
 /// Starts `chat ARGS --call 127.0.0.1:PORT`.
-pub fn start_caller(dir: &Path, name: &str, port: u16, mut args: Vec<String>) -> Peer {
+pub fn start_caller(dir: &Path, name: &str, port: u16, args: Vec<String>) -> Peer {
+    start_caller_with_env::<&str, &str>(dir, name, port, args, &[])
+}
+
+/// `start_caller` with extra environment variables.
+pub fn start_caller_with_env<K: AsRef<OsStr>, V: AsRef<OsStr>>(
+    dir: &Path,
+    name: &str,
+    port: u16,
+    mut args: Vec<String>,
+    env: &[(K, V)],
+) -> Peer {
     args.extend(["--call".to_string(), format!("127.0.0.1:{port}")]);
-    Peer::start(name, dir, &strs(&args))
+    Peer::start_with_env(name, dir, &strs(&args), env)
 }
 
 pub fn strs(args: &[String]) -> Vec<&str> {
