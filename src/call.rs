@@ -235,7 +235,6 @@ impl CallContext {
             record,
             peer_fps,
             lip_sync,
-            peer_camera_off: Arc::clone(&self.view.peer_camera_off),
             stop: Arc::clone(&stop),
         }
         .spawn()?;

@@ -30,9 +30,6 @@ pub struct View {
     local_media: watch::Sender<MediaState>,
     /// The peer's switches, as it last said.
     peer_media: Mutex<MediaState>,
-    /// Whether the peer's camera is off (read by the decoder, which must not count the
-    /// pause as frozen pictures).
-    pub peer_camera_off: Arc<AtomicBool>,
     quit: watch::Sender<bool>,
     finished: AtomicBool,
 }
@@ -48,7 +45,6 @@ impl View {
             in_call: AtomicBool::new(false),
             local_media: watch::channel(local_media).0,
             peer_media: Mutex::new(MediaState::default()),
-            peer_camera_off: Arc::new(AtomicBool::new(false)),
             quit: watch::channel(false).0,
             finished: AtomicBool::new(false),
         }
@@ -116,7 +112,6 @@ impl View {
 
     pub fn set_peer_media(&self, state: MediaState) {
         *self.peer_media.lock().unwrap_or_else(|e| e.into_inner()) = state;
-        self.peer_camera_off.store(state.camera_off, Ordering::Relaxed);
     }
 
     pub fn in_call(&self) -> bool {

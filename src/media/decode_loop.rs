@@ -113,8 +113,6 @@ pub struct DecodeLoop {
     pub peer_fps: Option<u32>,
     /// How long the peer's sound takes, to hold pictures for.
     pub lip_sync: Arc<LipSync>,
-    /// The peer turned its camera off: the pause is not frozen video.
-    pub peer_camera_off: Arc<AtomicBool>,
     pub stop: Arc<AtomicBool>,
 }
 
@@ -132,7 +130,8 @@ impl DecodeLoop {
         let mut requests = KeyframeRequests::new(Duration::from_millis(250));
         let mut last_shown: Option<(u64, u64)> = None; // (seq, local time us)
         while !self.stop.load(Relaxed) {
-            if self.peer_camera_off.load(Relaxed) {
+            // The peer turned its camera off: the pause is not frozen video.
+            if self.stats.peer_camera_off.load(Relaxed) {
                 last_shown = None;
             }
             let frame = match self.input.recv_timeout(Duration::from_millis(100)) {
