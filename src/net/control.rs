@@ -1,5 +1,9 @@
 //! The control stream: one bidirectional stream, opened by the caller, that carries the
 //! hellos, keyframe requests, the clock pings, the media switches and the hang-up.
+//!
+//! Reading is cancel-safe (a framer keeps whatever part of a message has arrived), and
+//! writing is a task of its own behind a bounded queue, so a peer that withholds flow
+//! control credit can stall only what we send it, never what we read or a hang-up.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,6 +13,7 @@ use quinn::{Connection, RecvStream, SendStream};
 use tokio::sync::mpsc;
 
 use super::clock::{ClockSync, now_us};
+use super::control_framing::{CHUNK_BYTES, ControlFramer};
 use super::wire::{ControlMessage, WireError};
 use crate::view::MediaState;
 
@@ -36,10 +41,59 @@ pub enum ControlError {
     NoHello(ControlMessage),
 }
 
+/// Messages waiting to be written. Beyond this the peer is not taking what we send, and
+/// new messages (pongs, keyframe requests: all worth less late) are dropped.
+const WRITE_QUEUE: usize = 32;
+
 /// The control stream's two halves.
 pub struct ControlStream {
     send: SendStream,
+    reader: ControlReader,
+}
+
+/// The receiving half: the stream and what has arrived of the next message.
+struct ControlReader {
     recv: RecvStream,
+    framer: ControlFramer,
+}
+
+impl ControlReader {
+    /// The next message; `None` when the peer finished the stream. Cancel-safe: quinn's
+    /// `read` is, and a message that has partly arrived stays in the framer.
+    async fn next(&mut self) -> Result<Option<ControlMessage>, ControlError> {
+        let mut chunk = [0u8; CHUNK_BYTES];
+        loop {
+            if let Some(message) = self.framer.next_message()? {
+                return Ok(Some(message));
+            }
+            match self.recv.read(&mut chunk).await {
+                Ok(Some(n)) => self.framer.push(&chunk[..n]),
+                Ok(None) if self.framer.is_mid_message() => {
+                    return Err(ControlError::Stream("the peer ended the stream in the middle of a message".into()));
+                }
+                Ok(None) => return Ok(None),
+                Err(quinn::ReadError::ConnectionLost(e)) => return Err(e.into()),
+                Err(e) => return Err(ControlError::Stream(e.to_string())),
+            }
+        }
+    }
+}
+
+/// Writes queued messages in order until the queue closes or the stream fails.
+async fn write_queued(mut send: SendStream, mut queue: mpsc::Receiver<ControlMessage>) {
+    while let Some(message) = queue.recv().await {
+        if let Err(e) = send.write_all(&message.encode()).await {
+            tracing::debug!("control stream: {e}");
+            return;
+        }
+    }
+}
+
+/// Queues a message for the writer; drops it when the peer is not taking what we send.
+fn queue(writer: &mpsc::Sender<ControlMessage>, message: ControlMessage) {
+    if let Err(mpsc::error::TrySendError::Full(message)) = writer.try_send(message) {
+        tracing::debug!(?message, "the peer is not reading the control stream: message dropped");
+    }
 }
 
 impl ControlStream {
@@ -51,9 +105,9 @@ impl ControlStream {
     ) -> Result<(Self, ControlMessage), ControlError> {
         let exchange = async {
             let (send, recv) = if caller { conn.open_bi().await? } else { conn.accept_bi().await? };
-            let mut stream = Self { send, recv };
-            stream.write(hello).await?;
-            match stream.read().await? {
+            let mut stream = Self { send, reader: ControlReader { recv, framer: ControlFramer::new() } };
+            stream.send.write_all(&hello.encode()).await.map_err(|e| ControlError::Stream(e.to_string()))?;
+            match stream.reader.next().await? {
                 Some(peer_hello @ ControlMessage::Hello { .. }) => Ok((stream, peer_hello)),
                 Some(other) => Err(ControlError::NoHello(other)),
                 None => Err(ControlError::Stream("closed before hello".into())),
@@ -62,48 +116,30 @@ impl ControlStream {
         tokio::time::timeout(HELLO_TIMEOUT, exchange).await.map_err(|_| ControlError::Timeout(HELLO_TIMEOUT))?
     }
 
-    async fn write(&mut self, message: ControlMessage) -> Result<(), ControlError> {
-        self.send.write_all(&message.encode()).await.map_err(|e| ControlError::Stream(e.to_string()))
-    }
-
-    /// The next message; `None` when the peer finished the stream.
-    async fn read(&mut self) -> Result<Option<ControlMessage>, ControlError> {
-        let mut len = [0u8; 2];
-        match self.recv.read_exact(&mut len).await {
-            Ok(()) => {}
-            Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
-            Err(quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(e))) => return Err(e.into()),
-            Err(e) => return Err(ControlError::Stream(e.to_string())),
-        }
-        let len = ControlMessage::check_length(u16::from_be_bytes(len))?;
-        let mut body = vec![0u8; len];
-        self.recv.read_exact(&mut body).await.map_err(|e| match e {
-            quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(e)) => ControlError::Connection(e),
-            e => ControlError::Stream(e.to_string()),
-        })?;
-        Ok(Some(ControlMessage::decode(&body)?))
-    }
-
     /// Serves the stream until the connection ends: answers pings, measures the clock
     /// offset, passes keyframe requests both ways, reports the peer's media switches. `Ok` when the peer hung up.
     pub async fn run(
-        mut self,
+        self,
         mut outgoing: mpsc::Receiver<ControlMessage>,
         keyframe_wanted: Arc<AtomicBool>,
         clock: Arc<Mutex<ClockSync>>,
         on_peer_media: impl Fn(MediaState),
     ) -> Result<(), ControlError> {
+        let Self { send, mut reader } = self;
+        let (writer, queued) = mpsc::channel(WRITE_QUEUE);
+        // Ends when `writer` is dropped with this future, or when the connection closes.
+        tokio::spawn(write_queued(send, queued));
         // A burst of pings at the start gives a clock offset before the first frames.
         let mut pings_sent = 0u32;
         let mut ping_timer = tokio::time::interval(Duration::from_millis(50));
         loop {
             tokio::select! {
-                message = self.read() => match message? {
+                message = reader.next() => match message? {
                     None => return Ok(()),
                     Some(ControlMessage::KeyframeRequest) => keyframe_wanted.store(true, Ordering::Relaxed),
                     Some(ControlMessage::Ping { sent_us }) => {
                         let received_us = now_us();
-                        self.write(ControlMessage::Pong { ping_sent_us: sent_us, received_us, sent_us: now_us() }).await?;
+                        queue(&writer, ControlMessage::Pong { ping_sent_us: sent_us, received_us, sent_us: now_us() });
                     }
                     Some(ControlMessage::Pong { ping_sent_us, received_us, sent_us }) => {
                         clock.lock().unwrap_or_else(|e| e.into_inner()).add_exchange(ping_sent_us, received_us, sent_us, now_us());
@@ -112,9 +148,9 @@ impl ControlStream {
                     Some(ControlMessage::MediaState { muted, camera_off }) => on_peer_media(MediaState { muted, camera_off }),
                     Some(ControlMessage::Hello { .. }) => tracing::debug!("ignoring a second hello"),
                 },
-                Some(message) = outgoing.recv() => self.write(message).await?,
+                Some(message) = outgoing.recv() => queue(&writer, message),
                 _ = ping_timer.tick() => {
-                    self.write(ControlMessage::Ping { sent_us: now_us() }).await?;
+                    queue(&writer, ControlMessage::Ping { sent_us: now_us() });
                     pings_sent += 1;
                     if pings_sent == 5 {
                         ping_timer = tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(1), Duration::from_secs(1));
