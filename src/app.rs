@@ -29,6 +29,9 @@ use crate::view::{MediaState, View};
 /// A raw peer that stops inside a frame for this long is dropped.
 const RAW_STALL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Exit status after a second Ctrl-C (128 + SIGINT, as shells report it).
+const INTERRUPTED_EXIT: i32 = 130;
+
 /// Seconds between keyframes nobody asked for.
 const KEYFRAME_INTERVAL_SECS: u32 = 10;
 
@@ -142,8 +145,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let peer_run = async move {
         let quit_view = Arc::clone(&peer_view);
         tokio::spawn(async move {
+            // The first Ctrl-C hangs up (within a second, whatever the peer does); a second
+            // one does not wait for that.
             if tokio::signal::ctrl_c().await.is_ok() {
                 quit_view.request_quit();
+            }
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("chat: interrupted again: exiting now");
+                std::process::exit(INTERRUPTED_EXIT);
             }
         });
         let result = match (listen, &call, raw_limits, trust) {

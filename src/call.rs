@@ -23,7 +23,7 @@ use crate::media::encode_loop::spawn_encoder;
 use crate::media::frame::SharedFrame;
 use crate::media::lip_sync::LipSync;
 use crate::media::y4m::Y4mWriter;
-use crate::net::audio_datagrams::{receive_audio, send_audio};
+use crate::net::audio_datagrams::{AudioInError, receive_audio, send_audio};
 use crate::net::clock::ClockSync;
 use crate::net::control::{ControlError, ControlStream};
 use crate::net::endpoint::{CloseCode, Ending};
@@ -32,8 +32,10 @@ use crate::net::{video_in, video_out};
 use crate::stats::{CallStats, JsonLines, Report, Reporter};
 use crate::view::View;
 
-/// How long a hanging-up peer waits for the other to close after saying so.
-const HANG_UP_GRACE: Duration = Duration::from_millis(1000);
+/// How long a hanging-up peer waits for the other to close after saying so. Then it closes
+/// anyway: the close frame carries the hang-up too, and nothing the peer does (withholding
+/// flow control credit, flooding) can hold a hang-up longer.
+const HANG_UP_GRACE: Duration = Duration::from_millis(300);
 
 /// Settings that hold for every call of this run.
 #[derive(Debug, Clone)]
@@ -136,6 +138,8 @@ impl CallContext {
         established: impl FnOnce(),
     ) -> Result<CallOutcome, CallError> {
         let s = &self.settings;
+        // Both sides have decided to talk: let the peer's streams in.
+        crate::net::endpoint::open_for_call(&conn);
         let stats = Arc::new(CallStats::new(started));
         stats.set_safety_code(safety_code);
         let hello =
@@ -218,7 +222,9 @@ impl CallContext {
         let media_message =
             |m: crate::view::MediaState| ControlMessage::MediaState { muted: m.muted, camera_off: m.camera_off };
         let _ = media_tx.try_send(media_message(*local_media.borrow_and_update()));
-        let (refused_tx, mut refused_rx) = mpsc::channel(1);
+        // Whatever the peer sends that breaks the protocol ends the call, with the reason.
+        let (violations_tx, mut violations_rx) = mpsc::channel(1);
+        let refused_tx = violations_tx.clone();
         let (received_tx, received_rx) = std::sync::mpsc::sync_channel(8);
         let record = s.record.as_deref().map(|path| Y4mWriter::create(path, s.encoder.fps)).transpose()?;
         let decoder = DecodeLoop {
@@ -228,7 +234,7 @@ impl CallContext {
                 let _ = control_tx.try_send(ControlMessage::KeyframeRequest);
             }),
             refuse: Box::new(move |reason| {
-                let _ = refused_tx.try_send(reason);
+                let _ = refused_tx.try_send(format!("refused the peer's video: {reason}"));
             }),
             clock: Arc::clone(&clock),
             stats: Arc::clone(&stats),
@@ -238,7 +244,8 @@ impl CallContext {
             stop: Arc::clone(&stop),
         }
         .spawn()?;
-        let receiver = tokio::spawn(video_in::receive_video(conn.clone(), received_tx, Arc::clone(&stats)));
+        let receiver =
+            tokio::spawn(video_in::receive_video(conn.clone(), received_tx, Arc::clone(&stats), violations_tx.clone()));
         let (peer_view, peer_stats) = (Arc::clone(&self.view), Arc::clone(&stats));
         let on_peer_media = move |state: crate::view::MediaState| {
             peer_view.set_peer_media(state);
@@ -247,6 +254,7 @@ impl CallContext {
         };
         let mut control = tokio::spawn(control.run(control_rx, Arc::clone(&keyframe_wanted), clock, on_peer_media));
         let mut audio_in_done = false;
+        let mut media_unsent = false;
 
         let mut reporter = Reporter::new(&stats);
         let mut ticker = Self::report_ticker();
@@ -261,17 +269,17 @@ impl CallContext {
                     stop.store(true, Ordering::Relaxed);
                     sender.abort();
                     audio_out.abort();
-                    if hang_up_tx.send(ControlMessage::HangUp).await.is_ok() {
-                        let _ = tokio::time::timeout(HANG_UP_GRACE, conn.closed()).await;
-                    }
+                    let _ = hang_up_tx.try_send(ControlMessage::HangUp);
+                    let _ = tokio::time::timeout(HANG_UP_GRACE, conn.closed()).await;
                     conn.close(CloseCode::HangUp.code(), b"hang-up");
                     break Ending::Local;
                 }
                 result = &mut control => {
                     match result {
                         Ok(Err(ControlError::Wire(e))) => {
-                            conn.close(CloseCode::ProtocolError.code(), e.to_string().as_bytes());
-                            break Ending::Other(format!("the peer broke the protocol: {e}"));
+                            let reason = format!("the peer broke the protocol: {e}");
+                            conn.close(CloseCode::ProtocolError.code(), reason.as_bytes());
+                            break Ending::ProtocolViolation(reason);
                         }
                         Ok(Ok(())) => {
                             conn.close(CloseCode::HangUp.code(), b"hang-up");
@@ -282,20 +290,28 @@ impl CallContext {
                 }
                 Ok(()) = local_media.changed() => {
                     let state = *local_media.borrow_and_update();
-                    let _ = media_tx.send(media_message(state)).await;
+                    media_unsent = media_tx.try_send(media_message(state)).is_err();
                 }
                 result = &mut audio_in, if !audio_in_done => {
                     audio_in_done = true;
                     if let Ok(Err(e)) = result {
-                        conn.close(CloseCode::ProtocolError.code(), e.to_string().as_bytes());
-                        break Ending::Other(format!("the peer broke the protocol: {e}"));
+                        let _ = violations_tx.try_send(match e {
+                            AudioInError::Wire(e) => format!("the peer broke the protocol: {e}"),
+                            flood => flood.to_string(),
+                        });
                     }
                 }
-                Some(reason) = refused_rx.recv() => {
+                Some(reason) = violations_rx.recv() => {
                     conn.close(CloseCode::ProtocolError.code(), reason.as_bytes());
-                    break Ending::Other(format!("refused the peer's video: {reason}"));
+                    break Ending::ProtocolViolation(reason);
                 }
-                _ = ticker.tick() => self.report(&reporter.tick(&stats, Some(conn.rtt()))),
+                _ = ticker.tick() => {
+                    // A switch that found the control queue full is sent again.
+                    if media_unsent {
+                        media_unsent = media_tx.try_send(media_message(*local_media.borrow())).is_err();
+                    }
+                    self.report(&reporter.tick(&stats, Some(conn.rtt())));
+                }
             }
         };
 

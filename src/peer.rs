@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,11 +14,13 @@ use rustls::pki_types::CertificateDer;
 
 use crate::call::{CallContext, CallOutcome};
 use crate::cli::PeerAddress;
+use crate::net::admission::{Admission, AdmissionLimits, Decision};
 use crate::net::endpoint::{self, CloseCode, Ending, IDLE_TIMEOUT};
 use crate::net::identity::{Fingerprint, Identity};
 use crate::net::known_peers::{ANY_ADDRESS, KnownPeers};
 use crate::net::safety::safety_code;
 use crate::net::trust::{TrustPolicy, Verdict};
+use crate::prompt::Answer;
 use crate::view::View;
 
 /// How long a call attempt waits for the listener to answer.
@@ -68,6 +71,8 @@ pub(crate) fn judge(outcome: &CallOutcome, peer: &str) -> anyhow::Result<()> {
             "{peer} refused the call: it does not accept this peer's identity. Give its owner your fingerprint \
              (chat --fingerprint) to accept or pin, or ask them to run with --accept-new"
         ),
+        Ending::CannotAnswer(reason) => bail!("{peer} cannot take calls: {reason}; tell its owner"),
+        Ending::ProtocolViolation(reason) => bail!("ended the call with {peer}: {reason}"),
         Ending::Other(reason) => bail!("call with {peer} failed: {reason}"),
     }
 }
@@ -78,29 +83,12 @@ fn peer_fingerprint(conn: &Connection) -> Option<Fingerprint> {
     certs.first().map(Fingerprint::of)
 }
 
-/// What became of one incoming connection.
-enum Incoming {
-    /// The handshake failed or the caller was refused: no call took place.
-    NoCall(String),
-    /// A call took place and ended like this.
-    Call(anyhow::Result<()>),
-}
-
-/// Why a handshake with a caller failed, in words.
-fn handshake_failure(error: &quinn::ConnectionError) -> String {
-    match Ending::of(error) {
-        Ending::IdentityRefused => {
-            "it refused this peer's identity (it remembers another fingerprint for this address, or pinned another)"
-                .into()
-        }
-        Ending::VersionMismatch => "it speaks another version of the chat protocol".into(),
-        Ending::Vanished => "it stopped answering during the handshake".into(),
-        _ => error.to_string(),
-    }
-}
-
 /// How long a person has to accept a new peer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(25);
+/// How long a caller whose address is proven may take over the rest of the handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Handshakes a listener has in progress at once.
+const HANDSHAKE_LIMITS: AdmissionLimits = AdmissionLimits { total: 64, per_source: 4 };
 
 /// Who this peer is and whom it trusts.
 pub struct Trust {
@@ -141,95 +129,156 @@ impl Trust {
     }
 }
 
-/// Takes one incoming connection through the handshake, the trust decision and the call.
-async fn answer(incoming: quinn::Incoming, ctx: Arc<CallContext>, trust: Arc<Trust>) -> Incoming {
+/// A caller that passed the handshake and the trust decision.
+struct Accepted {
+    conn: Connection,
+    remote: SocketAddr,
+    presented: Fingerprint,
+    /// Whether to add it to the known peers once the call is up.
+    remember: bool,
+    started: Instant,
+    /// The line that tells the user who is calling, once the call is taken.
+    announcement: String,
+}
+
+/// Takes a connection attempt through the handshake and the trust decision. Nothing a
+/// caller sends is read until it is accepted, and it holds no call slot meanwhile: the
+/// listener decides what to do with an accepted caller (`Ok`), or says why there is no
+/// call (`Err`).
+async fn vet_caller(
+    incoming: quinn::Incoming,
+    trust: Arc<Trust>,
+    in_call: Arc<AtomicBool>,
+) -> Result<Accepted, String> {
     let started = Instant::now();
     let remote = incoming.remote_address();
-    let conn = match incoming.await {
-        Ok(conn) => conn,
-        Err(e) => {
-            return Incoming::NoCall(format!("a caller at {remote} could not connect: {}", handshake_failure(&e)));
+    let connecting = incoming.accept().map_err(|e| format!("a caller at {remote} could not connect: {e}"))?;
+    let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            return Err(format!("a caller at {remote} could not connect: {}", endpoint::caller_handshake_failure(&e)));
+        }
+        Err(_) => {
+            return Err(format!(
+                "a caller at {remote} did not finish its handshake within {} s: dropped",
+                HANDSHAKE_TIMEOUT.as_secs()
+            ));
         }
     };
     let Some(presented) = peer_fingerprint(&conn) else {
         conn.close(CloseCode::Refused.code(), b"no certificate");
-        return Incoming::NoCall(format!("a caller at {remote} presented no certificate: refused"));
+        return Err(format!("a caller at {remote} presented no certificate: refused"));
     };
-    let known = match KnownPeers::load(&trust.certs_dir) {
-        Ok(known) => known,
-        Err(e) => {
-            conn.close(CloseCode::Refused.code(), b"cannot read known peers");
-            return Incoming::NoCall(e.to_string());
-        }
-    };
-    let mut remember = false;
-    match trust.policy.judge_caller(&known, presented) {
-        Verdict::Known(label) => println!("call from {remote} ({label}), fingerprint {presented}"),
+    let known = KnownPeers::load(&trust.certs_dir).map_err(|e| {
+        conn.close(CloseCode::CannotAnswer.code(), b"the listener cannot read its known-peers file");
+        format!("could not take the call from {remote}: {e}")
+    })?;
+    let (remember, announcement) = match trust.policy.judge_caller(&known, presented) {
+        Verdict::Known(label) => (false, format!("call from {remote} ({label}), fingerprint {presented}")),
         Verdict::New => {
-            println!("call from {remote}: new peer, fingerprint {presented}, accepted (--accept-new)");
-            remember = true;
+            (true, format!("call from {remote}: new peer, fingerprint {presented}, accepted (--accept-new)"))
+        }
+        Verdict::Ask if in_call.load(Ordering::Relaxed) => {
+            conn.close(CloseCode::Busy.code(), b"busy");
+            return Err(format!("refused a call from {remote}: already in a call"));
         }
         Verdict::Ask => {
             println!("incoming call from {remote}: a new peer, fingerprint {presented}");
-            if !crate::prompt::confirm("Accept this caller and remember it?", ASK_TIMEOUT).await {
-                conn.close(CloseCode::Refused.code(), b"not accepted");
-                return Incoming::NoCall(format!("did not accept the caller at {remote}"));
+            match crate::prompt::confirm("Accept this caller and remember it?", ASK_TIMEOUT).await {
+                Answer::Yes => (true, format!("call from {remote}: accepted")),
+                Answer::Busy => {
+                    conn.close(CloseCode::Busy.code(), b"busy");
+                    return Err(format!("refused a call from {remote}: still asking about another caller"));
+                }
+                Answer::No | Answer::TimedOut => {
+                    conn.close(CloseCode::Refused.code(), b"not accepted");
+                    return Err(format!("did not accept the caller at {remote}"));
+                }
             }
-            remember = true;
         }
         Verdict::Refuse(refusal) => {
             // Closed before any stream is accepted: an unknown caller gets nothing.
             conn.close(CloseCode::Refused.code(), b"identity not accepted");
-            return Incoming::NoCall(refusal.explain(&format!("the caller at {remote}"), known.path()));
+            return Err(refusal.explain(&format!("the caller at {remote}"), known.path()));
         }
-    }
+    };
+    Ok(Accepted { conn, remote, presented, remember, started, announcement })
+}
+
+/// Runs an accepted caller's call; its result as the user should see it.
+async fn answer(caller: Accepted, ctx: Arc<CallContext>, trust: Arc<Trust>) -> anyhow::Result<()> {
+    let Accepted { conn, remote, presented, remember, started, announcement } = caller;
+    println!("{announcement}");
     let code = trust.safety_code(&conn, &presented);
     ctx.view.set_headline(format!("in a call with {remote}"));
     let outcome = ctx
         .run(conn, false, started, code.clone(), || {
             trust.call_established(code.as_deref(), &ctx.view, remember.then_some((ANY_ADDRESS, presented)));
         })
-        .await;
-    Incoming::Call(match outcome {
-        Ok(outcome) => judge(&outcome, &remote.to_string()),
-        Err(e) => Err(e.into()),
-    })
+        .await?;
+    judge(&outcome, &remote.to_string())
 }
 
 /// Waits for calls on `addr`. With `once`, returns after the first call, with its result.
+///
+/// Connection attempts are vetted side by side (address proven by Retry, handshake, trust
+/// decision), and only a caller that passed all three takes the one call slot; while a call
+/// is on, another vetted caller is told it is busy.
 pub async fn listen(addr: SocketAddr, trust: Arc<Trust>, ctx: Arc<CallContext>, once: bool) -> anyhow::Result<()> {
     let endpoint = endpoint::listener(addr, &trust.identity)?;
     let local = endpoint.local_addr().context("reading the listening address")?;
     println!("listening on {local} (UDP); this peer's fingerprint: {}", trust.identity.fingerprint());
     ctx.view.set_headline(format!("waiting for a call on {local}"));
-    let mut active: Option<tokio::task::JoinHandle<Incoming>> = None;
+    let mut admission = Admission::new(HANDSHAKE_LIMITS);
+    let mut vetting = tokio::task::JoinSet::new();
+    let in_call = Arc::new(AtomicBool::new(false));
+    let mut active: Option<tokio::task::JoinHandle<anyhow::Result<()>>> = None;
     let result = loop {
         tokio::select! {
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break Ok(()) };
-                if active.is_some() {
-                    let remote = incoming.remote_address();
-                    tokio::spawn(async move {
-                        if let Ok(conn) = incoming.await {
-                            conn.close(CloseCode::Busy.code(), b"busy");
+                let source = incoming.remote_address().ip();
+                match admission.decide(source, incoming.remote_address_validated()) {
+                    Decision::Retry => {
+                        if let Err(e) = incoming.retry() {
+                            e.into_incoming().refuse();
                         }
-                    });
-                    println!("refused a call from {remote}: already in a call");
-                    continue;
+                    }
+                    Decision::Refuse => {
+                        tracing::info!(%source, in_progress = admission.in_progress(), "too many handshakes: refused");
+                        incoming.refuse();
+                    }
+                    Decision::Accept => {
+                        let vetted = vet_caller(incoming, Arc::clone(&trust), Arc::clone(&in_call));
+                        vetting.spawn(async move { (source, vetted.await) });
+                    }
                 }
-                active = Some(tokio::spawn(answer(incoming, Arc::clone(&ctx), Arc::clone(&trust))));
+            }
+            Some(vetted) = vetting.join_next() => {
+                let (source, vetted) = vetted.context("vetting a caller failed")?;
+                admission.finished(source);
+                match vetted {
+                    Err(reason) => eprintln!("chat: {reason}"),
+                    Ok(caller) if active.is_some() => {
+                        caller.conn.close(CloseCode::Busy.code(), b"busy");
+                        println!("refused a call from {}: already in a call", caller.remote);
+                    }
+                    Ok(caller) => {
+                        in_call.store(true, Ordering::Relaxed);
+                        active = Some(tokio::spawn(answer(caller, Arc::clone(&ctx), Arc::clone(&trust))));
+                    }
+                }
             }
             finished = async { active.as_mut().expect("guarded").await }, if active.is_some() => {
                 active = None;
+                in_call.store(false, Ordering::Relaxed);
                 ctx.view.set_headline(format!("waiting for a call on {local}"));
-                match finished.context("call task failed")? {
-                    Incoming::NoCall(reason) => eprintln!("chat: {reason}"),
-                    Incoming::Call(result) if once => break result,
-                    Incoming::Call(result) => {
-                        if let Err(e) = result {
-                            eprintln!("chat: {e:#}");
-                        }
-                    }
+                let result = finished.context("call task failed")?;
+                if once {
+                    break result;
+                }
+                if let Err(e) = result {
+                    eprintln!("chat: {e:#}");
                 }
                 if ctx.view.quit_requested() {
                     break Ok(());
@@ -238,6 +287,7 @@ pub async fn listen(addr: SocketAddr, trust: Arc<Trust>, ctx: Arc<CallContext>, 
             _ = ctx.view.wait_for_quit(), if active.is_none() => break Ok(()),
         }
     };
+    vetting.abort_all();
     close_gracefully(&endpoint).await;
     result
 }
@@ -296,7 +346,7 @@ pub async fn call(
         Verdict::Ask => {
             println!("{key} is a new peer; its fingerprint: {presented}");
             println!("Compare it with what `chat --fingerprint` prints there before you accept.");
-            if !crate::prompt::confirm("Accept this peer and remember it?", ASK_TIMEOUT).await {
+            if crate::prompt::confirm("Accept this peer and remember it?", ASK_TIMEOUT).await != Answer::Yes {
                 conn.close(CloseCode::Refused.code(), b"not accepted");
                 close_gracefully(&endpoint).await;
                 bail!("did not accept {key}'s identity; nothing was sent to it");
@@ -323,5 +373,5 @@ pub async fn call(
 /// Gives close frames a moment to reach the peer before the process exits.
 async fn close_gracefully(endpoint: &Endpoint) {
     endpoint.close(CloseCode::HangUp.code(), b"hang-up");
-    let _ = tokio::time::timeout(Duration::from_millis(500), endpoint.wait_idle()).await;
+    let _ = tokio::time::timeout(Duration::from_millis(300), endpoint.wait_idle()).await;
 }

@@ -1,6 +1,7 @@
 //! QUIC endpoints for listening and calling: transport settings chosen for a live call
-//! (fast loss detection of a vanished peer, windows big enough for keyframes), and the
-//! application close codes both peers understand.
+//! (fast loss detection of a vanished peer, windows big enough for keyframes, opened only
+//! once both sides have decided to talk), and the application close codes both peers
+//! understand.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub enum CloseCode {
     ProtocolError = 2,
     /// The peer refused our identity.
     Refused = 3,
+    /// The listener cannot take calls at all (its known-peers file is broken).
+    CannotAnswer = 4,
 }
 
 impl CloseCode {
@@ -36,12 +39,15 @@ impl CloseCode {
     }
 
     pub fn from_code(code: VarInt) -> Option<Self> {
-        [Self::HangUp, Self::Busy, Self::ProtocolError, Self::Refused].into_iter().find(|c| c.code() == code)
+        [Self::HangUp, Self::Busy, Self::ProtocolError, Self::Refused, Self::CannotAnswer]
+            .into_iter()
+            .find(|c| c.code() == code)
     }
 }
 
 /// TLS alert numbers that QUIC carries as CRYPTO_ERROR (0x100 + alert).
 const ALERT_NO_APPLICATION_PROTOCOL: u64 = 0x100 + 120;
+const ALERT_CERTIFICATE_REQUIRED: u64 = 0x100 + 116;
 /// Alerts that mean "I do not accept your certificate or your proof of its key".
 const IDENTITY_ALERTS: [u64; 6] = [
     0x100 + 42,  // bad_certificate
@@ -71,15 +77,29 @@ pub enum EndpointError {
     Connect { addr: SocketAddr, source: quinn::ConnectError },
 }
 
+/// What a peer may send before this side has decided to talk to it (a listener asking its
+/// user, say): room for the hello on the control stream, no video stream at all. So a
+/// caller waiting for an answer costs a few KiB, whatever it sends.
+const UNDECIDED_RECEIVE_WINDOW: u32 = 16 << 10;
+/// What it may send during a call: keyframes of 8K pictures fit.
+const CALL_RECEIVE_WINDOW: u32 = 32 << 20;
+/// Video streams open at once during a call: one per group of pictures, a handful live.
+const CALL_VIDEO_STREAMS: u32 = 16;
+/// Audio datagrams waiting to be read (a few seconds of sound), and waiting to be sent.
+const DATAGRAM_BUFFER: usize = 64 << 10;
+const DATAGRAM_SEND_BUFFER: usize = 16 << 10;
+
 fn transport() -> Arc<TransportConfig> {
     let mut t = TransportConfig::default();
     t.max_idle_timeout(Some(IdleTimeout::try_from(IDLE_TIMEOUT).expect("small timeout")));
     t.keep_alive_interval(Some(KEEP_ALIVE));
-    // One control stream; one video stream per group of pictures, a handful live at once.
+    // One control stream; video streams only once the call is on (`open_for_call`).
     t.max_concurrent_bidi_streams(VarInt::from_u32(1));
-    t.max_concurrent_uni_streams(VarInt::from_u32(16));
+    t.max_concurrent_uni_streams(VarInt::from_u32(0));
     t.stream_receive_window(VarInt::from_u32(8 << 20));
-    t.receive_window(VarInt::from_u32(32 << 20));
+    t.receive_window(VarInt::from_u32(UNDECIDED_RECEIVE_WINDOW));
+    t.datagram_receive_buffer_size(Some(DATAGRAM_BUFFER));
+    t.datagram_send_buffer_size(DATAGRAM_SEND_BUFFER);
     t.send_window(32 << 20);
     t.initial_rtt(Duration::from_millis(100));
     // BBR paces to the measured bottleneck instead of halving its window on every loss:
@@ -96,6 +116,13 @@ pub fn listener(addr: SocketAddr, identity: &Identity) -> Result<Endpoint, Endpo
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(transport());
     Endpoint::server(config, addr).map_err(|source| EndpointError::Bind { addr, source })
+}
+
+/// Lets the peer's call in: the receive window and video streams a call needs. Until this,
+/// a connection takes only the hello.
+pub fn open_for_call(conn: &quinn::Connection) {
+    conn.set_receive_window(VarInt::from_u32(CALL_RECEIVE_WINDOW));
+    conn.set_max_concurrent_uni_streams(VarInt::from_u32(CALL_VIDEO_STREAMS));
 }
 
 /// An endpoint for calling out, on an ephemeral port of the peer's address family.
@@ -139,6 +166,10 @@ pub enum Ending {
     VersionMismatch,
     /// One side refused the other's identity.
     IdentityRefused,
+    /// The listener cannot take calls; its reason.
+    CannotAnswer(String),
+    /// The peer broke the protocol, and we ended the call; what it did.
+    ProtocolViolation(String),
     /// Anything else, described.
     Other(String),
 }
@@ -152,6 +183,9 @@ impl Ending {
                 Some(CloseCode::HangUp) => Self::PeerHungUp,
                 Some(CloseCode::Busy) => Self::Busy,
                 Some(CloseCode::Refused) => Self::IdentityRefused,
+                Some(CloseCode::CannotAnswer) => {
+                    Self::CannotAnswer(String::from_utf8_lossy(&close.reason).into_owned())
+                }
                 _ => Self::Other(format!("the peer closed the call: {}", String::from_utf8_lossy(&close.reason))),
             },
             ConnectionError::ConnectionClosed(close) => Self::of_transport_code(close.error_code.into(), error),
@@ -169,13 +203,39 @@ impl Ending {
     }
 }
 
+/// Why a caller's handshake with this listener failed, in words for the listener's user.
+/// Unlike `Ending`, this tells what the caller did wrong from what our own TLS refused.
+pub fn caller_handshake_failure(error: &ConnectionError) -> String {
+    if let ConnectionError::TransportError(e) = error {
+        match u64::from(e.code) {
+            ALERT_CERTIFICATE_REQUIRED => return "it presented no certificate (only chat peers can call)".into(),
+            ALERT_NO_APPLICATION_PROTOCOL => return "it speaks another protocol, or another version of chat's".into(),
+            code if IDENTITY_ALERTS.contains(&code) => {
+                return format!("its certificate or its proof of the key was not valid ({e})");
+            }
+            _ => {}
+        }
+    }
+    match Ending::of(error) {
+        Ending::IdentityRefused => {
+            "it refused this peer's identity (it remembers another fingerprint for this address, or pinned another)"
+                .into()
+        }
+        Ending::VersionMismatch => "it speaks another version of the chat protocol".into(),
+        Ending::Vanished => "it stopped answering during the handshake".into(),
+        _ => error.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn close_codes_round_trip() {
-        for code in [CloseCode::HangUp, CloseCode::Busy, CloseCode::ProtocolError, CloseCode::Refused] {
+        for code in
+            [CloseCode::HangUp, CloseCode::Busy, CloseCode::ProtocolError, CloseCode::Refused, CloseCode::CannotAnswer]
+        {
             assert_eq!(CloseCode::from_code(code.code()), Some(code));
         }
         assert_eq!(CloseCode::from_code(VarInt::from_u32(99)), None);

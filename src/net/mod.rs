@@ -1,10 +1,13 @@
 //! Everything between the two peers: identity and TLS, QUIC endpoints, the wire format,
 //! the control stream, video streams, audio datagrams and clock synchronisation.
 
+pub mod admission;
 pub mod audio_datagrams;
 pub mod clock;
 pub mod control;
+pub mod control_framing;
 pub mod endpoint;
+pub mod flood_guard;
 pub mod identity;
 pub mod known_peers;
 pub mod raw;

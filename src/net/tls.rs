@@ -136,6 +136,9 @@ pub fn server_config(identity: &Identity) -> Result<rustls::ServerConfig, TlsErr
         .with_client_cert_verifier(verifier)
         .with_single_cert(vec![identity.cert.clone()], identity.key.clone_key())?;
     config.alpn_protocols = vec![ALPN.to_vec()];
+    // Every call is a full handshake (identities are checked each time), so a session
+    // ticket would only be bytes handed to whoever sends an Initial.
+    config.send_tls13_tickets = 0;
     Ok(config)
 }
 
@@ -155,5 +158,6 @@ pub fn client_config(
         .with_custom_certificate_verifier(verifier)
         .with_client_auth_cert(vec![identity.cert.clone()], identity.key.clone_key())?;
     config.alpn_protocols = vec![ALPN.to_vec()];
+    config.resumption = rustls::client::Resumption::disabled();
     Ok(config)
 }

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 
 use quinn::{Connection, RecvStream, VarInt};
+use tokio::sync::mpsc;
 
-use super::endpoint::CloseCode;
 use super::wire::{FRAME_HEADER_BYTES, FrameHeader, WireError, parse_stream_preamble};
 use crate::media::decode_loop::ReceivedFrame;
 use crate::stats::CallStats;
@@ -24,18 +24,23 @@ enum StreamError {
     Read(#[from] quinn::ReadExactError),
 }
 
-/// Accepts video streams until the connection ends.
-pub async fn receive_video(conn: Connection, decoder: SyncSender<ReceivedFrame>, stats: Arc<CallStats>) {
+/// Accepts video streams until the connection ends. A stream that breaks the wire format
+/// is reported on `violations`: the call decides what follows.
+pub async fn receive_video(
+    conn: Connection,
+    decoder: SyncSender<ReceivedFrame>,
+    stats: Arc<CallStats>,
+    violations: mpsc::Sender<String>,
+) {
     let newest_group = Arc::new(AtomicU64::new(0));
     while let Ok(stream) = conn.accept_uni().await {
-        let (conn, decoder, stats, newest) =
-            (conn.clone(), decoder.clone(), Arc::clone(&stats), Arc::clone(&newest_group));
+        let (decoder, stats, newest, violations) =
+            (decoder.clone(), Arc::clone(&stats), Arc::clone(&newest_group), violations.clone());
         tokio::spawn(async move {
             match read_group(stream, &decoder, &stats, &newest).await {
                 Ok(()) => {}
                 Err(StreamError::Wire(e)) => {
-                    tracing::warn!("closing the call: {e}");
-                    conn.close(CloseCode::ProtocolError.code(), e.to_string().as_bytes());
+                    let _ = violations.try_send(format!("the peer broke the protocol: {e}"));
                 }
                 Err(StreamError::Read(e)) => tracing::debug!("video stream ended: {e}"),
             }
