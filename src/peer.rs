@@ -141,6 +141,20 @@ struct Accepted {
     announcement: String,
 }
 
+/// Why a connection attempt led to no call.
+enum NoCall {
+    /// Worth a line to the user.
+    Said(String),
+    /// Only for the log: a handshake that stalled, which is what floods are made of.
+    Logged(String),
+}
+
+impl From<String> for NoCall {
+    fn from(reason: String) -> Self {
+        Self::Said(reason)
+    }
+}
+
 /// Takes a connection attempt through the handshake and the trust decision. Nothing a
 /// caller sends is read until it is accepted, and it holds no call slot meanwhile: the
 /// listener decides what to do with an accepted caller (`Ok`), or says why there is no
@@ -149,25 +163,26 @@ async fn vet_caller(
     incoming: quinn::Incoming,
     trust: Arc<Trust>,
     in_call: Arc<AtomicBool>,
-) -> Result<Accepted, String> {
+) -> Result<Accepted, NoCall> {
     let started = Instant::now();
     let remote = incoming.remote_address();
     let connecting = incoming.accept().map_err(|e| format!("a caller at {remote} could not connect: {e}"))?;
     let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => {
-            return Err(format!("a caller at {remote} could not connect: {}", endpoint::caller_handshake_failure(&e)));
+            let reason = endpoint::caller_handshake_failure(&e);
+            return Err(format!("a caller at {remote} could not connect: {reason}").into());
         }
         Err(_) => {
-            return Err(format!(
+            return Err(NoCall::Logged(format!(
                 "a caller at {remote} did not finish its handshake within {} s: dropped",
                 HANDSHAKE_TIMEOUT.as_secs()
-            ));
+            )));
         }
     };
     let Some(presented) = peer_fingerprint(&conn) else {
         conn.close(CloseCode::Refused.code(), b"no certificate");
-        return Err(format!("a caller at {remote} presented no certificate: refused"));
+        return Err(format!("a caller at {remote} presented no certificate: refused").into());
     };
     let known = KnownPeers::load(&trust.certs_dir).map_err(|e| {
         conn.close(CloseCode::CannotAnswer.code(), b"the listener cannot read its known-peers file");
@@ -180,7 +195,7 @@ async fn vet_caller(
         }
         Verdict::Ask if in_call.load(Ordering::Relaxed) => {
             conn.close(CloseCode::Busy.code(), b"busy");
-            return Err(format!("refused a call from {remote}: already in a call"));
+            return Err(format!("refused a call from {remote}: already in a call").into());
         }
         Verdict::Ask => {
             println!("incoming call from {remote}: a new peer, fingerprint {presented}");
@@ -188,18 +203,18 @@ async fn vet_caller(
                 Answer::Yes => (true, format!("call from {remote}: accepted")),
                 Answer::Busy => {
                     conn.close(CloseCode::Busy.code(), b"busy");
-                    return Err(format!("refused a call from {remote}: still asking about another caller"));
+                    return Err(format!("refused a call from {remote}: still asking about another caller").into());
                 }
                 Answer::No | Answer::TimedOut => {
                     conn.close(CloseCode::Refused.code(), b"not accepted");
-                    return Err(format!("did not accept the caller at {remote}"));
+                    return Err(format!("did not accept the caller at {remote}").into());
                 }
             }
         }
         Verdict::Refuse(refusal) => {
             // Closed before any stream is accepted: an unknown caller gets nothing.
             conn.close(CloseCode::Refused.code(), b"identity not accepted");
-            return Err(refusal.explain(&format!("the caller at {remote}"), known.path()));
+            return Err(refusal.explain(&format!("the caller at {remote}"), known.path()).into());
         }
     };
     Ok(Accepted { conn, remote, presented, remember, started, announcement })
@@ -258,7 +273,8 @@ pub async fn listen(addr: SocketAddr, trust: Arc<Trust>, ctx: Arc<CallContext>, 
                 let (source, vetted) = vetted.context("vetting a caller failed")?;
                 admission.finished(source);
                 match vetted {
-                    Err(reason) => eprintln!("chat: {reason}"),
+                    Err(NoCall::Said(reason)) => eprintln!("chat: {reason}"),
+                    Err(NoCall::Logged(reason)) => tracing::info!("{reason}"),
                     Ok(caller) if active.is_some() => {
                         caller.conn.close(CloseCode::Busy.code(), b"busy");
                         println!("refused a call from {}: already in a call", caller.remote);

@@ -12,21 +12,8 @@ use std::time::{Duration, Instant};
 use chat::net::endpoint;
 use chat::net::identity::Identity;
 use chat::net::wire::{ControlMessage, FrameHeader, video_stream_preamble};
-use common::{Peer, peer_args_with, start_caller, start_listener, summary};
-
-/// `peer_args` without `--accept-new`: known peers only, the default.
-fn strict_args(dir: &Path, name: &str, extra: &[&str]) -> Vec<String> {
-    peer_args_with(dir, name, extra).into_iter().filter(|a| a != "--accept-new").collect()
-}
-
-fn fingerprint_of(dir: &Path, name: &str) -> String {
-    let certs = dir.join(format!("certs-{name}"));
-    let out = std::process::Command::new(common::chat())
-        .args(["--fingerprint", "--certs", certs.to_str().unwrap()])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
+use common::hostile::{close_reason, hostile_peer, runtime};
+use common::{Peer, fingerprint_of, peer_args_with, start_caller, start_listener, strict_args, summary};
 
 fn safety_code(peer: &Peer) -> String {
     let out = peer.stdout();
@@ -82,10 +69,6 @@ fn both_ends_show_the_same_safety_code() {
     assert_eq!(code.len(), 15, "{code}");
     assert_eq!(summary(&a_json)["safety_code"], code.as_str());
     assert_eq!(summary(&b_json)["safety_code"], code.as_str());
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
 /// A rustls verifier that accepts any server: only for a test client that must get as far
@@ -156,7 +139,8 @@ fn a_caller_without_a_certificate_gets_nothing() {
         assert!(result.is_err(), "a caller without a certificate got an answer");
     });
     std::thread::sleep(Duration::from_millis(300));
-    assert!(a.stderr().contains("could not connect"), "{}", a.describe());
+    assert!(a.stderr().contains("could not connect: it presented no certificate"), "{}", a.describe());
+    assert!(!a.stderr().contains("refused this peer's identity"), "{}", a.describe());
     assert!(a.wait(Duration::from_millis(100)).is_none(), "a failed handshake ended a --once listener");
 }
 
@@ -261,41 +245,14 @@ fn a_man_in_the_middle_is_refused_by_pinned_peers() {
     assert!(a.wait(Duration::from_millis(100)).is_none(), "{}", a.describe());
 }
 
-/// Connects to a listener as a well-behaved peer up to the hellos.
-async fn hostile_peer(
-    dir: &Path,
-    port: u16,
-) -> (quinn::Connection, quinn::SendStream, quinn::RecvStream, quinn::Endpoint) {
-    let identity = Identity::load_or_create(&dir.join("certs-hostile")).unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let client = endpoint::caller(addr).unwrap();
-    let conn = endpoint::connect(&client, addr, &identity, None, Arc::new(Mutex::new(None))).unwrap().await.unwrap();
-    let (mut send, mut recv) = conn.open_bi().await.unwrap();
-    send.write_all(&ControlMessage::Hello { width: 640, height: 480, fps: 30 }.encode()).await.unwrap();
-    let mut len = [0u8; 2];
-    recv.read_exact(&mut len).await.unwrap();
-    let mut hello = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    recv.read_exact(&mut hello).await.unwrap();
-    assert!(matches!(ControlMessage::decode(&hello), Ok(ControlMessage::Hello { .. })));
-    (conn, send, recv, client)
-}
-
-/// The reason the listener gave when it closed the connection.
-async fn close_reason(conn: &quinn::Connection) -> String {
-    match tokio::time::timeout(Duration::from_secs(5), conn.closed()).await.expect("the listener did not close") {
-        quinn::ConnectionError::ApplicationClosed(close) => String::from_utf8_lossy(&close.reason).into_owned(),
-        other => panic!("closed without a reason: {other}"),
-    }
-}
-
 #[test]
 fn an_oversized_control_message_closes_the_call_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let (mut a, port) = start_listener(dir.path(), "a", peer_args_with(dir.path(), "a", &["--once"]));
     let reason = runtime().block_on(async {
-        let (conn, mut send, _recv, _endpoint) = hostile_peer(dir.path(), port).await;
-        send.write_all(&[0xff, 0xff, 1, 2, 3]).await.unwrap();
-        close_reason(&conn).await
+        let mut peer = hostile_peer(dir.path(), port, None).await;
+        peer.send.write_all(&[0xff, 0xff, 1, 2, 3]).await.unwrap();
+        close_reason(&peer.conn).await
     });
     assert!(reason.contains("65535") && reason.contains("limit"), "{reason}");
     assert!(!a.expect_exit(Duration::from_secs(5)).success());
@@ -310,13 +267,13 @@ fn video_announcing_8192x8192_pictures_is_refused_before_decoding() {
     let (mut a, port) = start_listener(dir.path(), "a", peer_args_with(dir.path(), "a", &["--once"]));
     let started = Instant::now();
     let reason = runtime().block_on(async {
-        let (conn, _send, _recv, _endpoint) = hostile_peer(dir.path(), port).await;
-        let mut video = conn.open_uni().await.unwrap();
+        let peer = hostile_peer(dir.path(), port, None).await;
+        let mut video = peer.conn.open_uni().await.unwrap();
         video.write_all(&video_stream_preamble(0)).await.unwrap();
         let header = FrameHeader { seq: 0, capture_us: 0, keyframe: true, len: HUGE_SPS.len() as u32 };
         video.write_all(&header.encode()).await.unwrap();
         video.write_all(&HUGE_SPS).await.unwrap();
-        close_reason(&conn).await
+        close_reason(&peer.conn).await
     });
     assert!(reason.contains("8192x8192"), "{reason}");
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -324,34 +281,92 @@ fn video_announcing_8192x8192_pictures_is_refused_before_decoding() {
     assert!(a.stderr().contains("refused the peer's video"), "{}", a.describe());
 }
 
-/// Runs `chat ARGS` on a pseudo-terminal (util-linux `script`), so that it asks; answers
-/// `answer` to its question. Returns what the terminal showed and whether chat succeeded.
-fn on_a_terminal(dir: &Path, name: &str, args: &[String], answer: &str) -> (String, bool) {
-    use std::io::Write;
-    let shown = dir.join(format!("{name}.tty"));
-    let command = std::iter::once(common::chat().to_string()).chain(args.iter().cloned()).collect::<Vec<_>>().join(" ");
-    let mut child = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env_remove("DISPLAY")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::fs::File::create(&shown).unwrap())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("util-linux script");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&shown).unwrap_or_default().contains("[y/N]") {
-        assert!(Instant::now() < deadline, "{name} never asked:\n{}", std::fs::read_to_string(&shown).unwrap());
-        std::thread::sleep(Duration::from_millis(20));
+/// `chat ARGS` on a pseudo-terminal (util-linux `script`), so that it asks; what the
+/// terminal shows goes to `dir/NAME.tty`.
+struct OnATerminal {
+    child: std::process::Child,
+    shown: std::path::PathBuf,
+    name: String,
+}
+
+impl OnATerminal {
+    fn start(dir: &Path, name: &str, args: &[String]) -> Self {
+        let shown = dir.join(format!("{name}.tty"));
+        let command =
+            std::iter::once(common::chat().to_string()).chain(args.iter().cloned()).collect::<Vec<_>>().join(" ");
+        let child = std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env_remove("DISPLAY")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::fs::File::create(&shown).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("util-linux script");
+        Self { child, shown, name: name.to_string() }
     }
-    child.stdin.as_mut().unwrap().write_all(format!("{answer}\n").as_bytes()).unwrap();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
+
+    fn shown(&self) -> String {
+        std::fs::read_to_string(&self.shown).unwrap_or_default().replace('\r', "")
+    }
+
+    /// Waits until the terminal shows `text`.
+    fn wait_for(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.shown().contains(text) {
+            assert!(Instant::now() < deadline, "{} never showed {text:?}:\n{}", self.name, self.shown());
+            std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(Instant::now() < deadline, "{name} did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (std::fs::read_to_string(&shown).unwrap().replace('\r', ""), status.success())
+    }
+
+    /// The port a listener on the terminal reports.
+    fn listening_port(&self) -> u16 {
+        self.wait_for("listening on");
+        let text = self.shown();
+        let line = text.lines().find(|l| l.starts_with("listening on")).unwrap();
+        line.split_whitespace().nth(2).unwrap().rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// Ctrl-C to the chat inside `script` (found by its certs directory).
+    fn interrupt(&self, certs: &Path) {
+        let pids = std::process::Command::new("pgrep").args(["-f", certs.to_str().unwrap()]).output().unwrap();
+        for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+            let _ = std::process::Command::new("kill").args(["-INT", pid]).status();
+        }
+    }
+
+    fn type_line(&mut self, line: &str) {
+        use std::io::Write;
+        self.child.stdin.as_mut().unwrap().write_all(format!("{line}\n").as_bytes()).unwrap();
+    }
+
+    /// Waits for chat to finish; whether it succeeded.
+    fn wait(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            assert!(Instant::now() < deadline, "{} did not finish:\n{}", self.name, self.shown());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for OnATerminal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `chat ARGS` on a terminal and answers `answer` to its question. Returns what the
+/// terminal showed and whether chat succeeded.
+fn on_a_terminal(dir: &Path, name: &str, args: &[String], answer: &str) -> (String, bool) {
+    let mut terminal = OnATerminal::start(dir, name, args);
+    terminal.wait_for("[y/N]");
+    terminal.type_line(answer);
+    let ok = terminal.wait();
+    (terminal.shown(), ok)
 }
 
 #[test]
@@ -371,29 +386,59 @@ fn on_a_terminal_a_new_peer_is_asked_about() {
     // A listener on a terminal is asked about a new caller, says no: no call.
     let mut args = strict_args(dir.path(), "c", &["--once"]);
     args.extend(["--listen", "127.0.0.1:0"].map(String::from));
-    let caller_dir = dir.path().to_path_buf();
-    let listener = std::thread::spawn(move || on_a_terminal(&caller_dir, "c", &args, "n"));
-    let tty = dir.path().join("c.tty");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let port = loop {
-        let text = std::fs::read_to_string(&tty).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.starts_with("listening on")) {
-            break line.split_whitespace().nth(2).unwrap().rsplit(':').next().unwrap().parse::<u16>().unwrap();
-        }
-        assert!(Instant::now() < deadline, "the listener did not start: {text}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let mut c = OnATerminal::start(dir.path(), "c", &args);
+    let port = c.listening_port();
     let mut d = start_caller(dir.path(), "d", port, peer_args_with(dir.path(), "d", &["--duration", "1"]));
+    c.wait_for("[y/N]");
+    c.type_line("n");
     assert!(!d.expect_exit(Duration::from_secs(20)).success(), "{}", d.describe());
     assert!(d.stderr().contains("refused the call"), "{}", d.describe());
+    c.wait_for("did not accept the caller");
+    assert!(c.shown().contains("incoming call from"), "{}", c.shown());
     // Declining is not the call `--once` waits for: stop the listener by hand.
-    let text = std::fs::read_to_string(&tty).unwrap();
-    assert!(text.contains("incoming call from") && text.contains("did not accept the caller"), "{text}");
-    let certs = dir.path().join("certs-c");
-    let pid = std::process::Command::new("pgrep").args(["-f", certs.to_str().unwrap()]).output().unwrap();
-    for pid in String::from_utf8_lossy(&pid.stdout).split_whitespace() {
-        let _ = std::process::Command::new("kill").args(["-INT", pid]).status();
-    }
-    let (_, stopped_cleanly) = listener.join().unwrap();
-    assert!(stopped_cleanly, "Ctrl-C should end a waiting listener with status 0");
+    c.interrupt(&dir.path().join("certs-c"));
+    assert!(c.wait(), "Ctrl-C should end a waiting listener with status 0");
+}
+
+#[test]
+fn a_caller_waiting_for_an_answer_can_send_only_its_hello() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = strict_args(dir.path(), "c", &[]);
+    args.extend(["--listen", "127.0.0.1:0"].map(String::from));
+    let mut c = OnATerminal::start(dir.path(), "c", &args);
+    let port = c.listening_port();
+    runtime().block_on(async {
+        let (conn, _endpoint) = common::hostile::connect(dir.path(), port, None).await;
+        tokio::task::block_in_place(|| c.wait_for("[y/N]"));
+        // While its user decides, the listener takes a hello's worth and no video stream.
+        let (mut send, _recv) = conn.open_bi().await.unwrap();
+        let megabyte = vec![0u8; 1 << 20];
+        let write = tokio::time::timeout(Duration::from_secs(1), send.write_all(&megabyte)).await;
+        assert!(write.is_err(), "a caller nobody accepted sent 1 MiB");
+        let video = tokio::time::timeout(Duration::from_secs(1), conn.open_uni()).await;
+        assert!(video.is_err(), "a caller nobody accepted opened a video stream");
+        assert!(conn.stats().udp_tx.bytes < 64 << 10, "{:?}", conn.stats().udp_tx);
+    });
+    c.type_line("n");
+    c.wait_for("did not accept the caller");
+    c.interrupt(&dir.path().join("certs-c"));
+    assert!(c.wait(), "{}", c.shown());
+}
+
+#[test]
+fn a_broken_known_peers_file_is_the_listeners_problem_not_the_callers() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = fingerprint_of(dir.path(), "b");
+    let (a, port) = start_listener(dir.path(), "a", strict_args(dir.path(), "a", &["--once"]));
+    // The file breaks while the listener waits (someone edits it by hand).
+    std::fs::write(dir.path().join("certs-a/known_peers"), format!("* {}\nthis is not a peer\n", b.replace(' ', "")))
+        .unwrap();
+    let mut b = start_caller(dir.path(), "b", port, peer_args_with(dir.path(), "b", &["--duration", "1"]));
+    assert!(!b.expect_exit(Duration::from_secs(15)).success(), "{}", b.describe());
+    assert!(b.stderr().contains("cannot take calls"), "{}", b.describe());
+    assert!(!b.stderr().contains("refused"), "{}", b.describe());
+    std::thread::sleep(Duration::from_millis(300));
+    let said: String = a.stderr().lines().filter(|l| l.starts_with("chat: ")).collect();
+    assert!(said.contains("known_peers:2:"), "{}", a.describe());
+    assert!(!said.contains("refused") && !said.contains("identity"), "{}", a.describe());
 }

@@ -2,6 +2,7 @@
 //! their output in files, and read their `--stats-json` summaries.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod hostile;
 pub mod pulse;
 pub mod relay;
 
@@ -182,6 +183,19 @@ pub fn peer_args_with(dir: &Path, name: &str, extra: &[&str]) -> Vec<String> {
     }
     args.extend(extra.iter().map(|s| s.to_string()));
     args
+}
+
+/// `peer_args_with` without `--accept-new`: known peers only, the default.
+pub fn strict_args(dir: &Path, name: &str, extra: &[&str]) -> Vec<String> {
+    peer_args_with(dir, name, extra).into_iter().filter(|a| a != "--accept-new").collect()
+}
+
+/// The fingerprint of the peer whose certs are `dir/certs-NAME` (made if need be).
+pub fn fingerprint_of(dir: &Path, name: &str) -> String {
+    let certs = dir.join(format!("certs-{name}"));
+    let out = Command::new(chat()).args(["--fingerprint", "--certs", certs.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// Starts `chat ARGS --listen 127.0.0.1:0` and returns it with the port it took.
