@@ -16,9 +16,10 @@ pub const KEY_FILE: &str = "identity.key";
 /// What went wrong with the identity files.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
-    /// The certs directory or a file in it could not be read or written.
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    /// The certs directory or a file in it could not be read or written. The message holds
+    /// the I/O error, so it is not also the source (`{:#}` would print it twice).
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     /// A file exists but does not hold what it should.
     #[error("{path}: {reason}; move it away to make a new identity (peers that know the old one will then refuse you)")]
     Corrupt { path: PathBuf, reason: String },
@@ -105,7 +106,7 @@ impl Identity {
     fn create(dir: &Path) -> Result<(), IdentityError> {
         let io_err = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| IdentityError::Io { path, source }
+            move |error| IdentityError::Io { path, error }
         };
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let made = rcgen::generate_simple_self_signed(vec!["chat".to_string()])?;

@@ -17,9 +17,10 @@ pub const ANY_ADDRESS: &str = "*";
 /// What went wrong with the known-peers file.
 #[derive(Debug, thiserror::Error)]
 pub enum KnownPeersError {
-    /// The file could not be read or written.
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    /// The file could not be read or written. The message holds the I/O error, so it is not
+    /// also the source (`{:#}` would print it twice).
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     /// A line is not `ADDRESS FINGERPRINT [NAME]`.
     #[error("{path}:{line}: expected `ADDRESS FINGERPRINT [NAME]` (64 hex digits); fix or delete that line")]
     BadLine { path: PathBuf, line: usize },
@@ -68,7 +69,7 @@ impl KnownPeers {
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(source) => return Err(KnownPeersError::Io { path, source }),
+            Err(error) => return Err(KnownPeersError::Io { path, error }),
         };
         let mut peers = Vec::new();
         for (i, line) in text.lines().enumerate() {
@@ -123,7 +124,7 @@ impl KnownPeers {
             text.push_str(&format!(" {name}"));
         }
         text.push('\n');
-        let io_err = |source| KnownPeersError::Io { path: self.path.clone(), source };
+        let io_err = |error| KnownPeersError::Io { path: self.path.clone(), error };
         if let Some(dir) = self.path.parent() {
             fs::create_dir_all(dir).map_err(io_err)?;
         }
@@ -176,5 +177,14 @@ mod tests {
         assert!(err.contains(":1:"), "{err}");
         fs::write(&path, format!("host:1 {} a b\n", "0f".repeat(32))).unwrap();
         assert!(KnownPeers::load(dir.path()).is_err());
+    }
+
+    #[test]
+    fn an_unreadable_file_is_reported_once_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join(KNOWN_PEERS_FILE)).unwrap();
+        let error = anyhow::Error::from(KnownPeers::load(dir.path()).unwrap_err());
+        assert_eq!(format!("{error:#}"), error.to_string(), "the cause is printed once");
+        assert!(error.to_string().contains(KNOWN_PEERS_FILE), "{error}");
     }
 }
