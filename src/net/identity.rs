@@ -1,13 +1,14 @@
 //! This peer's identity: a self-signed certificate and key kept in the certs directory
-//! (made on first run, key file mode 0600), and the SHA-256 fingerprints that name peers.
+//! (made on first run, both files mode 0600), and the SHA-256 fingerprints that name peers.
 
 use std::fmt;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::private_file::{PrivateFileError, write_private_file};
 
 /// File names inside the certs directory.
 pub const CERT_FILE: &str = "identity.crt";
@@ -26,6 +27,9 @@ pub enum IdentityError {
     /// rcgen could not make a certificate.
     #[error("could not generate a certificate: {0}")]
     Generate(#[from] rcgen::Error),
+    /// A new identity file could not be written.
+    #[error(transparent)]
+    Write(#[from] PrivateFileError),
 }
 
 /// SHA-256 of a certificate (DER): how peers are named and pinned.
@@ -110,24 +114,14 @@ impl Identity {
         };
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let made = rcgen::generate_simple_self_signed(vec!["chat".to_string()])?;
-        let key_path = dir.join(KEY_FILE);
-        write_private(&key_path, made.signing_key.serialize_pem().as_bytes()).map_err(io_err(&key_path))?;
-        let cert_path = dir.join(CERT_FILE);
-        fs::write(&cert_path, made.cert.pem()).map_err(io_err(&cert_path))?;
+        write_private_file(&dir.join(KEY_FILE), made.signing_key.serialize_pem().as_bytes())?;
+        // The certificate holds no secret (every peer sees it in the handshake), yet it is
+        // 0600 too: no other user needs it (`chat --fingerprint` is how it is shared), and
+        // one mode for every file in the certs directory is one thing to check.
+        write_private_file(&dir.join(CERT_FILE), made.cert.pem().as_bytes())?;
         tracing::info!(dir = %dir.display(), "made a new identity");
         Ok(())
     }
-}
-
-/// Writes a file readable by its owner only (mode 0600 from creation, never wider).
-fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(contents)?;
-    file.sync_all()
 }
 
 #[cfg(test)]
@@ -144,8 +138,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(certs.join(KEY_FILE)).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
+            for file in [KEY_FILE, CERT_FILE] {
+                let mode = fs::metadata(certs.join(file)).unwrap().permissions().mode();
+                assert_eq!(mode & 0o777, 0o600, "{file}");
+            }
         }
     }
 

@@ -1,14 +1,14 @@
 //! The known-peers file: the identities this peer has accepted. One peer per line,
 //! `ADDRESS FINGERPRINT [NAME]`: ADDRESS is the `host:port` we called it at (its identity
 //! is pinned to that address, like SSH's known_hosts), or `*` for a peer accepted when it
-//! called us (callers come from any address). `#` starts a comment. Written atomically
-//! (temporary file, then rename).
+//! called us (callers come from any address). `#` starts a comment. Written with
+//! `write_private_file`: mode 0600, replaced whole, never through a symlink.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::identity::Fingerprint;
+use super::private_file::{PrivateFileError, write_private_file};
 
 pub const KNOWN_PEERS_FILE: &str = "known_peers";
 /// ADDRESS of a peer accepted as a caller.
@@ -27,6 +27,9 @@ pub enum KnownPeersError {
     /// A name with characters that would break the file.
     #[error("peer name {0:?} is not allowed: use letters, digits, '-', '_' and '.' (at most 64)")]
     BadName(String),
+    /// The new file could not be written.
+    #[error(transparent)]
+    Write(#[from] PrivateFileError),
 }
 
 /// One remembered peer.
@@ -105,7 +108,7 @@ impl KnownPeers {
         self.peers.iter().find(|p| p.fingerprint == *fingerprint)
     }
 
-    /// Adds a peer and writes the file (temporary file, then rename: never half-written).
+    /// Adds a peer and writes the file (replaced whole: never half-written).
     pub fn remember(
         &mut self,
         address: &str,
@@ -124,15 +127,7 @@ impl KnownPeers {
             text.push_str(&format!(" {name}"));
         }
         text.push('\n');
-        let io_err = |error| KnownPeersError::Io { path: self.path.clone(), error };
-        if let Some(dir) = self.path.parent() {
-            fs::create_dir_all(dir).map_err(io_err)?;
-        }
-        let tmp = self.path.with_extension("tmp");
-        let mut file = fs::File::create(&tmp).map_err(io_err)?;
-        file.write_all(text.as_bytes()).map_err(io_err)?;
-        file.sync_all().map_err(io_err)?;
-        fs::rename(&tmp, &self.path).map_err(io_err)?;
+        write_private_file(&self.path, text.as_bytes())?;
         let line = text.lines().count();
         self.peers.push(KnownPeer { address: address.to_string(), fingerprint, name: name.map(String::from), line });
         Ok(())
@@ -177,6 +172,23 @@ mod tests {
         assert!(err.contains(":1:"), "{err}");
         fs::write(&path, format!("host:1 {} a b\n", "0f".repeat(32))).unwrap();
         assert!(KnownPeers::load(dir.path()).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_file_is_written_0600_and_never_through_a_symlink_at_the_old_temporary_name() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        fs::write(&target, "target\n").unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join("known_peers.tmp")).unwrap();
+        let mut known = KnownPeers::load(dir.path()).unwrap();
+        known.remember(ANY_ADDRESS, Fingerprint([5; 32]), None).unwrap();
+        assert_eq!(fs::read_to_string(&target).unwrap(), "target\n");
+        let metadata = fs::symlink_metadata(known.path()).unwrap();
+        assert!(metadata.file_type().is_file());
+        assert_eq!(metadata.permissions().mode() & 0o7777, 0o600);
+        assert!(KnownPeers::load(dir.path()).unwrap().by_fingerprint(&Fingerprint([5; 32])).is_some());
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod control;
 pub mod endpoint;
 pub mod identity;
 pub mod known_peers;
+pub mod private_file;
 pub mod raw;
 pub mod safety;
 pub mod tls;
