@@ -1,12 +1,13 @@
-//! The files in the certs directory, end to end: known_peers is written without following
-//! a symlink.
+//! The files in the certs directory, end to end: files and directories other users could
+//! change are refused with the chmod that fixes them, and known_peers is written without
+//! following a symlink.
 #![cfg(unix)]
 
 mod common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -17,8 +18,56 @@ fn run_chat(certs: &Path, args: &[&str]) -> Output {
     Command::new(common::chat()).args(args).arg("--certs").arg(certs).env_remove("RUST_LOG").output().unwrap()
 }
 
+/// Makes a new identity in `certs` and returns its directory.
+fn new_identity(certs: PathBuf) -> PathBuf {
+    let out = run_chat(&certs, &["--fingerprint"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    certs
+}
+
 fn set_mode(path: &Path, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Asserts that `chat` failed with exactly one line on stderr, nothing on stdout, and that
+/// the line holds every one of `needles`.
+fn assert_refused_in_one_line(out: &Output, needles: &[&str]) {
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "chat succeeded:\n{stdout}{stderr}");
+    assert!(stdout.is_empty(), "stdout: {stdout}");
+    assert_eq!(stderr.lines().count(), 1, "not one line:\n{stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "{needle:?} missing from: {stderr}");
+    }
+}
+
+/// A listener that must stop before it opens a socket.
+const LISTEN: [&str; 9] =
+    ["--listen", "127.0.0.1:0", "--headless", "--source", "test", "--audio-source", "none", "--audio-sink", "none"];
+
+#[test]
+fn files_other_users_could_change_are_refused_with_the_chmod_that_fixes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = new_identity(dir.path().join("certs"));
+    let certs_name = certs.to_str().unwrap();
+
+    set_mode(&certs, 0o777);
+    let chmod_dir = format!("chmod 700 {certs_name}");
+    assert_refused_in_one_line(&run_chat(&certs, &["--fingerprint"]), &[certs_name, "0777", &chmod_dir]);
+    set_mode(&certs, 0o700);
+
+    let key = certs.join("identity.key");
+    set_mode(&key, 0o644);
+    let chmod_key = format!("chmod 600 {}", key.display());
+    assert_refused_in_one_line(&run_chat(&certs, &["--fingerprint"]), &["0644", &chmod_key]);
+    set_mode(&key, 0o600);
+
+    // A listener reads known_peers at its first call: it checks the file before waiting.
+    let known_peers = certs.join("known_peers");
+    fs::write(&known_peers, "").unwrap();
+    set_mode(&known_peers, 0o666);
+    let chmod_known = format!("chmod 600 {}", known_peers.display());
+    assert_refused_in_one_line(&run_chat(&certs, &LISTEN), &["0666", &chmod_known]);
 }
 
 #[test]

@@ -3,12 +3,15 @@
 
 use std::fmt;
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::private_file::{PrivateFileError, write_private_file};
+#[cfg(unix)]
+use super::strict_modes::{self, StrictModesError};
 
 /// File names inside the certs directory.
 pub const CERT_FILE: &str = "identity.crt";
@@ -17,10 +20,16 @@ pub const KEY_FILE: &str = "identity.key";
 /// What went wrong with the identity files.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
-    /// The certs directory or a file in it could not be read or written. The message holds
-    /// the I/O error, so it is not also the source (`{:#}` would print it twice).
-    #[error("{path}: {error}")]
+    /// The certs directory or a file in it could not be made or read. The message holds the
+    /// I/O error, so it is not also the source (`{:#}` would print it twice).
+    #[error(
+        "{path}: {error}; --certs (or CHAT_CERTS) must name a directory of yours that holds both identity.crt and identity.key, or neither to make a new identity"
+    )]
     Io { path: PathBuf, error: std::io::Error },
+    /// The certs directory or the key is open to other users, or belongs to one.
+    #[cfg(unix)]
+    #[error(transparent)]
+    Unsafe(#[from] StrictModesError),
     /// A file exists but does not hold what it should.
     #[error("{path}: {reason}; move it away to make a new identity (peers that know the old one will then refuse you)")]
     Corrupt { path: PathBuf, reason: String },
@@ -93,26 +102,26 @@ impl Identity {
         Fingerprint::of(&self.cert)
     }
 
-    /// Loads the identity from `dir`, making the directory and a new identity if there is none.
+    /// Loads the identity from `dir`, making the directory (mode 0700) and a new identity if
+    /// there is none. A directory or key that other users could change or read is refused.
     pub fn load_or_create(dir: &Path) -> Result<Self, IdentityError> {
+        open_certs_directory(dir)?;
         let cert_path = dir.join(CERT_FILE);
         let key_path = dir.join(KEY_FILE);
         if !cert_path.exists() && !key_path.exists() {
             Self::create(dir)?;
         }
-        let cert = CertificateDer::from_pem_file(&cert_path)
+        let cert_pem = fs::read(&cert_path).map_err(io_error(&cert_path))?;
+        let key_pem = read_key(&key_path)?;
+        let cert = CertificateDer::from_pem_slice(&cert_pem)
             .map_err(|e| IdentityError::Corrupt { path: cert_path.clone(), reason: e.to_string() })?;
-        let key = PrivateKeyDer::from_pem_file(&key_path)
+        let key = PrivateKeyDer::from_pem_slice(&key_pem)
             .map_err(|e| IdentityError::Corrupt { path: key_path.clone(), reason: e.to_string() })?;
         Ok(Self { cert, key })
     }
 
+    /// Makes a new certificate and key in `dir`.
     fn create(dir: &Path) -> Result<(), IdentityError> {
-        let io_err = |path: &Path| {
-            let path = path.to_path_buf();
-            move |error| IdentityError::Io { path, error }
-        };
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
         let made = rcgen::generate_simple_self_signed(vec!["chat".to_string()])?;
         write_private_file(&dir.join(KEY_FILE), made.signing_key.serialize_pem().as_bytes())?;
         // The certificate holds no secret (every peer sees it in the handshake), yet it is
@@ -122,6 +131,34 @@ impl Identity {
         tracing::info!(dir = %dir.display(), "made a new identity");
         Ok(())
     }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> IdentityError {
+    let path = path.to_path_buf();
+    move |error| IdentityError::Io { path, error }
+}
+
+/// Makes the certs directory (mode 0700) if it is missing, and refuses one that other users
+/// could write to.
+fn open_certs_directory(dir: &Path) -> Result<(), IdentityError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(io_error(dir))?;
+    #[cfg(unix)]
+    strict_modes::check_certs_directory(dir, &fs::metadata(dir).map_err(io_error(dir))?)?;
+    Ok(())
+}
+
+/// Reads the key file, refusing it first if other users could read or change it.
+fn read_key(path: &Path) -> Result<Vec<u8>, IdentityError> {
+    let mut file = fs::File::open(path).map_err(io_error(path))?;
+    #[cfg(unix)]
+    strict_modes::check_key(path, &file.metadata().map_err(io_error(path))?)?;
+    let mut pem = Vec::new();
+    file.read_to_end(&mut pem).map_err(io_error(path))?;
+    Ok(pem)
 }
 
 #[cfg(test)]
@@ -143,6 +180,38 @@ mod tests {
                 assert_eq!(mode & 0o777, 0o600, "{file}");
             }
         }
+    }
+
+    #[cfg(unix)]
+    fn set_mode(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_certs_directory_is_0700_and_refused_once_others_can_write_to_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir.path().join("config").join("certs");
+        Identity::load_or_create(&certs).unwrap();
+        assert_eq!(fs::metadata(&certs).unwrap().permissions().mode() & 0o7777, 0o700);
+        set_mode(&certs, 0o775);
+        let err = Identity::load_or_create(&certs).unwrap_err().to_string();
+        assert!(err.contains("(mode 0775)") && err.ends_with(&format!("run `chmod 700 {}`", certs.display())), "{err}");
+        set_mode(&certs, 0o755);
+        Identity::load_or_create(&certs).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_other_users_can_read_is_refused_with_the_chmod_that_fixes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        Identity::load_or_create(dir.path()).unwrap();
+        let key = dir.path().join(KEY_FILE);
+        set_mode(&key, 0o640);
+        let err = Identity::load_or_create(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("(mode 0640)") && err.ends_with(&format!("run `chmod 600 {}`", key.display())), "{err}");
     }
 
     #[test]

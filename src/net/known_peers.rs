@@ -5,10 +5,13 @@
 //! `write_private_file`: mode 0600, replaced whole, never through a symlink.
 
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::identity::Fingerprint;
 use super::private_file::{PrivateFileError, write_private_file};
+#[cfg(unix)]
+use super::strict_modes::{StrictModesError, check_known_peers};
 
 pub const KNOWN_PEERS_FILE: &str = "known_peers";
 /// ADDRESS of a peer accepted as a caller.
@@ -19,7 +22,7 @@ pub const ANY_ADDRESS: &str = "*";
 pub enum KnownPeersError {
     /// The file could not be read or written. The message holds the I/O error, so it is not
     /// also the source (`{:#}` would print it twice).
-    #[error("{path}: {error}")]
+    #[error("{path}: {error}; it must be a file you can read and write (or absent)")]
     Io { path: PathBuf, error: std::io::Error },
     /// A line is not `ADDRESS FINGERPRINT [NAME]`.
     #[error("{path}:{line}: expected `ADDRESS FINGERPRINT [NAME]` (64 hex digits); fix or delete that line")]
@@ -30,6 +33,10 @@ pub enum KnownPeersError {
     /// The new file could not be written.
     #[error(transparent)]
     Write(#[from] PrivateFileError),
+    /// Other users could change the file, or it belongs to one.
+    #[cfg(unix)]
+    #[error(transparent)]
+    Unsafe(#[from] StrictModesError),
 }
 
 /// One remembered peer.
@@ -66,11 +73,12 @@ pub struct KnownPeers {
 }
 
 impl KnownPeers {
-    /// Reads the file in `certs_dir`; a missing file is an empty list.
+    /// Reads the file in `certs_dir`; a missing file is an empty list. A file that other
+    /// users could change is refused.
     pub fn load(certs_dir: &Path) -> Result<Self, KnownPeersError> {
         let path = certs_dir.join(KNOWN_PEERS_FILE);
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
+        let text = match fs::File::open(&path) {
+            Ok(file) => read_checked(&path, file)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(error) => return Err(KnownPeersError::Io { path, error }),
         };
@@ -134,6 +142,16 @@ impl KnownPeers {
     }
 }
 
+/// Reads the opened file, refusing it first if other users could change it.
+fn read_checked(path: &Path, mut file: fs::File) -> Result<String, KnownPeersError> {
+    let io_error = |error| KnownPeersError::Io { path: path.to_path_buf(), error };
+    #[cfg(unix)]
+    check_known_peers(path, &file.metadata().map_err(io_error)?)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(io_error)?;
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +207,20 @@ mod tests {
         assert!(metadata.file_type().is_file());
         assert_eq!(metadata.permissions().mode() & 0o7777, 0o600);
         assert!(KnownPeers::load(dir.path()).unwrap().by_fingerprint(&Fingerprint([5; 32])).is_some());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_other_users_could_change_is_refused_with_the_chmod_that_fixes_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(KNOWN_PEERS_FILE);
+        fs::write(&path, "").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+        let err = KnownPeers::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("(mode 0666)") && err.ends_with(&format!("run `chmod 600 {}`", path.display())), "{err}");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(KnownPeers::load(dir.path()).is_ok());
     }
 
     #[test]

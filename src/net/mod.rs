@@ -10,6 +10,8 @@ pub mod known_peers;
 pub mod private_file;
 pub mod raw;
 pub mod safety;
+#[cfg(unix)]
+pub mod strict_modes;
 pub mod tls;
 pub mod trust;
 pub mod video_in;
