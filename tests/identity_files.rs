@@ -1,6 +1,6 @@
-//! The files in the certs directory, end to end: files and directories other users could
-//! change are refused with the chmod that fixes them, and known_peers is written without
-//! following a symlink.
+//! The files in the certs directory, end to end: a bad or mismatched key stops `chat` with
+//! one line naming it, files and directories other users could change are refused with
+//! the chmod that fixes them, and known_peers is written without following a symlink.
 #![cfg(unix)]
 
 mod common;
@@ -44,6 +44,31 @@ fn assert_refused_in_one_line(out: &Output, needles: &[&str]) {
 /// A listener that must stop before it opens a socket.
 const LISTEN: [&str; 9] =
     ["--listen", "127.0.0.1:0", "--headless", "--source", "test", "--audio-source", "none", "--audio-sink", "none"];
+
+#[test]
+fn a_corrupt_key_stops_chat_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = new_identity(dir.path().join("certs"));
+    let key = certs.join("identity.key");
+    // Well-formed PEM around bytes that are no key: only parsing the key finds out.
+    fs::write(&key, "-----BEGIN PRIVATE KEY-----\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n-----END PRIVATE KEY-----\n")
+        .unwrap();
+    let key = key.to_str().unwrap();
+    assert_refused_in_one_line(&run_chat(&certs, &["--fingerprint"]), &[key]);
+    assert_refused_in_one_line(&run_chat(&certs, &LISTEN), &[key]);
+}
+
+#[test]
+fn a_key_of_another_identity_stops_chat_with_one_line_naming_both_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = new_identity(dir.path().join("certs"));
+    let other = new_identity(dir.path().join("other"));
+    fs::copy(other.join("identity.key"), certs.join("identity.key")).unwrap();
+    let (key, cert) = (certs.join("identity.key"), certs.join("identity.crt"));
+    let needles = [key.to_str().unwrap(), cert.to_str().unwrap()];
+    assert_refused_in_one_line(&run_chat(&certs, &["--fingerprint"]), &needles);
+    assert_refused_in_one_line(&run_chat(&certs, &LISTEN), &needles);
+}
 
 #[test]
 fn files_other_users_could_change_are_refused_with_the_chmod_that_fixes_them() {

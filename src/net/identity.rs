@@ -6,8 +6,10 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use rustls::InconsistentKeys;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
 
 use super::private_file::{PrivateFileError, write_private_file};
 #[cfg(unix)]
@@ -33,6 +35,11 @@ pub enum IdentityError {
     /// A file exists but does not hold what it should.
     #[error("{path}: {reason}; move it away to make a new identity (peers that know the old one will then refuse you)")]
     Corrupt { path: PathBuf, reason: String },
+    /// The key is a key, but not the one of the certificate.
+    #[error(
+        "{key} is not the key of {cert}; put back the key that belongs to it, or move both away to make a new identity (peers that know the old one will then refuse you)"
+    )]
+    Mismatch { cert: PathBuf, key: PathBuf },
     /// rcgen could not make a certificate.
     #[error("could not generate a certificate: {0}")]
     Generate(#[from] rcgen::Error),
@@ -117,6 +124,7 @@ impl Identity {
             .map_err(|e| IdentityError::Corrupt { path: cert_path.clone(), reason: e.to_string() })?;
         let key = PrivateKeyDer::from_pem_slice(&key_pem)
             .map_err(|e| IdentityError::Corrupt { path: key_path.clone(), reason: e.to_string() })?;
+        check_key_matches(&cert, &cert_path, &key, &key_path)?;
         Ok(Self { cert, key })
     }
 
@@ -159,6 +167,35 @@ fn read_key(path: &Path) -> Result<Vec<u8>, IdentityError> {
     let mut pem = Vec::new();
     file.read_to_end(&mut pem).map_err(io_error(path))?;
     Ok(pem)
+}
+
+/// Refuses a key that rustls cannot sign with, or that is not the certificate's, now and
+/// with both paths, rather than at the first handshake with rustls's bare "KeyMismatch".
+fn check_key_matches(
+    cert: &CertificateDer<'static>,
+    cert_path: &Path,
+    key: &PrivateKeyDer<'static>,
+    key_path: &Path,
+) -> Result<(), IdentityError> {
+    let signing_key =
+        rustls::crypto::ring::default_provider().key_provider.load_private_key(key.clone_key()).map_err(|e| {
+            let reason = match e {
+                rustls::Error::General(text) => text,
+                other => other.to_string(),
+            };
+            IdentityError::Corrupt { path: key_path.to_path_buf(), reason }
+        })?;
+    match CertifiedKey::new(vec![cert.clone()], signing_key).keys_match() {
+        // rustls's own rule: a key that cannot tell its public half is no mismatch (ring's all can).
+        Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => Ok(()),
+        Err(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => {
+            Err(IdentityError::Mismatch { cert: cert_path.to_path_buf(), key: key_path.to_path_buf() })
+        }
+        Err(e) => Err(IdentityError::Corrupt {
+            path: cert_path.to_path_buf(),
+            reason: format!("not a certificate that can be read ({e})"),
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -221,6 +258,40 @@ mod tests {
         fs::write(dir.path().join(CERT_FILE), "not a certificate").unwrap();
         let err = Identity::load_or_create(dir.path()).unwrap_err().to_string();
         assert!(err.contains(CERT_FILE), "{err}");
+        fs::write(dir.path().join(CERT_FILE), pem_of_no_der("CERTIFICATE")).unwrap();
+        let err = Identity::load_or_create(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(CERT_FILE), "{err}");
+    }
+
+    /// Well-formed PEM around bytes that are no DER structure: only parsing finds out.
+    fn pem_of_no_der(label: &str) -> String {
+        format!("-----BEGIN {label}-----\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n-----END {label}-----\n")
+    }
+
+    #[test]
+    fn a_corrupt_key_is_reported_once_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        Identity::load_or_create(dir.path()).unwrap();
+        let key = dir.path().join(KEY_FILE);
+        fs::write(&key, pem_of_no_der("PRIVATE KEY")).unwrap();
+        let err = anyhow::Error::from(Identity::load_or_create(dir.path()).unwrap_err());
+        assert_eq!(format!("{err:#}"), err.to_string(), "the cause is printed once");
+        assert!(err.to_string().starts_with(&format!("{}: failed to parse private key", key.display())), "{err}");
+    }
+
+    #[test]
+    fn a_key_of_another_identity_is_refused_naming_both_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mine, other) = (dir.path().join("mine"), dir.path().join("other"));
+        Identity::load_or_create(&mine).unwrap();
+        Identity::load_or_create(&other).unwrap();
+        fs::copy(other.join(KEY_FILE), mine.join(KEY_FILE)).unwrap();
+        let err = Identity::load_or_create(&mine).unwrap_err();
+        assert!(
+            matches!(&err, IdentityError::Mismatch { cert, key } if *cert == mine.join(CERT_FILE) && *key == mine.join(KEY_FILE)),
+            "{err}"
+        );
+        assert!(err.to_string().contains("move both away to make a new identity"), "{err}");
     }
 
     #[test]
