@@ -18,6 +18,7 @@ use crate::media::codec::{EncoderSettings, default_bitrate_kbps};
 use crate::media::display::{display_available, run_window};
 use crate::media::source::{CaptureOutputs, source_fps, start_capture};
 use crate::net::identity::Identity;
+use crate::net::known_peers::KnownPeers;
 use crate::net::raw;
 use crate::net::raw::call::RawLimits;
 use crate::net::raw::pickle_read::PictureLimits;
@@ -71,8 +72,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let trust = if cli.raw.raw {
         None
     } else {
+        let identity = Identity::load_or_create(certs).context("loading this peer's identity (--certs)")?;
+        // Each call reads known_peers afresh; reading it now stops chat on an unsafe or
+        // unreadable file before the camera starts and before a listener waits.
+        KnownPeers::load(certs)?;
         Some(Arc::new(Trust {
-            identity: Identity::load_or_create(certs).context("loading this peer's identity (--certs)")?,
+            identity,
             certs_dir: certs.clone(),
             policy: TrustPolicy {
                 pinned: cli.trust.peer,

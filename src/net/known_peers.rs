@@ -1,14 +1,17 @@
 //! The known-peers file: the identities this peer has accepted. One peer per line,
 //! `ADDRESS FINGERPRINT [NAME]`: ADDRESS is the `host:port` we called it at (its identity
 //! is pinned to that address, like SSH's known_hosts), or `*` for a peer accepted when it
-//! called us (callers come from any address). `#` starts a comment. Written atomically
-//! (temporary file, then rename).
+//! called us (callers come from any address). `#` starts a comment. Written with
+//! `write_private_file`: mode 0600, replaced whole, never through a symlink.
 
 use std::fs;
-use std::io::Write;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::identity::Fingerprint;
+use super::private_file::{PrivateFileError, write_private_file};
+#[cfg(unix)]
+use super::strict_modes::{StrictModesError, check_known_peers};
 
 pub const KNOWN_PEERS_FILE: &str = "known_peers";
 /// ADDRESS of a peer accepted as a caller.
@@ -17,15 +20,23 @@ pub const ANY_ADDRESS: &str = "*";
 /// What went wrong with the known-peers file.
 #[derive(Debug, thiserror::Error)]
 pub enum KnownPeersError {
-    /// The file could not be read or written.
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    /// The file could not be read or written. The message holds the I/O error, so it is not
+    /// also the source (`{:#}` would print it twice).
+    #[error("{path}: {error}; it must be a file you can read and write (or absent)")]
+    Io { path: PathBuf, error: std::io::Error },
     /// A line is not `ADDRESS FINGERPRINT [NAME]`.
     #[error("{path}:{line}: expected `ADDRESS FINGERPRINT [NAME]` (64 hex digits); fix or delete that line")]
     BadLine { path: PathBuf, line: usize },
     /// A name with characters that would break the file.
     #[error("peer name {0:?} is not allowed: use letters, digits, '-', '_' and '.' (at most 64)")]
     BadName(String),
+    /// The new file could not be written.
+    #[error(transparent)]
+    Write(#[from] PrivateFileError),
+    /// Other users could change the file, or it belongs to one.
+    #[cfg(unix)]
+    #[error(transparent)]
+    Unsafe(#[from] StrictModesError),
 }
 
 /// One remembered peer.
@@ -62,13 +73,14 @@ pub struct KnownPeers {
 }
 
 impl KnownPeers {
-    /// Reads the file in `certs_dir`; a missing file is an empty list.
+    /// Reads the file in `certs_dir`; a missing file is an empty list. A file that other
+    /// users could change is refused.
     pub fn load(certs_dir: &Path) -> Result<Self, KnownPeersError> {
         let path = certs_dir.join(KNOWN_PEERS_FILE);
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
+        let text = match fs::File::open(&path) {
+            Ok(file) => read_checked(&path, file)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(source) => return Err(KnownPeersError::Io { path, source }),
+            Err(error) => return Err(KnownPeersError::Io { path, error }),
         };
         let mut peers = Vec::new();
         for (i, line) in text.lines().enumerate() {
@@ -104,7 +116,7 @@ impl KnownPeers {
         self.peers.iter().find(|p| p.fingerprint == *fingerprint)
     }
 
-    /// Adds a peer and writes the file (temporary file, then rename: never half-written).
+    /// Adds a peer and writes the file (replaced whole: never half-written).
     pub fn remember(
         &mut self,
         address: &str,
@@ -123,19 +135,21 @@ impl KnownPeers {
             text.push_str(&format!(" {name}"));
         }
         text.push('\n');
-        let io_err = |source| KnownPeersError::Io { path: self.path.clone(), source };
-        if let Some(dir) = self.path.parent() {
-            fs::create_dir_all(dir).map_err(io_err)?;
-        }
-        let tmp = self.path.with_extension("tmp");
-        let mut file = fs::File::create(&tmp).map_err(io_err)?;
-        file.write_all(text.as_bytes()).map_err(io_err)?;
-        file.sync_all().map_err(io_err)?;
-        fs::rename(&tmp, &self.path).map_err(io_err)?;
+        write_private_file(&self.path, text.as_bytes())?;
         let line = text.lines().count();
         self.peers.push(KnownPeer { address: address.to_string(), fingerprint, name: name.map(String::from), line });
         Ok(())
     }
+}
+
+/// Reads the opened file, refusing it first if other users could change it.
+fn read_checked(path: &Path, mut file: fs::File) -> Result<String, KnownPeersError> {
+    let io_error = |error| KnownPeersError::Io { path: path.to_path_buf(), error };
+    #[cfg(unix)]
+    check_known_peers(path, &file.metadata().map_err(io_error)?)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(io_error)?;
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -176,5 +190,45 @@ mod tests {
         assert!(err.contains(":1:"), "{err}");
         fs::write(&path, format!("host:1 {} a b\n", "0f".repeat(32))).unwrap();
         assert!(KnownPeers::load(dir.path()).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_file_is_written_0600_and_never_through_a_symlink_at_the_old_temporary_name() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        fs::write(&target, "target\n").unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join("known_peers.tmp")).unwrap();
+        let mut known = KnownPeers::load(dir.path()).unwrap();
+        known.remember(ANY_ADDRESS, Fingerprint([5; 32]), None).unwrap();
+        assert_eq!(fs::read_to_string(&target).unwrap(), "target\n");
+        let metadata = fs::symlink_metadata(known.path()).unwrap();
+        assert!(metadata.file_type().is_file());
+        assert_eq!(metadata.permissions().mode() & 0o7777, 0o600);
+        assert!(KnownPeers::load(dir.path()).unwrap().by_fingerprint(&Fingerprint([5; 32])).is_some());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_other_users_could_change_is_refused_with_the_chmod_that_fixes_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(KNOWN_PEERS_FILE);
+        fs::write(&path, "").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+        let err = KnownPeers::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("(mode 0666)") && err.ends_with(&format!("run `chmod 600 {}`", path.display())), "{err}");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(KnownPeers::load(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn an_unreadable_file_is_reported_once_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join(KNOWN_PEERS_FILE)).unwrap();
+        let error = anyhow::Error::from(KnownPeers::load(dir.path()).unwrap_err());
+        assert_eq!(format!("{error:#}"), error.to_string(), "the cause is printed once");
+        assert!(error.to_string().contains(KNOWN_PEERS_FILE), "{error}");
     }
 }

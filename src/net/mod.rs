@@ -10,8 +10,11 @@ pub mod endpoint;
 pub mod flood_guard;
 pub mod identity;
 pub mod known_peers;
+pub mod private_file;
 pub mod raw;
 pub mod safety;
+#[cfg(unix)]
+pub mod strict_modes;
 pub mod tls;
 pub mod trust;
 pub mod video_in;

@@ -17,10 +17,17 @@ use super::wire::ALPN;
 /// The name the caller asks for; identities are checked by fingerprint, not by name.
 pub const SERVER_NAME: &str = "chat";
 
-/// TLS set-up failed (a bad key, or settings rustls refuses).
+/// TLS set-up failed (a bad key, or settings rustls refuses). The message holds rustls's,
+/// so rustls's error is not also its source: `{:#}` would print it twice.
 #[derive(Debug, thiserror::Error)]
 #[error("TLS set-up: {0}")]
-pub struct TlsError(#[from] rustls::Error);
+pub struct TlsError(rustls::Error);
+
+impl From<rustls::Error> for TlsError {
+    fn from(error: rustls::Error) -> Self {
+        Self(error)
+    }
+}
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -160,4 +167,15 @@ pub fn client_config(
     config.alpn_protocols = vec![ALPN.to_vec()];
     config.resumption = rustls::client::Resumption::disabled();
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tls_error_prints_the_reason_once() {
+        let error = anyhow::Error::from(TlsError::from(rustls::Error::General("failed to parse private key".into())));
+        assert_eq!(format!("{error:#}"), "TLS set-up: unexpected error: failed to parse private key");
+    }
 }
