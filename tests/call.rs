@@ -235,6 +235,28 @@ fn bad_command_lines_are_refused_with_the_reason() {
 }
 
 #[test]
+fn a_failure_names_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    let (_a, port) = start_listener(dir.path(), "a", peer_args(dir.path(), "a"));
+    let taken = format!("127.0.0.1:{port}");
+    for (extra, cause) in [
+        (vec!["--source", &format!("{}.y4m", missing.display())], "No such file or directory"),
+        (vec!["--audio-source", &format!("{}.wav", missing.display())], "No such file or directory"),
+        (vec!["--listen", &taken], "Address already in use"),
+    ] {
+        let mut args = peer_args_with(dir.path(), "bad", &extra);
+        if !extra.contains(&"--listen") {
+            args.extend(["--listen", "127.0.0.1:0"].map(String::from));
+        }
+        let mut peer = Peer::start("bad", dir.path(), &common::strs(&args));
+        assert!(!peer.expect_exit(Duration::from_secs(10)).success(), "{extra:?}");
+        let said = peer.stderr();
+        assert_eq!(said.matches(cause).count(), 1, "{extra:?}: {said}");
+    }
+}
+
+#[test]
 fn fingerprint_is_stable_and_the_key_private() {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");

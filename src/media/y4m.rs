@@ -17,8 +17,8 @@ const MAX_HEADER_BYTES: usize = 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum Y4mError {
     /// The file could not be opened, read or written.
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: io::Error },
     /// The first line is not a YUV4MPEG2 header.
     #[error(
         "{path}: not a Y4M file (it must start with \"YUV4MPEG2 \"); convert it with: ffmpeg -i INPUT -pix_fmt yuv420p OUT.y4m"
@@ -115,7 +115,7 @@ pub struct Y4mReader {
 impl Y4mReader {
     /// Opens `path` and checks its header and first frame.
     pub fn open(path: &Path) -> Result<Self, Y4mError> {
-        let io_err = |source| Y4mError::Io { path: path.into(), source };
+        let io_err = |error| Y4mError::Io { path: path.into(), error };
         let mut reader = BufReader::new(File::open(path).map_err(io_err)?);
         let line = read_line(&mut reader)
             .map_err(|_| Y4mError::NotY4m { path: path.into() })?
@@ -146,7 +146,7 @@ impl Y4mReader {
         }
         self.reader
             .seek(SeekFrom::Start(self.first_frame_offset))
-            .map_err(|source| Y4mError::Io { path: self.path.clone(), source })?;
+            .map_err(|error| Y4mError::Io { path: self.path.clone(), error })?;
         self.read_frame()?.ok_or_else(|| Y4mError::NoFrames { path: self.path.clone() })
     }
 
@@ -168,7 +168,7 @@ impl Y4mReader {
             match self.reader.read_exact(plane) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-                Err(source) => return Err(Y4mError::Io { path: self.path.clone(), source }),
+                Err(error) => return Err(Y4mError::Io { path: self.path.clone(), error }),
             }
         }
         Ok(Some(frame))
@@ -187,14 +187,14 @@ pub struct Y4mWriter {
 
 impl Y4mWriter {
     pub fn create(path: &Path, fps: u32) -> Result<Self, Y4mError> {
-        let file = File::create(path).map_err(|source| Y4mError::Io { path: path.into(), source })?;
+        let file = File::create(path).map_err(|error| Y4mError::Io { path: path.into(), error })?;
         Ok(Self { path: path.into(), out: BufWriter::new(file), fps, size: None, skipped: 0 })
     }
 
     /// Appends `frame`. A frame whose size differs from the first is not written (a Y4M
     /// file has one size); it is counted in `skipped`.
     pub fn write(&mut self, frame: &VideoFrame) -> Result<(), Y4mError> {
-        let io_err = |source| Y4mError::Io { path: self.path.clone(), source };
+        let io_err = |error| Y4mError::Io { path: self.path.clone(), error };
         let size = (frame.width, frame.height);
         match self.size {
             None => {
@@ -208,7 +208,7 @@ impl Y4mWriter {
             }
             Some(_) => {}
         }
-        let io_err = |source| Y4mError::Io { path: self.path.clone(), source };
+        let io_err = |error| Y4mError::Io { path: self.path.clone(), error };
         self.out.write_all(b"FRAME\n").map_err(io_err)?;
         for plane in [&frame.y, &frame.u, &frame.v] {
             self.out.write_all(plane).map_err(io_err)?;
@@ -222,7 +222,7 @@ impl Y4mWriter {
     }
 
     pub fn finish(mut self) -> Result<(), Y4mError> {
-        self.out.flush().map_err(|source| Y4mError::Io { path: self.path.clone(), source })
+        self.out.flush().map_err(|error| Y4mError::Io { path: self.path.clone(), error })
     }
 }
 

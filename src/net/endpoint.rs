@@ -63,9 +63,9 @@ const IDENTITY_ALERTS: [u64; 6] = [
 pub enum EndpointError {
     /// The UDP socket could not be opened.
     #[error(
-        "cannot use UDP address {addr}: {source} (is another chat already listening there? try --listen with another port)"
+        "cannot use UDP address {addr}: {error} (is another chat already listening there? try --listen with another port)"
     )]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind { addr: SocketAddr, error: std::io::Error },
     /// The TLS configuration could not be made.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
@@ -73,8 +73,8 @@ pub enum EndpointError {
     #[error("QUIC TLS set-up: {0}")]
     Crypto(String),
     /// The connection attempt could not start.
-    #[error("cannot call {addr}: {source}")]
-    Connect { addr: SocketAddr, source: quinn::ConnectError },
+    #[error("cannot call {addr}: {error}")]
+    Connect { addr: SocketAddr, error: quinn::ConnectError },
 }
 
 /// What a peer may send before this side has decided to talk to it (a listener asking its
@@ -115,7 +115,7 @@ pub fn listener(addr: SocketAddr, identity: &Identity) -> Result<Endpoint, Endpo
         QuicServerConfig::try_from(tls::server_config(identity)?).map_err(|e| EndpointError::Crypto(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(transport());
-    Endpoint::server(config, addr).map_err(|source| EndpointError::Bind { addr, source })
+    Endpoint::server(config, addr).map_err(|error| EndpointError::Bind { addr, error })
 }
 
 /// Lets the peer's call in: the receive window and video streams a call needs. Until this,
@@ -131,7 +131,7 @@ pub fn caller(peer: SocketAddr) -> Result<Endpoint, EndpointError> {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
         SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
     };
-    Endpoint::client(local).map_err(|source| EndpointError::Bind { addr: local, source })
+    Endpoint::client(local).map_err(|error| EndpointError::Bind { addr: local, error })
 }
 
 /// Starts a call to `peer`, pinning `expected` if given; `seen` receives what it presented.
@@ -146,9 +146,7 @@ pub fn connect(
         .map_err(|e| EndpointError::Crypto(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config.transport_config(transport());
-    endpoint
-        .connect_with(config, peer, tls::SERVER_NAME)
-        .map_err(|source| EndpointError::Connect { addr: peer, source })
+    endpoint.connect_with(config, peer, tls::SERVER_NAME).map_err(|error| EndpointError::Connect { addr: peer, error })
 }
 
 /// How a connection ended, in words a user can act on.

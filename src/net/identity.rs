@@ -42,7 +42,7 @@ pub enum IdentityError {
     Mismatch { cert: PathBuf, key: PathBuf },
     /// rcgen could not make a certificate.
     #[error("could not generate a certificate: {0}")]
-    Generate(#[from] rcgen::Error),
+    Generate(rcgen::Error),
     /// A new identity file could not be written.
     #[error(transparent)]
     Write(#[from] PrivateFileError),
@@ -130,7 +130,7 @@ impl Identity {
 
     /// Makes a new certificate and key in `dir`.
     fn create(dir: &Path) -> Result<(), IdentityError> {
-        let made = rcgen::generate_simple_self_signed(vec!["chat".to_string()])?;
+        let made = rcgen::generate_simple_self_signed(vec!["chat".to_string()]).map_err(IdentityError::Generate)?;
         write_private_file(&dir.join(KEY_FILE), made.signing_key.serialize_pem().as_bytes())?;
         // The certificate holds no secret (every peer sees it in the handshake), yet it is
         // 0600 too: no other user needs it (`chat --fingerprint` is how it is shared), and

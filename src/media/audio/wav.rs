@@ -12,19 +12,19 @@ pub const MAX_WAV_SECONDS: u32 = 600;
 /// A WAV file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum WavError {
-    #[error("cannot read the WAV file {path}: {source}")]
-    Read { path: PathBuf, source: hound::Error },
+    #[error("cannot read the WAV file {path}: {error}")]
+    Read { path: PathBuf, error: hound::Error },
     #[error("the WAV file {path} is {seconds} s long; the limit is {MAX_WAV_SECONDS} s (cut it shorter)")]
     TooLong { path: PathBuf, seconds: u64 },
     #[error("the WAV file {path} has no samples")]
     Empty { path: PathBuf },
-    #[error("cannot write the WAV file {path}: {source}")]
-    Write { path: PathBuf, source: hound::Error },
+    #[error("cannot write the WAV file {path}: {error}")]
+    Write { path: PathBuf, error: hound::Error },
 }
 
 /// Reads a WAV file as 48 kHz mono samples in -1.0..=1.0.
 pub fn read_wav(path: &Path) -> Result<Vec<f32>, WavError> {
-    let read_error = |source| WavError::Read { path: path.to_path_buf(), source };
+    let read_error = |error| WavError::Read { path: path.to_path_buf(), error };
     let mut reader = hound::WavReader::open(path).map_err(read_error)?;
     let spec = reader.spec();
     let seconds = u64::from(reader.duration()) / u64::from(spec.sample_rate.max(1));
@@ -75,21 +75,21 @@ impl WavSink {
             sample_format: hound::SampleFormat::Int,
         };
         let writer = hound::WavWriter::create(path, spec)
-            .map_err(|source| WavError::Write { path: path.to_path_buf(), source })?;
+            .map_err(|error| WavError::Write { path: path.to_path_buf(), error })?;
         Ok(Self { path: path.to_path_buf(), writer })
     }
 
     pub fn write(&mut self, samples: &[f32]) -> Result<(), WavError> {
         for &s in samples {
             let v = (s.clamp(-1.0, 1.0) * f32::from(i16::MAX)).round() as i16;
-            self.writer.write_sample(v).map_err(|source| WavError::Write { path: self.path.clone(), source })?;
+            self.writer.write_sample(v).map_err(|error| WavError::Write { path: self.path.clone(), error })?;
         }
         Ok(())
     }
 
     /// Writes the final lengths into the header.
     pub fn finish(self) -> Result<(), WavError> {
-        self.writer.finalize().map_err(|source| WavError::Write { path: self.path, source })
+        self.writer.finalize().map_err(|error| WavError::Write { path: self.path, error })
     }
 }
 
