@@ -77,11 +77,7 @@ impl KnownPeers {
     /// users could change is refused.
     pub fn load(certs_dir: &Path) -> Result<Self, KnownPeersError> {
         let path = certs_dir.join(KNOWN_PEERS_FILE);
-        let text = match fs::File::open(&path) {
-            Ok(file) => read_checked(&path, file)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(error) => return Err(KnownPeersError::Io { path, error }),
-        };
+        let text = read_text(&path)?;
         let mut peers = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let line_no = i + 1;
@@ -126,7 +122,9 @@ impl KnownPeers {
         if let Some(name) = name {
             check_name(name)?;
         }
-        let mut text = fs::read_to_string(&self.path).unwrap_or_default();
+        // Read again: the file may have changed since it was loaded. A file that cannot be
+        // read is an error, never a reason to write one with only the new line.
+        let mut text = read_text(&self.path)?;
         if !text.is_empty() && !text.ends_with('\n') {
             text.push('\n');
         }
@@ -139,6 +137,15 @@ impl KnownPeers {
         let line = text.lines().count();
         self.peers.push(KnownPeer { address: address.to_string(), fingerprint, name: name.map(String::from), line });
         Ok(())
+    }
+}
+
+/// The file's text, empty when there is no file yet.
+fn read_text(path: &Path) -> Result<String, KnownPeersError> {
+    match fs::File::open(path) {
+        Ok(file) => read_checked(path, file),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(error) => Err(KnownPeersError::Io { path: path.to_path_buf(), error }),
     }
 }
 
@@ -155,6 +162,19 @@ fn read_checked(path: &Path, mut file: fs::File) -> Result<String, KnownPeersErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_that_became_unreadable_is_not_replaced_by_the_new_line_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut known = KnownPeers::load(dir.path()).unwrap();
+        known.remember("a:1", Fingerprint([1; 32]), None).unwrap();
+        let path = dir.path().join(KNOWN_PEERS_FILE);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes.extend_from_slice(b"# \xff not UTF-8\n");
+        fs::write(&path, &bytes).unwrap();
+        assert!(known.remember("b:2", Fingerprint([2; 32]), None).is_err());
+        assert_eq!(fs::read(&path).unwrap(), bytes);
+    }
 
     #[test]
     fn remembered_peers_survive_a_reload() {
