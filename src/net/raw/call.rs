@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use super::deadline::{Deadlines, Role};
 use super::framing::{FrameReader, FramingError, POLL_INTERVAL, append_frame};
 use super::pickle_read::{PickleError, PictureLimits, read_picture};
 use super::pickle_write::write_picture;
+use super::progress::Progress;
 use crate::call::{CallContext, CallOutcome};
 use crate::media::convert::{bgr_to_i420, i420_to_bgr};
 use crate::media::pattern::{pattern_frame, read_index};
@@ -28,11 +30,9 @@ pub struct RawLimits {
     /// Largest frame (pickle) accepted, in bytes.
     pub max_frame_bytes: usize,
     pub picture: PictureLimits,
-    /// A peer that stops inside a frame for this long is dropped.
+    /// A frame begun must be complete within this, plus its length at the minimum rate
+    /// (`deadline`).
     pub stall_timeout: Duration,
-    /// If set, a peer that sends no picture for this long is dropped (a caller expects
-    /// pictures; a listener may be serving a watcher that never sends).
-    pub idle_timeout: Option<Duration>,
 }
 
 /// Why the reader stopped.
@@ -46,15 +46,19 @@ enum ReadEnd {
     Record(#[from] crate::media::y4m::Y4mError),
 }
 
-/// Runs a raw call until either side hangs up or the peer misbehaves.
+/// Runs a raw call until either side hangs up or the peer misbehaves (`deadline` says
+/// when a peer is holding the line).
 pub async fn run_raw_call(
     stream: TcpStream,
     ctx: &CallContext,
     limits: RawLimits,
+    role: Role,
     started: Instant,
 ) -> std::io::Result<CallOutcome> {
     let stats = Arc::new(CallStats::new(started));
     let stop = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(Progress::new(Instant::now()));
+    let deadlines = Deadlines { stall: limits.stall_timeout, role };
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(POLL_INTERVAL))?;
     ctx.view.set_in_call(true);
@@ -62,6 +66,7 @@ pub async fn run_raw_call(
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let reader = {
         let (stream, stats, stop) = (stream.try_clone()?, Arc::clone(&stats), Arc::clone(&stop));
+        let progress = Arc::clone(&progress);
         let record = ctx.settings.record.clone();
         let (remote, fps) = (Arc::clone(&ctx.view.remote), ctx.settings.encoder.fps);
         std::thread::Builder::new().name("raw-reader".into()).spawn(move || {
@@ -69,7 +74,7 @@ pub async fn run_raw_call(
                 Ok(record) => record,
                 Err(e) => return done_tx.send(Err(ReadEnd::from(e))).unwrap_or(()),
             };
-            let result = read_pictures(stream, limits, &stats, &stop, &mut record, |picture| {
+            let result = read_pictures(stream, limits, &progress, &stats, &stop, &mut record, |picture| {
                 remote.put(Arc::new(picture));
             });
             if let Some(writer) = record
@@ -101,6 +106,7 @@ pub async fn run_raw_call(
 
     let mut reporter = Reporter::new(&stats);
     let mut ticker = CallContext::report_ticker();
+    let mut watchdog = tokio::time::interval(POLL_INTERVAL);
     let hang_up = ctx.local_hang_up();
     tokio::pin!(hang_up, done_rx);
     let ending = loop {
@@ -119,6 +125,9 @@ pub async fn run_raw_call(
             },
             _ = &mut hang_up => break Ending::Local,
             _ = ticker.tick() => ctx.report(&reporter.tick(&stats, None)),
+            _ = watchdog.tick() => if let Err(held) = deadlines.check(progress.reading(), Instant::now()) {
+                break Ending::Other(held.to_string());
+            },
         }
     };
     stop.store(true, Relaxed);
@@ -136,12 +145,13 @@ pub async fn run_raw_call(
 fn read_pictures(
     stream: TcpStream,
     limits: RawLimits,
+    progress: &Progress,
     stats: &CallStats,
     stop: &AtomicBool,
     record: &mut Option<Y4mWriter>,
     mut show: impl FnMut(crate::media::frame::VideoFrame),
 ) -> Result<(), ReadEnd> {
-    let mut frames = FrameReader::new(stream, limits.max_frame_bytes, limits.stall_timeout, limits.idle_timeout);
+    let mut frames = FrameReader::new(stream, limits.max_frame_bytes, progress);
     let mut last_index = None;
     while let Some(bytes) = frames.next_frame(stop)? {
         stats.bytes_received.fetch_add(bytes.len() as u64 + 8, Relaxed);

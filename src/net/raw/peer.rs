@@ -9,6 +9,7 @@ use anyhow::Context;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::call::{RawLimits, run_raw_call};
+use super::deadline::Role;
 use crate::call::CallContext;
 use crate::cli::PeerAddress;
 use crate::peer::judge;
@@ -50,7 +51,7 @@ pub async fn listen(addr: SocketAddr, ctx: Arc<CallContext>, limits: RawLimits, 
                 active = Some(tokio::spawn(async move {
                     let started = Instant::now();
                     ctx.view.set_headline(format!("in a raw call with {remote}"));
-                    let outcome = run_raw_call(blocking(stream)?, &ctx, limits, started).await?;
+                    let outcome = run_raw_call(blocking(stream)?, &ctx, limits, Role::Listener, started).await?;
                     judge(&outcome, &remote.to_string())
                 }));
             }
@@ -101,7 +102,7 @@ pub async fn call(
     };
     println!("raw call to {key}");
     ctx.view.set_headline(format!("in a raw call with {key}"));
-    let limits = RawLimits { idle_timeout: Some(CALLER_IDLE_TIMEOUT), ..limits };
-    let outcome = run_raw_call(blocking(stream)?, &ctx, limits, started).await?;
+    let role = Role::Caller { idle: CALLER_IDLE_TIMEOUT };
+    let outcome = run_raw_call(blocking(stream)?, &ctx, limits, role, started).await?;
     judge(&outcome, &key)
 }
