@@ -267,3 +267,28 @@ fn a_peer_that_sends_a_byte_a_second_is_dropped_and_the_next_caller_is_served() 
     a.signal("INT");
     assert!(a.expect_exit(Duration::from_secs(5)).success(), "{}", a.describe());
 }
+
+#[test]
+fn a_peer_that_neither_sends_nor_reads_is_dropped_and_the_next_caller_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, port) = raw_listener(dir.path(), "a", &["--size", "320x240"]);
+    let before = a.stderr().len();
+    let started = Instant::now();
+    let silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    a.wait_for_line("raw call from", Duration::from_secs(10));
+    // Our pictures fill the socket buffers at once; then nothing moves either way.
+    let said = loop {
+        if let Some(line) = verdict(&a, before) {
+            break line;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no verdict\n{}", a.describe());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let after = started.elapsed();
+    assert!(said.contains("sent no picture and took none of ours for 5 s"), "{said}");
+    assert!(after >= Duration::from_secs(5), "dropped after {after:?}: {said}");
+    drop(silent);
+    next_caller_is_served(dir.path(), &a, port);
+    a.signal("INT");
+    assert!(a.expect_exit(Duration::from_secs(5)).success(), "{}", a.describe());
+}

@@ -13,7 +13,7 @@ use super::deadline::{Deadlines, Role};
 use super::framing::{FrameReader, FramingError, POLL_INTERVAL, append_frame};
 use super::pickle_read::{PickleError, PictureLimits, read_picture};
 use super::pickle_write::write_picture;
-use super::progress::Progress;
+use super::progress::{Progress, Writing};
 use crate::call::{CallContext, CallOutcome};
 use crate::media::convert::{bgr_to_i420, i420_to_bgr};
 use crate::media::pattern::{pattern_frame, read_index};
@@ -87,6 +87,7 @@ pub async fn run_raw_call(
     };
     let writer = {
         let (mut stream, stats, stop) = (stream.try_clone()?, Arc::clone(&stats), Arc::clone(&stop));
+        let progress = Arc::clone(&progress);
         let input = Arc::clone(&ctx.encoder_input);
         input.try_take(); // a picture from before the call
         std::thread::Builder::new().name("raw-writer".into()).spawn(move || {
@@ -96,7 +97,7 @@ pub async fn run_raw_call(
                 buf.clear();
                 let bgr = i420_to_bgr(&frame);
                 append_frame(&mut buf, |out| write_picture(out, frame.width, frame.height, &bgr));
-                if stream.write_all(&buf).is_err() {
+                if send_frame(&mut stream, &buf, &progress).is_err() {
                     return;
                 }
                 stats.record_sent(buf.len());
@@ -125,7 +126,7 @@ pub async fn run_raw_call(
             },
             _ = &mut hang_up => break Ending::Local,
             _ = ticker.tick() => ctx.report(&reporter.tick(&stats, None)),
-            _ = watchdog.tick() => if let Err(held) = deadlines.check(progress.reading(), Instant::now()) {
+            _ = watchdog.tick() => if let Err(held) = deadlines.check(progress.reading(), progress.writing(), Instant::now()) {
                 break Ending::Other(held.to_string());
             },
         }
@@ -139,6 +140,22 @@ pub async fn run_raw_call(
     })
     .await;
     Ok(ctx.finish(&stats, ending, None))
+}
+
+/// How much of a frame is handed to the socket at once: how finely the watchdog sees the
+/// peer take our pictures.
+const SEND_CHUNK: usize = 64 * 1024;
+
+/// Sends one frame, publishing how far the socket has taken it.
+fn send_frame(stream: &mut impl Write, frame: &[u8], progress: &Progress) -> std::io::Result<()> {
+    let (begun, len) = (Instant::now(), frame.len());
+    progress.set_writing(Writing::Sending { begun, len, last_taken: begun });
+    for chunk in frame.chunks(SEND_CHUNK) {
+        stream.write_all(chunk)?;
+        progress.set_writing(Writing::Sending { begun, len, last_taken: Instant::now() });
+    }
+    progress.set_writing(Writing::Waiting);
+    Ok(())
 }
 
 /// The reader's loop: frames in, pictures out, until the peer closes (`Ok`) or misbehaves.
@@ -182,4 +199,43 @@ fn read_pictures(
         show(frame);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket that takes `room` bytes, then fails as a reset connection does.
+    struct Socket {
+        room: usize,
+    }
+
+    impl Write for Socket {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.room == 0 {
+                return Err(std::io::ErrorKind::ConnectionReset.into());
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn sending_publishes_how_far_the_peer_took_the_frame() {
+        let progress = Progress::new(Instant::now());
+        let frame = vec![0u8; 3 * SEND_CHUNK];
+        send_frame(&mut Socket { room: frame.len() }, &frame, &progress).unwrap();
+        assert_eq!(progress.writing(), Writing::Waiting, "all taken: the peer owes nothing");
+        assert!(send_frame(&mut Socket { room: SEND_CHUNK + 1 }, &frame, &progress).is_err());
+        let Writing::Sending { begun, len, last_taken } = progress.writing() else {
+            panic!("{:?}", progress.writing())
+        };
+        assert_eq!(len, frame.len());
+        assert!(last_taken > begun, "the first chunk was taken after the frame began");
+    }
 }
