@@ -182,6 +182,22 @@ fn next_caller_is_served(dir: &Path, a: &Peer, port: u16) {
     assert!(number(&s, "frames_received") > 0.0 && number(&s, "frames_sent") > 0.0, "{s}");
 }
 
+/// Waits until the listener has given its verdict on every call it took (it gives it once
+/// it is free for the next).
+fn wait_until_free(a: &Peer, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let calls = a.stdout().lines().filter(|l| l.starts_with("raw call from")).count();
+        let ended = a.stdout().lines().filter(|l| l.ends_with("hung up")).count()
+            + a.stderr().lines().filter(|l| l.starts_with("chat: call with")).count();
+        if ended == calls {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: no verdict\n{}", a.describe());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn framed(payload: &[u8]) -> Vec<u8> {
     let mut out = (payload.len() as u64).to_le_bytes().to_vec();
     out.extend_from_slice(payload);
@@ -214,22 +230,14 @@ fn hostile_peers_are_refused_and_the_listener_keeps_serving() {
         let before = a.stderr().len();
         send_hostile(port, &bytes, stall);
         // The listener says why it dropped the peer, and goes on listening.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let said = a.stderr()[before..].to_string();
-            let calls = a.stdout().lines().filter(|l| l.starts_with("raw call from")).count();
-            let ended = a.stdout().lines().filter(|l| l.ends_with("hung up")).count()
-                + a.stderr().lines().filter(|l| l.starts_with("chat: call with")).count();
-            if said.lines().any(|l| l.starts_with("chat: ")) && ended == calls {
-                assert!(said.contains(reason), "{what}: expected {reason:?} in {said:?}");
-                break;
-            }
-            assert!(Instant::now() < deadline, "{what}: no verdict\n{}", a.describe());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until_free(&a, what);
+        let said = a.stderr()[before..].to_string();
+        assert!(said.lines().any(|l| l.starts_with("chat: ")), "{what}: no verdict in {said:?}");
+        assert!(said.contains(reason), "{what}: expected {reason:?} in {said:?}");
     }
     // A well-formed picture from a peer that then hangs up is fine.
     send_hostile(port, &framed(&good), false);
+    wait_until_free(&a, "a good picture");
     // And a real call still works.
     let mut b = raw_caller(dir.path(), "b", port, &["--duration", "1"]);
     assert!(b.expect_exit(Duration::from_secs(20)).success(), "{}", b.describe());
