@@ -300,3 +300,25 @@ fn a_peer_that_neither_sends_nor_reads_is_dropped_and_the_next_caller_is_served(
     a.signal("INT");
     assert!(a.expect_exit(Duration::from_secs(5)).success(), "{}", a.describe());
 }
+
+#[test]
+fn a_caller_refused_by_a_busy_listener_says_so_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, port) = raw_listener(dir.path(), "a", &["--size", "320x240"]);
+    let mut b = raw_caller(dir.path(), "b", port, &["--duration", "8", "--size", "320x240"]);
+    a.wait_for_line("raw call from", Duration::from_secs(20));
+    let mut c = raw_caller(dir.path(), "c", port, &["--size", "320x240"]);
+    assert!(!c.expect_exit(Duration::from_secs(10)).success(), "{}", c.describe());
+    let said = c.stderr();
+    assert!(
+        said.contains("the listener closed the connection at once")
+            && said.contains("it may be busy with another raw call; try again later"),
+        "{}",
+        c.describe()
+    );
+    a.wait_for_line("refused a raw call from", Duration::from_secs(5));
+    // The call that carried pictures ends normally.
+    assert!(b.expect_exit(Duration::from_secs(20)).success(), "{}\n{}", b.describe(), a.describe());
+    a.signal("INT");
+    assert!(a.expect_exit(Duration::from_secs(5)).success(), "{}", a.describe());
+}

@@ -57,7 +57,8 @@ pub async fn run_raw_call(
 ) -> std::io::Result<CallOutcome> {
     let stats = Arc::new(CallStats::new(started));
     let stop = Arc::new(AtomicBool::new(false));
-    let progress = Arc::new(Progress::new(Instant::now()));
+    let connected = Instant::now();
+    let progress = Arc::new(Progress::new(connected));
     let deadlines = Deadlines { stall: limits.stall_timeout, role };
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(POLL_INTERVAL))?;
@@ -112,18 +113,23 @@ pub async fn run_raw_call(
     tokio::pin!(hang_up, done_rx);
     let ending = loop {
         tokio::select! {
-            result = &mut done_rx => break match result {
-                Ok(Ok(())) | Err(_) => Ending::PeerHungUp,
-                Ok(Err(ReadEnd::Framing(e @ (FramingError::Truncated { .. } | FramingError::Io(_)))))
-                    if e.peer_went_away() =>
-                {
-                    // The original server closes with our unread pictures in its buffer,
-                    // which resets the connection under its own last picture.
-                    eprintln!("chat: {e}; that picture was dropped");
-                    Ending::PeerHungUp
-                }
-                Ok(Err(e)) => Ending::Other(e.to_string()),
-            },
+            result = &mut done_rx => {
+                let at_once = refused(role, stats.bytes_received.load(Relaxed), connected.elapsed());
+                break match result {
+                    Ok(Ok(())) if at_once => Ending::Other(REFUSED.into()),
+                    Ok(Ok(())) | Err(_) => Ending::PeerHungUp,
+                    Ok(Err(ReadEnd::Framing(e))) if e.peer_went_away() && at_once => Ending::Other(REFUSED.into()),
+                    Ok(Err(ReadEnd::Framing(e @ (FramingError::Truncated { .. } | FramingError::Io(_)))))
+                        if e.peer_went_away() =>
+                    {
+                        // The original server closes with our unread pictures in its buffer,
+                        // which resets the connection under its own last picture.
+                        eprintln!("chat: {e}; that picture was dropped");
+                        Ending::PeerHungUp
+                    }
+                    Ok(Err(e)) => Ending::Other(e.to_string()),
+                };
+            }
             _ = &mut hang_up => break Ending::Local,
             _ = ticker.tick() => ctx.report(&reporter.tick(&stats, None)),
             _ = watchdog.tick() => if let Err(held) = deadlines.check(progress.reading(), progress.writing(), Instant::now()) {
@@ -140,6 +146,21 @@ pub async fn run_raw_call(
     })
     .await;
     Ok(ctx.finish(&stats, ending, None))
+}
+
+/// A busy listener closes a raw caller's connection at once. Whether it read any of our
+/// pictures first cannot be seen from here (its kernel takes them either way), so time
+/// tells: a listener that closes this soon, before a picture came, refused the call.
+const REFUSED_WITHIN: Duration = Duration::from_secs(1);
+
+/// What a raw caller is told when the listener refused it.
+const REFUSED: &str = "the listener closed the connection at once, before sending a picture: \
+                       it may be busy with another raw call; try again later";
+
+/// Whether a peer that closed the connection `connected_for` after it was made, having
+/// sent `received_bytes` of whole frames, refused the call.
+fn refused(role: Role, received_bytes: u64, connected_for: Duration) -> bool {
+    matches!(role, Role::Caller { .. }) && received_bytes == 0 && connected_for < REFUSED_WITHIN
 }
 
 /// How much of a frame is handed to the socket at once: how finely the watchdog sees the
@@ -223,6 +244,17 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn a_caller_whose_listener_closes_at_once_without_a_picture_was_refused() {
+        let caller = Role::Caller { idle: Duration::from_secs(10) };
+        assert!(refused(caller, 0, Duration::from_millis(30)));
+        // A call that carried pictures, or went on a while, was hung up.
+        assert!(!refused(caller, 230_481, Duration::from_millis(30)));
+        assert!(!refused(caller, 0, REFUSED_WITHIN));
+        // A listener refuses nobody by being hung up on.
+        assert!(!refused(Role::Listener, 0, Duration::from_millis(30)));
     }
 
     #[test]
