@@ -27,7 +27,7 @@ use crate::peer::{self, Trust};
 use crate::stats::JsonLines;
 use crate::view::{MediaState, View};
 
-/// A raw peer that stops inside a frame for this long is dropped.
+/// A raw frame begun must be complete within this, plus its length at the minimum rate.
 const RAW_STALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Exit status after a second Ctrl-C (128 + SIGINT, as shells report it).
@@ -140,7 +140,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         max_frame_bytes: cli.raw.max_frame_bytes(),
         picture: PictureLimits { max_width: cli.raw.raw_max_size.0, max_height: cli.raw.raw_max_size.1 },
         stall_timeout: RAW_STALL_TIMEOUT,
-        idle_timeout: None,
     });
     let want_window = !options.headless && display_available();
     if !options.headless && !want_window {

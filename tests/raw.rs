@@ -168,6 +168,36 @@ fn send_hostile(port: u16, bytes: &[u8], then_wait: bool) {
     }
 }
 
+/// The first `chat: ` line the listener wrote after the first `from` bytes of its stderr.
+fn verdict(a: &Peer, from: usize) -> Option<String> {
+    a.stderr().get(from..)?.lines().find(|l| l.starts_with("chat: ")).map(str::to_string)
+}
+
+/// A real raw caller is served after a peer was dropped: pictures both ways.
+fn next_caller_is_served(dir: &Path, a: &Peer, port: u16) {
+    let json = dir.join("b.json");
+    let mut b = raw_caller(dir, "b", port, &["--duration", "2", "--stats-json", json.to_str().unwrap()]);
+    assert!(b.expect_exit(Duration::from_secs(20)).success(), "{}\n{}", b.describe(), a.describe());
+    let s = summary(&json);
+    assert!(number(&s, "frames_received") > 0.0 && number(&s, "frames_sent") > 0.0, "{s}");
+}
+
+/// Waits until the listener has given its verdict on every call it took (it gives it once
+/// it is free for the next).
+fn wait_until_free(a: &Peer, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let calls = a.stdout().lines().filter(|l| l.starts_with("raw call from")).count();
+        let ended = a.stdout().lines().filter(|l| l.ends_with("hung up")).count()
+            + a.stderr().lines().filter(|l| l.starts_with("chat: call with")).count();
+        if ended == calls {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: no verdict\n{}", a.describe());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn framed(payload: &[u8]) -> Vec<u8> {
     let mut out = (payload.len() as u64).to_le_bytes().to_vec();
     out.extend_from_slice(payload);
@@ -200,25 +230,95 @@ fn hostile_peers_are_refused_and_the_listener_keeps_serving() {
         let before = a.stderr().len();
         send_hostile(port, &bytes, stall);
         // The listener says why it dropped the peer, and goes on listening.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let said = a.stderr()[before..].to_string();
-            let calls = a.stdout().lines().filter(|l| l.starts_with("raw call from")).count();
-            let ended = a.stdout().lines().filter(|l| l.ends_with("hung up")).count()
-                + a.stderr().lines().filter(|l| l.starts_with("chat: call with")).count();
-            if said.lines().any(|l| l.starts_with("chat: ")) && ended == calls {
-                assert!(said.contains(reason), "{what}: expected {reason:?} in {said:?}");
-                break;
-            }
-            assert!(Instant::now() < deadline, "{what}: no verdict\n{}", a.describe());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until_free(&a, what);
+        let said = a.stderr()[before..].to_string();
+        assert!(said.lines().any(|l| l.starts_with("chat: ")), "{what}: no verdict in {said:?}");
+        assert!(said.contains(reason), "{what}: expected {reason:?} in {said:?}");
     }
     // A well-formed picture from a peer that then hangs up is fine.
     send_hostile(port, &framed(&good), false);
+    wait_until_free(&a, "a good picture");
     // And a real call still works.
     let mut b = raw_caller(dir.path(), "b", port, &["--duration", "1"]);
     assert!(b.expect_exit(Duration::from_secs(20)).success(), "{}", b.describe());
+    a.signal("INT");
+    assert!(a.expect_exit(Duration::from_secs(5)).success(), "{}", a.describe());
+}
+
+#[test]
+fn a_peer_that_sends_a_byte_a_second_is_dropped_and_the_next_caller_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, port) = raw_listener(dir.path(), "a", &["--size", "320x240"]);
+    // It never reads, and sends the length of a frame a byte a second: every byte is
+    // progress, but the length is not complete within 5 s.
+    let mut drip = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    a.wait_for_line("raw call from", Duration::from_secs(10));
+    let before = a.stderr().len();
+    let started = Instant::now();
+    let mut sent = 0;
+    let said = loop {
+        if let Some(line) = verdict(&a, before) {
+            break line;
+        }
+        if started.elapsed() >= Duration::from_secs(sent) {
+            // Once dropped, writing fails: the verdict says why.
+            let _ = drip.write_all(&[100u64.to_le_bytes()[sent as usize % 8]]);
+            sent += 1;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "no verdict\n{}", a.describe());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let after = started.elapsed();
+    assert!(said.contains("did not complete its 8-byte length within 5 s"), "{said}");
+    assert!(after >= Duration::from_secs(5) && after < Duration::from_secs(8), "dropped after {after:?}: {said}");
+    next_caller_is_served(dir.path(), &a, port);
+    a.signal("INT");
+    assert!(a.expect_exit(Duration::from_secs(5)).success(), "{}", a.describe());
+}
+
+#[test]
+fn a_peer_that_neither_sends_nor_reads_is_dropped_and_the_next_caller_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, port) = raw_listener(dir.path(), "a", &["--size", "320x240"]);
+    let before = a.stderr().len();
+    let started = Instant::now();
+    let silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    a.wait_for_line("raw call from", Duration::from_secs(10));
+    // Our pictures fill the socket buffers at once; then nothing moves either way.
+    let said = loop {
+        if let Some(line) = verdict(&a, before) {
+            break line;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no verdict\n{}", a.describe());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let after = started.elapsed();
+    assert!(said.contains("sent no picture and took none of ours for 5 s"), "{said}");
+    assert!(after >= Duration::from_secs(5), "dropped after {after:?}: {said}");
+    drop(silent);
+    next_caller_is_served(dir.path(), &a, port);
+    a.signal("INT");
+    assert!(a.expect_exit(Duration::from_secs(5)).success(), "{}", a.describe());
+}
+
+#[test]
+fn a_caller_refused_by_a_busy_listener_says_so_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, port) = raw_listener(dir.path(), "a", &["--size", "320x240"]);
+    let mut b = raw_caller(dir.path(), "b", port, &["--duration", "8", "--size", "320x240"]);
+    a.wait_for_line("raw call from", Duration::from_secs(20));
+    let mut c = raw_caller(dir.path(), "c", port, &["--size", "320x240"]);
+    assert!(!c.expect_exit(Duration::from_secs(10)).success(), "{}", c.describe());
+    let said = c.stderr();
+    assert!(
+        said.contains("the listener closed the connection at once")
+            && said.contains("it may be busy with another raw call; try again later"),
+        "{}",
+        c.describe()
+    );
+    a.wait_for_line("refused a raw call from", Duration::from_secs(5));
+    // The call that carried pictures ends normally.
+    assert!(b.expect_exit(Duration::from_secs(20)).success(), "{}\n{}", b.describe(), a.describe());
     a.signal("INT");
     assert!(a.expect_exit(Duration::from_secs(5)).success(), "{}", a.describe());
 }

@@ -1,13 +1,14 @@
 //! Raw mode's framing on TCP, as the Python streamer has it: an 8-byte little-endian
 //! length, then that many bytes of pickle. The reader checks the length before it
-//! allocates, drops a peer that stalls inside a frame, and (when told to) one that sends
-//! no frame at all for too long.
+//! allocates, and publishes where it is in the stream for the call's watchdog to judge.
 
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// How often a blocked read wakes up to check timeouts and hang-up.
+use super::progress::{Progress, Reading};
+
+/// How often a blocked read wakes up to check for hang-up (and the watchdog for deadlines).
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Why reading a frame failed.
@@ -22,12 +23,6 @@ pub enum FramingError {
     /// The connection closed in the middle of a frame.
     #[error("the peer closed the connection in the middle of a frame ({got} of {expected} bytes)")]
     Truncated { got: usize, expected: usize },
-    /// Part of a frame arrived, then nothing for too long.
-    #[error("the peer stalled in the middle of a frame for {0:?}")]
-    Stalled(Duration),
-    /// No frame began for too long.
-    #[error("the peer sent no picture for {0:?}")]
-    Idle(Duration),
     /// The socket failed.
     #[error("{0}")]
     Io(#[from] io::Error),
@@ -67,72 +62,67 @@ pub fn append_frame(out: &mut Vec<u8>, write_payload: impl FnOnce(&mut Vec<u8>))
 }
 
 /// Reads frames from a source whose reads time out every `POLL_INTERVAL` (a TCP stream
-/// with a read timeout), reusing one buffer.
-pub struct FrameReader<R> {
+/// with a read timeout), reusing one buffer, and publishes where it is to `progress`.
+pub struct FrameReader<'p, R> {
     inner: R,
     buf: Vec<u8>,
     max_frame: usize,
-    stall_timeout: Duration,
-    idle_timeout: Option<Duration>,
-    last_frame: Instant,
+    progress: &'p Progress,
 }
 
-impl<R: Read> FrameReader<R> {
-    pub fn new(inner: R, max_frame: usize, stall_timeout: Duration, idle_timeout: Option<Duration>) -> Self {
-        Self { inner, buf: Vec::new(), max_frame, stall_timeout, idle_timeout, last_frame: Instant::now() }
+impl<'p, R: Read> FrameReader<'p, R> {
+    pub fn new(inner: R, max_frame: usize, progress: &'p Progress) -> Self {
+        Self { inner, buf: Vec::new(), max_frame, progress }
     }
 
     /// The next frame's bytes; `None` when the peer closed cleanly between frames or
     /// `stop` was set.
     pub fn next_frame(&mut self, stop: &AtomicBool) -> Result<Option<&[u8]>, FramingError> {
         let mut header = [0u8; 8];
-        if !self.fill(&mut header, stop, true)? {
-            return Ok(None);
-        }
+        let Some(begun) = self.fill(&mut header, stop, true)? else { return Ok(None) };
         let len = check_length(header, self.max_frame)?;
+        self.progress.set_reading(Reading::Body { begun, len });
         let mut buf = std::mem::take(&mut self.buf);
         buf.resize(len, 0);
         let complete = self.fill(&mut buf, stop, false);
         self.buf = buf;
-        if !complete? {
+        if complete?.is_none() {
             return Ok(None);
         }
-        self.last_frame = Instant::now();
+        self.progress.set_reading(Reading::Between { since: Instant::now() });
         Ok(Some(&self.buf))
     }
 
-    /// Fills `out`. `Ok(false)`: stopped, or (`at_boundary`) closed before the first byte.
-    fn fill(&mut self, out: &mut [u8], stop: &AtomicBool, at_boundary: bool) -> Result<bool, FramingError> {
+    /// Fills `out` (not empty); returns when its first byte came. `None`: stopped, or
+    /// (`at_boundary`) closed before the first byte. The first byte at a boundary begins a
+    /// frame.
+    fn fill(&mut self, out: &mut [u8], stop: &AtomicBool, at_boundary: bool) -> Result<Option<Instant>, FramingError> {
+        debug_assert!(!out.is_empty());
         let mut got = 0;
-        let mut last_progress = Instant::now();
+        let mut first = None;
         while got < out.len() {
             if stop.load(Ordering::Relaxed) {
-                return Ok(false);
+                return Ok(None);
             }
             match self.inner.read(&mut out[got..]) {
-                Ok(0) if at_boundary && got == 0 => return Ok(false),
+                Ok(0) if at_boundary && got == 0 => return Ok(None),
                 Ok(0) => return Err(FramingError::Truncated { got, expected: out.len() }),
                 Ok(n) => {
+                    if first.is_none() {
+                        let now = Instant::now();
+                        if at_boundary {
+                            self.progress.set_reading(Reading::Header { begun: now });
+                        }
+                        first = Some(now);
+                    }
                     got += n;
-                    last_progress = Instant::now();
                 }
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                    let inside_frame = !at_boundary || got > 0;
-                    if inside_frame && last_progress.elapsed() >= self.stall_timeout {
-                        return Err(FramingError::Stalled(self.stall_timeout));
-                    }
-                    if let Some(idle) = self.idle_timeout
-                        && !inside_frame
-                        && self.last_frame.elapsed() >= idle
-                    {
-                        return Err(FramingError::Idle(idle));
-                    }
-                }
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(true)
+        Ok(first)
     }
 }
 
@@ -163,8 +153,21 @@ mod tests {
         }
     }
 
-    fn reader(chunks: Vec<Vec<u8>>, closes: bool, idle: Option<Duration>) -> FrameReader<Script> {
-        FrameReader::new(Script(chunks.into(), closes), 100, Duration::from_millis(30), idle)
+    fn reader(chunks: Vec<Vec<u8>>, closes: bool, progress: &Progress) -> FrameReader<'_, Script> {
+        FrameReader::new(Script(chunks.into(), closes), 100, progress)
+    }
+
+    /// Reads the next frame until `stop` is set a little later; whether it got one.
+    fn next_until_stopped(r: &mut FrameReader<Script>) -> bool {
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let stop = &stop;
+            s.spawn(move || {
+                std::thread::sleep(Duration::from_millis(60));
+                stop.store(true, Ordering::Relaxed);
+            });
+            r.next_frame(stop).unwrap().is_some()
+        })
     }
 
     #[test]
@@ -173,7 +176,8 @@ mod tests {
         append_frame(&mut wire, |out| out.extend_from_slice(b"hello"));
         append_frame(&mut wire, |out| out.extend_from_slice(b"world!"));
         let chunks = wire.chunks(3).map(<[u8]>::to_vec).collect();
-        let mut r = reader(chunks, true, None);
+        let progress = Progress::new(Instant::now());
+        let mut r = reader(chunks, true, &progress);
         let stop = AtomicBool::new(false);
         assert_eq!(r.next_frame(&stop).unwrap(), Some(&b"hello"[..]));
         assert_eq!(r.next_frame(&stop).unwrap(), Some(&b"world!"[..]));
@@ -191,29 +195,42 @@ mod tests {
     #[test]
     fn a_header_cut_short_or_a_frame_cut_in_the_middle_is_an_error() {
         let stop = AtomicBool::new(false);
-        let mut r = reader(vec![vec![5, 0, 0]], true, None);
+        let progress = Progress::new(Instant::now());
+        let mut r = reader(vec![vec![5, 0, 0]], true, &progress);
         assert!(matches!(r.next_frame(&stop), Err(FramingError::Truncated { got: 3, expected: 8 })));
-        let mut r = reader(vec![10u64.to_le_bytes().to_vec(), b"abc".to_vec()], true, None);
+        let mut r = reader(vec![10u64.to_le_bytes().to_vec(), b"abc".to_vec()], true, &progress);
         assert!(matches!(r.next_frame(&stop), Err(FramingError::Truncated { got: 3, expected: 10 })));
     }
 
     #[test]
-    fn stalls_and_silence_time_out() {
-        let stop = AtomicBool::new(false);
-        let mut r = reader(vec![10u64.to_le_bytes().to_vec(), b"abc".to_vec()], false, None);
-        assert!(matches!(r.next_frame(&stop), Err(FramingError::Stalled(_))));
-        let mut r = reader(vec![], false, Some(Duration::from_millis(30)));
-        assert!(matches!(r.next_frame(&stop), Err(FramingError::Idle(_))));
-        // Without an idle limit, silence between frames is waited out until told to stop.
-        let mut r = reader(vec![], false, None);
-        let stopper = std::thread::scope(|s| {
-            let stop = &stop;
-            s.spawn(move || {
-                std::thread::sleep(Duration::from_millis(60));
-                stop.store(true, Ordering::Relaxed);
-            });
-            r.next_frame(stop).map(|f| f.is_none())
-        });
-        assert!(stopper.unwrap());
+    fn the_reader_publishes_where_it_is_and_waits_until_stopped() {
+        let t0 = Instant::now();
+        let progress = Progress::new(t0);
+        // Silence between frames: waited out (the watchdog judges it), until told to stop.
+        let mut r = reader(vec![], false, &progress);
+        assert!(!next_until_stopped(&mut r));
+        assert_eq!(progress.reading(), Reading::Between { since: t0 });
+        // Inside a length: the frame began with its first byte.
+        let mut r = reader(vec![vec![10, 0, 0]], false, &progress);
+        assert!(!next_until_stopped(&mut r));
+        let Reading::Header { begun } = progress.reading() else { panic!("{:?}", progress.reading()) };
+        // Inside a body: still the same beginning, now with a length to judge.
+        let mut r = reader(vec![vec![10, 0, 0], vec![0, 0, 0, 0, 0], b"abc".to_vec()], false, &progress);
+        assert!(!next_until_stopped(&mut r));
+        let Reading::Body { begun: body_begun, len: 10 } = progress.reading() else {
+            panic!("{:?}", progress.reading())
+        };
+        assert!(body_begun > begun, "a new frame, a new beginning");
+        // A whole frame: between frames again, since it ended.
+        let mut r = reader(vec![framed_hello()], false, &progress);
+        assert!(next_until_stopped(&mut r));
+        let Reading::Between { since } = progress.reading() else { panic!("{:?}", progress.reading()) };
+        assert!(since >= body_begun);
+    }
+
+    fn framed_hello() -> Vec<u8> {
+        let mut wire = Vec::new();
+        append_frame(&mut wire, |out| out.extend_from_slice(b"hello"));
+        wire
     }
 }

@@ -3,7 +3,9 @@
 //! Unencrypted and unauthenticated by design of that format.
 
 pub mod call;
+pub mod deadline;
 pub mod framing;
 pub mod peer;
 pub mod pickle_read;
 pub mod pickle_write;
+pub mod progress;

@@ -9,7 +9,8 @@ use anyhow::Context;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::call::{RawLimits, run_raw_call};
-use crate::call::CallContext;
+use super::deadline::Role;
+use crate::call::{CallContext, CallOutcome};
 use crate::cli::PeerAddress;
 use crate::peer::judge;
 
@@ -35,7 +36,7 @@ pub async fn listen(addr: SocketAddr, ctx: Arc<CallContext>, limits: RawLimits, 
     eprintln!("{WARNING}");
     println!("listening on {local} (TCP, raw mode)");
     ctx.view.set_headline(format!("waiting for a raw call on {local}"));
-    let mut active: Option<tokio::task::JoinHandle<anyhow::Result<()>>> = None;
+    let mut active: Option<tokio::task::JoinHandle<anyhow::Result<(SocketAddr, CallOutcome)>>> = None;
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -50,14 +51,16 @@ pub async fn listen(addr: SocketAddr, ctx: Arc<CallContext>, limits: RawLimits, 
                 active = Some(tokio::spawn(async move {
                     let started = Instant::now();
                     ctx.view.set_headline(format!("in a raw call with {remote}"));
-                    let outcome = run_raw_call(blocking(stream)?, &ctx, limits, started).await?;
-                    judge(&outcome, &remote.to_string())
+                    Ok((remote, run_raw_call(blocking(stream)?, &ctx, limits, Role::Listener, started).await?))
                 }));
             }
             finished = async { active.as_mut().expect("guarded").await }, if active.is_some() => {
                 active = None;
                 ctx.view.set_headline(format!("waiting for a raw call on {local}"));
-                let result = finished.context("call task failed")?;
+                // Judged once the listener is free: whoever reads the verdict and calls is served.
+                let result = finished
+                    .context("call task failed")?
+                    .and_then(|(remote, outcome)| judge(&outcome, &remote.to_string()));
                 if once {
                     return result;
                 }
@@ -101,7 +104,7 @@ pub async fn call(
     };
     println!("raw call to {key}");
     ctx.view.set_headline(format!("in a raw call with {key}"));
-    let limits = RawLimits { idle_timeout: Some(CALLER_IDLE_TIMEOUT), ..limits };
-    let outcome = run_raw_call(blocking(stream)?, &ctx, limits, started).await?;
+    let role = Role::Caller { idle: CALLER_IDLE_TIMEOUT };
+    let outcome = run_raw_call(blocking(stream)?, &ctx, limits, role, started).await?;
     judge(&outcome, &key)
 }
