@@ -4,9 +4,10 @@
 
 use std::io::Read;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::time::Instant;
 
 use chat::net::raw::framing::FrameReader;
+use chat::net::raw::progress::Progress;
 use libfuzzer_sys::fuzz_target;
 
 /// Serves the input a few bytes at a time, as a socket might.
@@ -23,7 +24,8 @@ impl Read for Trickle<'_> {
 
 fuzz_target!(|data: &[u8]| {
     let stop = AtomicBool::new(false);
-    let mut reader = FrameReader::new(Trickle(data), 4096, Duration::from_secs(1), None);
+    let progress = Progress::new(Instant::now());
+    let mut reader = FrameReader::new(Trickle(data), 4096, &progress);
     while let Ok(Some(frame)) = reader.next_frame(&stop) {
         assert!(!frame.is_empty() && frame.len() <= 4096);
     }
