@@ -51,6 +51,8 @@ fn known_callers_get_through_while_handshakes_stall() {
     let (mut a, port) = listener_for_b(dir.path());
     // Two other addresses keep handshakes stalled: each client's address is proven (its
     // Initial and the one answering the Retry get through), then nothing more comes.
+    // The stalling clients share one identity: made once, before they connect side by side.
+    chat::net::identity::Identity::load_or_create(&dir.path().join("certs-hostile")).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let stalled = Arc::new(AtomicUsize::new(0));
     let attacker = {
@@ -168,6 +170,23 @@ fn ctrl_c_ends_a_call_at_once_whatever_the_peer_withholds() {
     let status = a.expect_exit(Duration::from_secs(5));
     assert!(interrupted.elapsed() < Duration::from_secs(1), "took {:?}\n{}", interrupted.elapsed(), a.describe());
     assert!(status.success(), "{}", a.describe());
+    drop(peer);
+}
+
+#[test]
+fn a_second_ctrl_c_exits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, port) = start_listener(dir.path(), "a", peer_args_with(dir.path(), "a", &["--once"]));
+    let rt = runtime();
+    // A peer that never closes: the first Ctrl-C waits out its grace for it.
+    let peer = rt.block_on(hostile_peer(dir.path(), port, Some(stingy_transport())));
+    std::thread::sleep(Duration::from_millis(500));
+    a.signal("INT");
+    std::thread::sleep(Duration::from_millis(50));
+    a.signal("INT");
+    let status = a.expect_exit(Duration::from_secs(1));
+    assert_eq!(status.code(), Some(130), "{}", a.describe());
+    assert!(a.stderr().contains("interrupted again"), "{}", a.describe());
     drop(peer);
 }
 
