@@ -2,33 +2,42 @@
 //! carries now. GCC as libwebrtc's goog_cc does it (str0m's `docs/BWE.md` describes it),
 //! fed the receiver's reports (`ReceiverReport`) and quinn's path statistics:
 //!
-//! - delay: overuse on the receiver's delay trend cuts to 0.85 x the rate the receiver
-//!   gets and holds about one round trip; otherwise the estimate grows, additively near
-//!   the rate at which the last cuts happened, multiplicatively (8 %/s) away from it,
-//!   never beyond 1.5 x the receive rate;
+//! - delay: overuse on the receiver's delay trend (`OveruseDetector`) cuts to 0.85 x the
+//!   rate the receiver gets and holds about one round trip; otherwise the estimate grows,
+//!   additively while the receiver gets about the rate at which the last cuts happened,
+//!   8 %/s otherwise, never beyond 1.5 x the receive rate (GCC's `AimdRateControl`);
 //! - loss (quinn's packet counters): above 10 % a limit at (1 - loss/2) x the estimate,
-//!   growing again 8 %/s under 2 %; in between it holds;
-//! - transport: never above what quinn's window carries per round trip (cwnd x 8 / rtt);
+//!   growing again 8 %/s under 2 %; in between it holds (libwebrtc's loss-based control);
+//! - transport: never above what quinn's window carries per round trip of the empty path
+//!   (cwnd x 8 / the smallest rtt of the last 10 s: BBR's window is twice that product);
 //! - cuts at most every 300 ms, and always within the floor and the ceiling.
 //!
 //! Where it leaves GCC, and why:
-//! - overuse needs a standing queue of 10 ms or more as well as a rising trend: on QUIC a
-//!   lost packet holds back the frames behind it for a round trip, which looks like a
-//!   rising trend but leaves no queue; random loss is not congestion;
-//! - away from the last cuts, with no standing queue, the estimate may jump to 1.19 x the
-//!   receive rate (NADA's accelerated ramp-up, RFC 8698 4.3: the extra 19 % can build at
-//!   most 50 ms of queue before the feedback comes back). GCC gets there by probing with
-//!   padding; growing 8 %/s alone takes about 20 s to go from 0.5 to 3 Mbit/s;
+//! - a rising trend is overuse only with a standing queue of 20 ms or more in two reports
+//!   running: on QUIC a lost packet holds back the frames behind it for a round trip,
+//!   which looks like a rising trend and a queue for one report; random loss is not
+//!   congestion;
+//! - a standing queue that grew in three reports running is overuse whatever the trend:
+//!   GCC's trendline needs many delay samples and ours are frames, 3 to 30 a second, which
+//!   a capacity drop spaces further apart, so the trend alone sees a drop late;
+//! - below the rate of the last cuts (or with none known) and with no standing queue, the
+//!   estimate jumps so the sender sends (1 + g) x the receive rate, g = 50 ms over the
+//!   feedback loop, about 0.19 at 40 ms RTT (NADA's accelerated ramp-up, RFC 8698 4.3:
+//!   the extra can build at most 50 ms of queue before the feedback shows it). GCC gets
+//!   there by probing with padding, which this sender has not; at 8 %/s alone, going from
+//!   0.5 back to 3 Mbit/s takes over 20 s;
+//! - the band where growth is additive reaches only 2.5 % above the rate of the last cuts:
+//!   when the receiver gets more than that, the path has opened up and the ramp takes over;
 //! - silence (reports with no frames: an outage, or nothing sent) changes nothing, and the
 //!   losses quinn declares when the path comes back are the silence's, not congestion's:
 //!   the pacing budget already stops a queue from growing while nothing drains.
 
-use super::AUDIO_KBPS;
 use super::REPORT_INTERVAL_US;
 use super::loss_sampler::LossSampler;
 use super::overuse::{OveruseDetector, Usage};
 use super::receive_meter::RATE_WINDOW_US;
 use super::report::ReceiverReport;
+use super::{AUDIO_KBPS, HEADROOM};
 
 /// On overuse, the estimate falls to this fraction of the receive rate (GCC's beta): low
 /// enough that the queue drains, high enough to keep most of the rate.
@@ -38,24 +47,32 @@ const MIN_CUT_INTERVAL_US: u64 = 300_000;
 /// After a cut, hold one round trip (GCC clamps it to 10-200 ms) so the cut can show.
 const MIN_HOLD_US: u64 = 10_000;
 const MAX_HOLD_US: u64 = 200_000;
-/// Growth per second away from the last cuts (GCC's 1.08).
+/// Growth per second away from the last cuts, or while a standing queue shows (GCC's 1.08).
 const GROWTH_PER_S: f64 = 1.08;
 /// The estimate grows to at most 1.5 x the receive rate, plus 10 kbit/s so an encoder that
 /// undershoots at low rates cannot pin it (GCC).
 const MAX_TO_RECEIVE_RATE: f64 = 1.5;
 const RECEIVE_SLACK_KBPS: f64 = 10.0;
-/// Within 10 % of the rate at which cuts happened, the path is near its capacity: grow
-/// additively there. (GCC's band is three standard deviations of those rates.)
-const NEAR_CAPACITY: f64 = 0.1;
+/// While the receiver gets from 5 % under the rate at which cuts happened to 2.5 % over it,
+/// the path is near its capacity: grow additively. Beyond, that capacity is gone. (GCC's
+/// band is three standard deviations of those rates; narrow above, so a path that opens up
+/// is found within a second or two.)
+const BELOW_CAPACITY: f64 = 0.05;
+const ABOVE_CAPACITY: f64 = 0.025;
 /// Weight of the past when a cut's receive rate updates the capacity (inside the band).
 const CAPACITY_SMOOTHING: f64 = 0.7;
 /// The additive step is half a full packet per response time (GCC), in kbit.
 const ADDITIVE_KBIT: f64 = 0.5 * 1200.0 * 8.0 / 1000.0;
 /// Response time = round trip + this (GCC's 100 ms).
 const RESPONSE_EXTRA_US: u64 = 100_000;
-/// A standing queue under this is no queue (NADA's 10 ms): overuse needs at least this
-/// much, the accelerated ramp-up at most this much.
-const EMPTY_QUEUE_MS: u16 = 10;
+/// A standing queue under this is no queue (NADA counts 10 ms; the receiver's measure also
+/// holds a frame's own sending time, 8 kB take 21 ms at 3 Mbit/s, and jitter): overuse on
+/// the trend needs at least this much in two reports running, the accelerated ramp-up less.
+const STANDING_QUEUE_MS: u16 = 20;
+/// A standing queue that grew in this many reports running is overuse whatever the trend.
+const GROWING_QUEUE_REPORTS: u32 = 3;
+/// The smallest round trip is remembered this long (BBR's 10 s), then measured afresh.
+const MIN_RTT_WINDOW_US: u64 = 10_000_000;
 /// The accelerated ramp-up may build at most this much queue in one feedback loop (NADA).
 const RAMP_QUEUE_BOUND_US: f64 = 50_000.0;
 /// ... and never asks for more than 1.5 x the receive rate (NADA's largest gain).
@@ -103,6 +120,11 @@ pub struct BandwidthEstimator {
     /// Receive rate at recent cuts: the path's capacity as last seen.
     capacity_kbps: Option<f64>,
     rtt_us: u64,
+    /// The smallest round trip lately, and when it was measured.
+    min_rtt: Option<(u64, u64)>,
+    previous_queuing_delay_ms: u16,
+    /// Reports running in which a standing queue grew.
+    growing_queue_reports: u32,
     last_cut_us: Option<u64>,
     hold_until_us: u64,
     last_increase_us: Option<u64>,
@@ -125,6 +147,9 @@ impl BandwidthEstimator {
             loss: LossSampler::default(),
             capacity_kbps: None,
             rtt_us: DEFAULT_RTT_US,
+            min_rtt: None,
+            previous_queuing_delay_ms: 0,
+            growing_queue_reports: 0,
             last_cut_us: None,
             hold_until_us: 0,
             last_increase_us: None,
@@ -149,8 +174,14 @@ impl BandwidthEstimator {
             return;
         }
         let receive_kbps = f64::from(report.receive_kbps) + f64::from(AUDIO_KBPS);
+        let queue_grows =
+            report.queuing_delay_ms >= STANDING_QUEUE_MS && report.queuing_delay_ms > self.previous_queuing_delay_ms;
+        self.growing_queue_reports = if queue_grows { self.growing_queue_reports + 1 } else { 0 };
+        let standing_queue = report.queuing_delay_ms.min(self.previous_queuing_delay_ms) >= STANDING_QUEUE_MS;
+        self.previous_queuing_delay_ms = report.queuing_delay_ms;
         let usage = match self.detector.update(now_us, report.delay_trend_us_per_s) {
-            Usage::Overuse if report.queuing_delay_ms < EMPTY_QUEUE_MS => Usage::Normal,
+            _ if self.growing_queue_reports >= GROWING_QUEUE_REPORTS => Usage::Overuse,
+            Usage::Overuse if !standing_queue => Usage::Normal,
             usage => usage,
         };
         match usage {
@@ -164,7 +195,12 @@ impl BandwidthEstimator {
     pub fn on_transport_stats(&mut self, now_us: u64, stats: &TransportStats) {
         if stats.rtt_ms > 0 {
             self.rtt_us = u64::from(stats.rtt_ms) * 1000;
-            self.transport_limit_kbps = Some(stats.cwnd_bytes as f64 * 8.0 / f64::from(stats.rtt_ms));
+            let min_rtt = match self.min_rtt {
+                Some((min_us, at_us)) if min_us <= self.rtt_us && now_us < at_us + MIN_RTT_WINDOW_US => (min_us, at_us),
+                _ => (self.rtt_us, now_us),
+            };
+            self.min_rtt = Some(min_rtt);
+            self.transport_limit_kbps = Some(stats.cwnd_bytes as f64 * 8_000.0 / min_rtt.0 as f64);
         }
         if self.last_silence_us.is_some_and(|at| now_us < at.saturating_add(SILENCE_LOSS_GRACE_US)) {
             self.loss.restart();
@@ -198,7 +234,7 @@ impl BandwidthEstimator {
             return;
         }
         self.capacity_kbps = Some(match self.capacity_kbps {
-            Some(capacity) if (receive_kbps - capacity).abs() <= capacity * NEAR_CAPACITY => {
+            Some(capacity) if (receive_kbps - capacity).abs() <= capacity * BELOW_CAPACITY => {
                 CAPACITY_SMOOTHING * capacity + (1.0 - CAPACITY_SMOOTHING) * receive_kbps
             }
             _ => receive_kbps,
@@ -212,20 +248,25 @@ impl BandwidthEstimator {
     fn increase(&mut self, now_us: u64, receive_kbps: f64, report: &ReceiverReport) {
         let elapsed_s = seconds_since(self.last_increase_us, now_us);
         self.last_increase_us = Some(now_us);
-        if self.capacity_kbps.is_some_and(|capacity| receive_kbps > capacity * (1.0 + NEAR_CAPACITY)) {
+        if self.capacity_kbps.is_some_and(|capacity| receive_kbps > capacity * (1.0 + ABOVE_CAPACITY)) {
             // The path carried more than it did at the last cuts: that capacity is gone.
             self.capacity_kbps = None;
         }
         let current = self.delay_based_kbps;
         let near_capacity =
-            self.capacity_kbps.is_some_and(|capacity| (current - capacity).abs() <= capacity * NEAR_CAPACITY);
+            self.capacity_kbps.is_some_and(|capacity| receive_kbps >= capacity * (1.0 - BELOW_CAPACITY));
         let mut next = if near_capacity {
             let response_s = (self.rtt_us + RESPONSE_EXTRA_US) as f64 / 1e6;
             current + ADDITIVE_KBIT / response_s * elapsed_s
         } else {
             let grown = current * GROWTH_PER_S.powf(elapsed_s);
-            if report.queuing_delay_ms < EMPTY_QUEUE_MS {
-                grown.max((1.0 + self.ramp_gain()) * receive_kbps)
+            if report.queuing_delay_ms < STANDING_QUEUE_MS {
+                // NADA: have the sender send (1 + g) x what arrives, but no more than the
+                // path carried at the last cuts; the sender uses HEADROOM of the estimate.
+                let ramp_kbps = (1.0 + self.ramp_gain()) * receive_kbps;
+                let ramp_kbps =
+                    self.capacity_kbps.map_or(ramp_kbps, |capacity| ramp_kbps.min(capacity * (1.0 - BELOW_CAPACITY)));
+                grown.max(ramp_kbps / HEADROOM)
             } else {
                 grown
             }
@@ -237,12 +278,16 @@ impl BandwidthEstimator {
         self.delay_based_kbps = next.clamp(self.floor_kbps, self.ceiling_kbps);
     }
 
-    /// NADA's ramp-up gain: the share of extra rate that builds at most
-    /// `RAMP_QUEUE_BOUND_US` of queue before the feedback loop (a round trip, a report
-    /// interval and half the receiver's rate window) can see it.
+    /// One turn of the feedback loop: a round trip, a report interval and half the
+    /// receiver's rate window, before a rate change shows in a report.
+    fn feedback_loop_us(&self) -> u64 {
+        self.rtt_us + REPORT_INTERVAL_US + RATE_WINDOW_US / 2
+    }
+
+    /// NADA's ramp-up gain: the share of extra rate per feedback loop that builds at most
+    /// `RAMP_QUEUE_BOUND_US` of queue before the loop can see it.
     fn ramp_gain(&self) -> f64 {
-        let loop_us = self.rtt_us + REPORT_INTERVAL_US + RATE_WINDOW_US / 2;
-        (RAMP_QUEUE_BOUND_US / loop_us as f64).min(MAX_RAMP_GAIN)
+        (RAMP_QUEUE_BOUND_US / self.feedback_loop_us() as f64).min(MAX_RAMP_GAIN)
     }
 }
 
@@ -273,74 +318,87 @@ mod tests {
         TransportStats { rtt_ms: 40, cwnd_bytes: 1 << 20, lost_packets, sent_packets }
     }
 
+    /// Feeds the same report every 100 ms for a second from `now`; returns the estimate.
+    fn one_second(estimator: &mut BandwidthEstimator, now: &mut u64, report: ReceiverReport) -> u32 {
+        for _ in 0..10 {
+            *now += 100 * MS;
+            estimator.on_report(*now, &report);
+        }
+        estimator.estimate_kbps()
+    }
+
     #[test]
-    fn overuse_with_a_queue_cuts_to_085_of_the_receive_rate_and_holds() {
+    fn overuse_with_a_standing_queue_cuts_to_085_of_the_receive_rate_and_holds() {
         let mut estimator = BandwidthEstimator::new(BOUNDS, 2_000);
-        estimator.on_transport_stats(0, &stats(0, 0));
         estimator.on_report(0, &report(460, 300_000, 200));
         assert_eq!(estimator.estimate_kbps(), 2_000, "one report above the threshold is not yet overuse");
         estimator.on_report(100 * MS, &report(460, 300_000, 300));
         assert_eq!(estimator.estimate_kbps(), 425, "0.85 x (460 + 40 of audio)");
-        // Overuse again within 300 ms: no second cut.
         estimator.on_report(200 * MS, &report(300, 300_000, 350));
-        assert_eq!(estimator.estimate_kbps(), 425);
-        // Draining: hold.
+        assert_eq!(estimator.estimate_kbps(), 425, "no second cut within 300 ms");
         estimator.on_report(300 * MS, &report(460, -300_000, 200));
-        assert_eq!(estimator.estimate_kbps(), 425);
+        assert_eq!(estimator.estimate_kbps(), 425, "draining: hold");
     }
 
     #[test]
     fn a_rising_trend_without_a_standing_queue_is_not_overuse() {
         let mut estimator = BandwidthEstimator::new(BOUNDS, 2_000);
+        // A retransmission holds the frames of one report back now and then.
         for i in 0..20 {
-            estimator.on_report(i * 100 * MS, &report(1_800, 300_000, 5));
+            estimator.on_report(i * 100 * MS, &report(1_800, 300_000, if i % 2 == 0 { 40 } else { 5 }));
         }
         assert!(estimator.estimate_kbps() >= 2_000);
     }
 
     #[test]
-    fn near_the_last_cut_growth_is_additive_and_away_from_it_multiplicative() {
+    fn a_queue_that_keeps_growing_is_overuse_whatever_the_trend() {
         let mut estimator = BandwidthEstimator::new(BOUNDS, 2_000);
-        estimator.on_transport_stats(0, &stats(0, 0));
+        estimator.on_report(0, &report(960, 0, 30));
+        estimator.on_report(100 * MS, &report(960, 0, 60));
+        assert_eq!(estimator.estimate_kbps(), 2_000);
+        estimator.on_report(200 * MS, &report(960, 0, 90));
+        assert_eq!(estimator.estimate_kbps(), 850);
+    }
+
+    #[test]
+    fn after_a_cut_it_ramps_back_then_creeps_up_near_the_capacity_and_grows_beyond() {
+        let mut estimator = BandwidthEstimator::new(BOUNDS, 2_000);
         estimator.on_report(0, &report(960, 300_000, 100));
         estimator.on_report(100 * MS, &report(960, 300_000, 100));
-        assert_eq!(estimator.estimate_kbps(), 850, "cut to 0.85 x 1 000");
-        // Normal again, with a little standing queue: 850 is 15 % under the 1 000 the path
-        // carried at the cut, so it grows 8 % a second back to within 10 % of it...
+        assert_eq!(estimator.estimate_kbps(), 850, "cut to 0.85 x 1 000: the capacity");
+        // Well under the capacity, no queue: straight back to sending 95 % of it (at 0.9 of
+        // the estimate), then 8 % a second.
+        estimator.on_report(200 * MS, &report(800, 0, 0));
+        assert_eq!(estimator.estimate_kbps(), 1_056);
         let mut now = 200 * MS;
-        let mut second = |estimator: &mut BandwidthEstimator, receive_kbps| {
-            for _ in 0..10 {
-                now += 100 * MS;
-                estimator.on_report(now, &report(receive_kbps, 0, 20));
-            }
-            estimator.estimate_kbps()
-        };
-        let after_1s = second(&mut estimator, 800);
-        assert!((900..=915).contains(&after_1s), "multiplicative, then additive: {after_1s}");
-        // ...and there creeps up by half a packet per response time (140 ms): 34 kbit/s a second.
-        let after_2s = second(&mut estimator, 800);
-        assert!((32..=37).contains(&(after_2s - after_1s)), "additive: {after_1s} -> {after_2s}");
-        // Far from the cut (the receiver gets 1 200: the old capacity is gone), 8 % a second.
-        let grown = f64::from(second(&mut estimator, 1_200)) / f64::from(after_2s);
+        let far = one_second(&mut estimator, &mut now, report(800, 0, 0));
+        assert_eq!(far, (1_055.6 * 1.08f64).round() as u32);
+        // Near it: half a packet per response time (100 ms default RTT + 100 ms), 24 kbit/s a second.
+        let near = one_second(&mut estimator, &mut now, report(930, 0, 0));
+        assert!((22..=26).contains(&(near - far)), "additive: {far} -> {near}");
+        // The receiver gets more than the capacity: it is gone. With a standing queue, 8 % a second.
+        let beyond = one_second(&mut estimator, &mut now, report(1_100, 0, 30));
+        let grown = f64::from(beyond) / f64::from(near);
         assert!((1.075..1.09).contains(&grown), "multiplicative: {grown}");
     }
 
     #[test]
-    fn with_no_queue_and_no_known_capacity_it_ramps_toward_the_receive_rate() {
+    fn with_no_queue_and_no_known_capacity_it_ramps_from_the_receive_rate() {
         let mut estimator = BandwidthEstimator::new(BOUNDS, 400);
         estimator.on_transport_stats(0, &stats(0, 0));
         estimator.on_report(100 * MS, &report(500, 0, 0));
-        // 1 + 50 ms / (40 + 100 + 125 ms) of (500 + 40).
-        assert_eq!(estimator.estimate_kbps(), 642);
-        // Never beyond 1.5 x the receive rate plus 10.
+        // g = 50 ms / (40 + 100 + 125 ms): the sender is to send 1.19 x (500 + 40), at 0.9 of the estimate.
+        assert_eq!(estimator.estimate_kbps(), 713);
+        // Never beyond 1.5 x the receive rate plus 10, but a higher estimate is not pulled down.
         let mut estimator = BandwidthEstimator::new(BOUNDS, 400);
-        for i in 0..100 {
-            estimator.on_report(i * 100 * MS, &report(60, 0, 0));
+        let mut now = 0;
+        for _ in 0..10 {
+            one_second(&mut estimator, &mut now, report(60, 0, 0));
         }
-        assert_eq!(estimator.estimate_kbps(), 400, "a higher estimate is kept, not pulled down to 160");
+        assert_eq!(estimator.estimate_kbps(), 400);
         let mut estimator = BandwidthEstimator::new(BOUNDS, 160);
-        for i in 0..100 {
-            estimator.on_report(i * 100 * MS, &report(160, 0, 0));
+        for _ in 0..10 {
+            one_second(&mut estimator, &mut now, report(160, 0, 0));
         }
         assert_eq!(estimator.estimate_kbps(), 310, "1.5 x 200 + 10");
     }
@@ -390,11 +448,15 @@ mod tests {
     }
 
     #[test]
-    fn the_transport_window_and_the_bounds_limit_it() {
+    fn the_transport_window_over_the_empty_round_trip_and_the_bounds_limit_it() {
         let mut estimator = BandwidthEstimator::new(BOUNDS, 2_000);
-        estimator.on_transport_stats(0, &TransportStats { rtt_ms: 80, cwnd_bytes: 10_000, ..stats(0, 0) });
+        let window = |rtt_ms, cwnd_bytes| TransportStats { rtt_ms, cwnd_bytes, ..stats(0, 0) };
+        estimator.on_transport_stats(0, &window(80, 10_000));
         assert_eq!(estimator.estimate_kbps(), 1_000, "10 kB per 80 ms");
-        estimator.on_transport_stats(0, &TransportStats { rtt_ms: 80, cwnd_bytes: 100, ..stats(0, 0) });
+        estimator.on_transport_stats(100 * MS, &window(40, 10_000));
+        estimator.on_transport_stats(200 * MS, &window(200, 10_000));
+        assert_eq!(estimator.estimate_kbps(), 2_000, "a queue does not shrink the empty path's 40 ms");
+        estimator.on_transport_stats(300 * MS, &window(40, 100));
         assert_eq!(estimator.estimate_kbps(), 160, "the floor");
         assert_eq!(BandwidthEstimator::new(BOUNDS, 9_000).estimate_kbps(), 2_156, "the ceiling");
     }

@@ -23,7 +23,8 @@
 //! - sender: one task owns the `BandwidthEstimator` and the `Policy` (the control stream's
 //!   reader, with a 100 ms timer for quinn's statistics); it hands each new `Target` to the
 //!   encoder thread (as a latest-wins slot) and publishes the estimate (an atomic) for the
-//!   encoder thread's pacing check, which also needs the bytes queued for sending.
+//!   encoder thread's pacing check, which also needs the video bytes handed to the
+//!   transport and not yet sent (quinn does not count those: the sender has to).
 //! - bounds: `EstimateBounds { floor_kbps: estimate_for_video_kbps(VIDEO_FLOOR_KBPS),
 //!   ceiling_kbps: estimate_for_video_kbps(--bitrate) }`; start at the ceiling's estimate
 //!   or lower, as the call's first seconds may show.
@@ -41,6 +42,9 @@ pub mod trendline;
 /// Audio's share of the path, kbit/s: Opus at 24 kbit/s plus its 17-byte datagram header
 /// 100 times a second (13.6 kbit/s), rounded up.
 pub const AUDIO_KBPS: u32 = 40;
+/// The sender uses this share of the estimate for media: the rest absorbs the estimate's
+/// error and the keyframes' bursts (moq's 0.9). The estimator's ramp-up allows for it.
+pub const HEADROOM: f64 = 0.9;
 /// How often the receiver reports: GCC's feedback comes about this often, and a rate
 /// change shows within two reports.
 pub const REPORT_INTERVAL_US: u64 = 100_000;

@@ -1,22 +1,23 @@
 //! From the estimate to what the sender does: the `Target` (video bitrate, picture size,
 //! frame rate) for the encoder. Room is left for audio and 10 % headroom (moq's 0.9 x the
 //! estimate); changes under 5 % are ignored so the encoder is not retuned on every
-//! report; drops apply at once, rises come at most 25 % a second (moq-video's rate
-//! policy); the size and frame rate follow the bitrate through the `Ladder`.
+//! report; drops apply at once, rises come at most 40 % a second (moq-video's rate policy,
+//! which allows 25 %); the size and frame rate follow the bitrate through the `Ladder`.
 
-use super::AUDIO_KBPS;
 use super::ladder::{Ladder, Rung};
+use super::{AUDIO_KBPS, HEADROOM};
 
 /// The least video bitrate worth sending: below it a 180p picture is mostly blocks.
 pub const VIDEO_FLOOR_KBPS: u32 = 100;
-/// Video gets this share of the estimate (after audio): the rest absorbs the estimate's
-/// error and the keyframes' bursts.
-const HEADROOM: f64 = 0.9;
 /// Bitrate changes smaller than this share of the current one are not worth retuning for.
 const DEADBAND: f64 = 0.05;
 /// Rises come at most this share of the current bitrate per second: overshooting a closing
 /// path costs a stall, undershooting an opening one only a few seconds of lower quality.
-const RISE_PER_S: f64 = 0.25;
+/// moq-video allows 25 %, which cannot meet issue 10's "back within 5 s": after a drop to
+/// 0.5 Mbit/s the target sits at 340-480 kbit/s, and 25 % a second (5 % steps) multiplies
+/// it by at most 3.4 in 5 s; in the simulated 3 -> 0.5 -> 3 Mbit/s call the target was
+/// back to only 53-91 % of 1.9 Mbit/s after 5 s, against 79-100 % at 40 % (30 seeds).
+const RISE_PER_S: f64 = 0.4;
 
 /// The estimate (kbit/s of media) at which the policy gives video `video_kbps`: for the
 /// estimator's bounds, from the video floor and the user's `--bitrate`.
@@ -134,7 +135,7 @@ mod tests {
     }
 
     #[test]
-    fn rises_come_at_most_25_percent_a_second() {
+    fn rises_come_at_most_40_percent_a_second() {
         let mut policy = policy(600);
         let mut now = 0;
         let mut rates = vec![];
@@ -144,10 +145,13 @@ mod tests {
                 rates.push((now, target.video_kbps));
             }
         }
-        assert_eq!(rates[0], (SECOND / 10, 625), "before any change, a whole second's rise");
+        assert_eq!(rates[0], (SECOND / 10, 700), "before any change, a whole second's rise");
         for pair in rates.windows(2) {
             let ((t0, r0), (t1, r1)) = (pair[0], pair[1]);
-            assert!(f64::from(r1) <= f64::from(r0) * (1.0 + 0.25 * (t1 - t0) as f64 / 1e6) + 1.0, "{rates:?}");
+            assert!(f64::from(r1) <= f64::from(r0) * (1.0 + RISE_PER_S * (t1 - t0) as f64 / 1e6) + 1.0, "{rates:?}");
+            if r1 != r0 && r1 != 1_900 {
+                assert!(f64::from(r1) >= f64::from(r0) * (1.0 + DEADBAND), "{rates:?}");
+            }
         }
         assert_eq!(policy.target().video_kbps, 1_900, "it reaches the ceiling exactly");
     }

@@ -13,10 +13,10 @@ pub struct ReceiverReport {
     /// Video received over the last quarter second, in kbit/s. Audio is not counted: the
     /// sender knows what it sends and adds it.
     pub receive_kbps: u32,
-    /// Slope of the one-way delay over arrival time (GCC's trendline over the last 20
+    /// Slope of the one-way delay over arrival time (GCC's trendline over the last 12
     /// frames), in microseconds of delay per second of arrival time: 100 000 means the
     /// queue grows by 100 ms every second, that is video comes in 10 % faster than the path
-    /// carries it. Zero until 20 frames have arrived since the start or since a silence.
+    /// carries it. Zero until 12 frames have arrived since the start or since a gap of 1 s.
     pub delay_trend_us_per_s: i32,
     /// The standing queue: the smallest one-way delay of the interval's frames minus the
     /// smallest seen over the last 10 s, in ms (one late keyframe does not count). Zero
