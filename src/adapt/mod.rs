@@ -32,11 +32,17 @@
 pub mod estimator;
 pub mod ladder;
 pub mod loss_sampler;
+#[cfg(test)]
+mod model_link;
 pub mod overuse;
 pub mod pacing;
 pub mod policy;
 pub mod receive_meter;
 pub mod report;
+#[cfg(test)]
+mod scenarios;
+#[cfg(test)]
+mod simulated_call;
 pub mod trendline;
 
 /// Audio's share of the path, kbit/s: Opus at 24 kbit/s plus its 17-byte datagram header
