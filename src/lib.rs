@@ -16,6 +16,7 @@
 //! skips pictures instead of building a queue.
 #![forbid(unsafe_code)]
 
+pub mod adapt;
 pub mod app;
 pub mod call;
 pub mod cli;
