@@ -1,6 +1,6 @@
-//! Pictures and their journey: sources (camera, test pattern, Y4M), colour conversion,
-//! H.264, the encoder and decoder threads, quality measurement and the window; and sound
-//! (`audio`), kept in step with the pictures by `lip_sync`.
+//! Pictures and their journey: sources (camera, test pattern, Y4M), colour conversion and
+//! scaling, H.264, the encoder and decoder threads, quality measurement and the window; and
+//! sound (`audio`), kept in step with the pictures by `lip_sync`.
 
 pub mod audio;
 pub mod camera;
@@ -13,6 +13,7 @@ pub mod frame;
 pub mod lip_sync;
 pub mod pattern;
 pub mod quality;
+pub mod scale;
 pub mod seed_pattern;
 pub mod source;
 pub mod sps;
