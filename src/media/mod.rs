@@ -10,6 +10,7 @@ pub mod decode_loop;
 pub mod display;
 pub mod encode_loop;
 pub mod frame;
+pub mod frame_pacer;
 pub mod lip_sync;
 pub mod pattern;
 pub mod quality;
