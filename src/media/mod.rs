@@ -1,6 +1,7 @@
 //! Pictures and their journey: sources (camera, test pattern, Y4M), colour conversion and
-//! scaling, H.264, the encoder and decoder threads, quality measurement and the window; and
-//! sound (`audio`), kept in step with the pictures by `lip_sync`.
+//! scaling, H.264 (bitrate, frame rate and size change during a call), the encoder and
+//! decoder threads, quality measurement and the window; and sound (`audio`), kept in step
+//! with the pictures by `lip_sync`.
 
 pub mod audio;
 pub mod camera;
@@ -9,6 +10,7 @@ pub mod convert;
 pub mod decode_loop;
 pub mod display;
 pub mod encode_loop;
+pub mod encoder_options;
 pub mod frame;
 pub mod frame_pacer;
 pub mod lip_sync;
