@@ -160,9 +160,11 @@ impl CallContext {
         };
         tracing::info!(?peer_hello, "call established");
         established();
-        let peer_fps = match peer_hello {
-            ControlMessage::Hello { fps, .. } => Some(u32::from(fps)),
-            _ => None,
+        let (peer_fps, peer_size) = match peer_hello {
+            ControlMessage::Hello { width, height, fps } => {
+                (Some(u32::from(fps)), Some((usize::from(width), usize::from(height))))
+            }
+            _ => (None, None),
         };
         self.view.set_in_call(true);
 
@@ -240,6 +242,7 @@ impl CallContext {
             stats: Arc::clone(&stats),
             record,
             peer_fps,
+            peer_size,
             lip_sync,
             stop: Arc::clone(&stop),
         }
