@@ -1,8 +1,9 @@
 //! Pictures and their journey: sources (camera, test pattern, Y4M), colour conversion and
-//! scaling, H.264 (bitrate, frame rate and size change during a call), the encoder and
-//! decoder threads, quality measurement and the window; and sound (`audio`), kept in step
-//! with the pictures by `lip_sync`.
+//! scaling, H.264 (with an encoder that follows a changing target), the encoder and decoder
+//! threads, quality measurement and the window; and sound (`audio`), kept in step with the
+//! pictures by `lip_sync`.
 
+pub mod adaptive_encoder;
 pub mod audio;
 pub mod camera;
 pub mod codec;
