@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use quinn::Connection;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::latest::Latest;
+use crate::media::adaptive_encoder::Target;
 use crate::media::audio::echo::EchoCanceller;
 use crate::media::audio::microphone::MicPlan;
 use crate::media::audio::playout::AudioPlayout;
@@ -19,7 +20,7 @@ use crate::media::audio::sender::AudioSender;
 use crate::media::audio::speaker::SpeakerPlan;
 use crate::media::codec::EncoderSettings;
 use crate::media::decode_loop::DecodeLoop;
-use crate::media::encode_loop::spawn_encoder;
+use crate::media::encode_loop::EncodeLoop;
 use crate::media::frame::SharedFrame;
 use crate::media::lip_sync::LipSync;
 use crate::media::y4m::Y4mWriter;
@@ -160,9 +161,11 @@ impl CallContext {
         };
         tracing::info!(?peer_hello, "call established");
         established();
-        let peer_fps = match peer_hello {
-            ControlMessage::Hello { fps, .. } => Some(u32::from(fps)),
-            _ => None,
+        let (peer_fps, peer_size) = match peer_hello {
+            ControlMessage::Hello { width, height, fps } => {
+                (Some(u32::from(fps)), Some((usize::from(width), usize::from(height))))
+            }
+            _ => (None, None),
         };
         self.view.set_in_call(true);
 
@@ -173,15 +176,20 @@ impl CallContext {
         let mut local_media = self.view.watch_local_media();
 
         let (packets_tx, packets_rx) = mpsc::channel(4);
-        let encoder = spawn_encoder(
-            s.encoder,
-            Arc::clone(&self.encoder_input),
-            self.view.watch_local_media(),
-            packets_tx,
-            Arc::clone(&keyframe_wanted),
-            Arc::clone(&stats),
-            Arc::clone(&stop),
-        )?;
+        // Nothing retargets the encoder yet: the call keeps the size and rates it started with
+        // until a rate controller holds this sender.
+        let (_retarget, targets) = watch::channel(Target::initial(s.encoder));
+        let encoder = EncodeLoop {
+            settings: s.encoder,
+            targets,
+            input: Arc::clone(&self.encoder_input),
+            media: self.view.watch_local_media(),
+            output: packets_tx,
+            keyframe_wanted: Arc::clone(&keyframe_wanted),
+            stats: Arc::clone(&stats),
+            stop: Arc::clone(&stop),
+        }
+        .spawn()?;
         let sender = tokio::spawn(video_out::send_video(
             conn.clone(),
             packets_rx,
@@ -240,6 +248,7 @@ impl CallContext {
             stats: Arc::clone(&stats),
             record,
             peer_fps,
+            peer_size,
             lip_sync,
             stop: Arc::clone(&stop),
         }

@@ -42,6 +42,8 @@ pub struct CallStats {
     pub audio_decode_errors: AtomicU64,
     /// The jitter buffer's counts and depth, as last reported by the playout thread.
     audio_buffer: Mutex<(JitterCounters, u64)>,
+    /// What the encoder thread applied to the last picture it encoded.
+    sending: Mutex<Option<Sending>>,
     /// The peer's switches, as it last said.
     pub peer_muted: AtomicBool,
     pub peer_camera_off: AtomicBool,
@@ -51,6 +53,15 @@ pub struct CallStats {
     quality: Mutex<Quality>,
     /// The code both people can read to each other (QUIC calls).
     safety_code: Mutex<Option<String>>,
+}
+
+/// The encoder's operating point: picture size, frame rate and bitrate it was told.
+#[derive(Clone, Copy, Debug)]
+struct Sending {
+    width: u64,
+    height: u64,
+    fps: u64,
+    target_kbps: u64,
 }
 
 #[derive(Debug, Default)]
@@ -85,6 +96,7 @@ impl CallStats {
             audio_bytes_received: AtomicU64::new(0),
             audio_decode_errors: AtomicU64::new(0),
             audio_buffer: Mutex::new((JitterCounters::default(), 0)),
+            sending: Mutex::new(None),
             peer_muted: AtomicBool::new(false),
             peer_camera_off: AtomicBool::new(false),
             first_sent_us: AtomicU64::new(0),
@@ -152,6 +164,18 @@ impl CallStats {
         q.av_offset_window.record(ms + AV_OFFSET_BIAS_MS);
     }
 
+    /// The encoder encoded its last picture at `width` x `height`, held to `fps` frames a
+    /// second and `target_kbps` kbit/s.
+    pub fn record_sending(&self, width: usize, height: usize, fps: u32, target_kbps: u32) {
+        let sending = Sending {
+            width: width as u64,
+            height: height as u64,
+            fps: u64::from(fps),
+            target_kbps: u64::from(target_kbps),
+        };
+        *self.sending.lock().unwrap_or_else(|e| e.into_inner()) = Some(sending);
+    }
+
     /// The jitter buffer's counts and how much sound is queued (ms) right now.
     pub fn set_audio_buffer(&self, counters: JitterCounters, buffered_ms: u64) {
         *self.audio_buffer.lock().unwrap_or_else(|e| e.into_inner()) = (counters, buffered_ms);
@@ -178,6 +202,13 @@ pub struct Report {
     pub fps_received: f64,
     pub kbps_sent: f64,
     pub kbps_received: f64,
+    /// The size this peer encodes its pictures at now (it follows the network), the frame
+    /// rate and bitrate its encoder is held to (`fps_sent` and `kbps_sent` are what went
+    /// out); `null` before the first picture.
+    pub send_width: Option<u64>,
+    pub send_height: Option<u64>,
+    pub send_fps: Option<u64>,
+    pub target_kbps: Option<u64>,
     pub latency_ms_p50: Option<f64>,
     pub latency_ms_p95: Option<f64>,
     pub psnr_db: Option<f64>,
@@ -230,6 +261,11 @@ impl Report {
             opt(self.latency_ms_p50, " ms"),
             opt(self.latency_ms_p95, " ms"),
         );
+        if let (Some(w), Some(h), Some(fps), Some(kbps)) =
+            (self.send_width, self.send_height, self.send_fps, self.target_kbps)
+        {
+            line.push_str(&format!(" | sending {w}x{h} {fps} fps {kbps} kbps"));
+        }
         if let Some(db) = self.psnr_db {
             line.push_str(&format!(" | psnr {db:.1} dB"));
         }
@@ -311,11 +347,16 @@ impl Reporter {
 
     fn counters(stats: &CallStats, summary: bool, rtt: Option<Duration>) -> Report {
         let buffer = *stats.audio_buffer.lock().unwrap_or_else(|e| e.into_inner());
+        let sending = *stats.sending.lock().unwrap_or_else(|e| e.into_inner());
         Report {
             summary,
             t_s: round2(stats.started.elapsed().as_secs_f64()),
             frames_sent: stats.frames_sent.load(Relaxed),
             frames_received: stats.frames_received.load(Relaxed),
+            send_width: sending.map(|s| s.width),
+            send_height: sending.map(|s| s.height),
+            send_fps: sending.map(|s| s.fps),
+            target_kbps: sending.map(|s| s.target_kbps),
             rtt_ms: rtt.map(|d| round2(d.as_secs_f64() * 1000.0)),
             keyframes_requested: stats.keyframes_requested.load(Relaxed),
             decode_errors: stats.decode_errors.load(Relaxed),
@@ -445,11 +486,35 @@ mod tests {
         assert_eq!(summary.psnr_db, Some(40.0));
         assert!(summary.first_frame_ms.unwrap() >= 2000.0);
         let json = serde_json::to_string(&summary).unwrap();
-        for key in ["\"summary\":true", "\"fps_received\"", "\"latency_ms_p95\"", "\"psnr_db\"", "\"rtt_ms\":null"] {
+        for key in [
+            "\"summary\":true",
+            "\"fps_received\"",
+            "\"latency_ms_p95\"",
+            "\"psnr_db\"",
+            "\"rtt_ms\":null",
+            "\"send_width\":null",
+        ] {
             assert!(json.contains(key), "{key} in {json}");
         }
         assert!(summary.status_line().contains("psnr 40.0 dB"));
+        assert!(!summary.status_line().contains("sending"), "nothing encoded, no operating point");
         assert!(!summary.status_line().contains("audio"), "no sound, no audio figures");
+    }
+
+    #[test]
+    fn the_encoders_operating_point_is_reported_as_last_set() {
+        let stats = CallStats::new(Instant::now());
+        let mut reporter = Reporter::new(&stats);
+        stats.record_sending(1280, 720, 30, 1935);
+        stats.record_sending(640, 360, 15, 300);
+        let report = reporter.tick(&stats, None);
+        assert_eq!(
+            (report.send_width, report.send_height, report.send_fps, report.target_kbps),
+            (Some(640), Some(360), Some(15), Some(300))
+        );
+        assert!(report.status_line().contains("sending 640x360 15 fps 300 kbps"), "{}", report.status_line());
+        let json = serde_json::to_string(&Reporter::summary(&stats, None)).unwrap();
+        assert!(json.contains("\"send_width\":640,\"send_height\":360,\"send_fps\":15,\"target_kbps\":300"), "{json}");
     }
 
     #[test]

@@ -2,6 +2,12 @@
 //! chain of references is broken, measures each picture (latency, PSNR against the test
 //! pattern, skipped and frozen frames, offset from the sound), records it, and hands it to
 //! the window, held back if need be until the sound captured with it plays.
+//!
+//! The peer may change its picture size during the call (its encoder follows the network):
+//! each size starts with an IDR picture whose SPS the decoder follows, and everything after
+//! it takes each picture's own size. PSNR is measured only on pictures of the size the peer
+//! announced in its hello: the test pattern is drawn in pixels, so a pattern scaled down is
+//! not the pattern drawn at the smaller size, and its index stamp does not survive scaling.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -111,6 +117,8 @@ pub struct DecodeLoop {
     pub record: Option<Y4mWriter>,
     /// The peer's frame rate from its hello, for counting frozen intervals.
     pub peer_fps: Option<u32>,
+    /// The picture size from the peer's hello: the only size PSNR is measured at.
+    pub peer_size: Option<(usize, usize)>,
     /// How long the peer's sound takes, to hold pictures for.
     pub lip_sync: Arc<LipSync>,
     pub stop: Arc<AtomicBool>,
@@ -191,10 +199,14 @@ impl DecodeLoop {
         if let Some(audio_us) = self.lip_sync.audio_delay_us() {
             self.stats.record_av_offset(latency_ms - audio_us as f64 / 1000.0);
         }
-        let quality = read_index(picture).and_then(|index| {
-            let original = pattern_frame(index, picture.width, picture.height, 0);
-            psnr(&original.y, &picture.y)
-        });
+        let quality = if self.peer_size == Some((picture.width, picture.height)) {
+            read_index(picture).and_then(|index| {
+                let original = pattern_frame(index, picture.width, picture.height, 0);
+                psnr(&original.y, &picture.y)
+            })
+        } else {
+            None
+        };
         if let Some((last_seq, last_us)) = last {
             self.stats.frames_skipped.fetch_add(seq.saturating_sub(last_seq + 1), Relaxed);
             if let Some(fps) = self.peer_fps {

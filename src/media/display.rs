@@ -272,6 +272,26 @@ mod tests {
     }
 
     #[test]
+    fn a_remote_picture_that_changes_size_fills_the_same_area() {
+        // The peer's encoder scales its pictures down when the network is short: the window
+        // keeps showing them at the window's size, and the inset does not move.
+        let (w, h) = (640, 360);
+        let local = VideoFrame::black(320, 180);
+        let drawn: Vec<Vec<u32>> = [(1280, 720), (320, 180), (160, 90)]
+            .into_iter()
+            .map(|(pw, ph)| {
+                let mut remote = VideoFrame::black(pw, ph);
+                remote.y.fill(235);
+                let mut buffer = vec![0; w * h];
+                compose(&mut buffer, w, h, Some(&remote), Some(&local), Switches::default(), 0.0);
+                buffer
+            })
+            .collect();
+        assert!(drawn.iter().all(|buffer| buffer == &drawn[0]));
+        assert_eq!(drawn[0][0], 0x00ff_ffff, "the remote picture reaches the corner");
+    }
+
+    #[test]
     fn the_waiting_view_has_no_remote_picture() {
         let (w, h) = (200, 100);
         let mut buffer = vec![0; w * h];

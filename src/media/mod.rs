@@ -1,7 +1,9 @@
-//! Pictures and their journey: sources (camera, test pattern, Y4M), colour conversion,
-//! H.264, the encoder and decoder threads, quality measurement and the window; and sound
-//! (`audio`), kept in step with the pictures by `lip_sync`.
+//! Pictures and their journey: sources (camera, test pattern, Y4M), colour conversion and
+//! scaling, H.264 (with an encoder that follows a changing target), the encoder and decoder
+//! threads, quality measurement and the window; and sound (`audio`), kept in step with the
+//! pictures by `lip_sync`.
 
+pub mod adaptive_encoder;
 pub mod audio;
 pub mod camera;
 pub mod codec;
@@ -9,10 +11,13 @@ pub mod convert;
 pub mod decode_loop;
 pub mod display;
 pub mod encode_loop;
+pub mod encoder_options;
 pub mod frame;
+pub mod frame_pacer;
 pub mod lip_sync;
 pub mod pattern;
 pub mod quality;
+pub mod scale;
 pub mod seed_pattern;
 pub mod source;
 pub mod sps;

@@ -22,15 +22,21 @@ pub enum SpsError {
 
 /// Checks every SPS in an Annex B access unit; `Ok` if there is none.
 pub fn check_access_unit(annex_b: &[u8]) -> Result<(), SpsError> {
-    for nal in nal_units(annex_b) {
-        if nal.first().is_some_and(|header| header & 0x1f == 7) {
-            let (width, height) = picture_size(&unescape(&nal[1..]))?;
-            if width.max(height) > MAX_LONG_SIDE || width.min(height) > MAX_SHORT_SIDE {
-                return Err(SpsError::TooLarge { width, height });
-            }
+    for (width, height) in announced_sizes(annex_b)? {
+        if width.max(height) > MAX_LONG_SIDE || width.min(height) > MAX_SHORT_SIDE {
+            return Err(SpsError::TooLarge { width, height });
         }
     }
     Ok(())
+}
+
+/// The picture size each SPS in an Annex B access unit announces, in order: width and
+/// height in luma samples, whole macroblocks (before cropping: 360 lines read as 368).
+pub fn announced_sizes(annex_b: &[u8]) -> Result<Vec<(u64, u64)>, SpsError> {
+    nal_units(annex_b)
+        .filter(|nal| nal.first().is_some_and(|header| header & 0x1f == 7))
+        .map(|sps| picture_size(&unescape(&sps[1..])))
+        .collect()
 }
 
 /// The NAL units of an Annex B stream (between 00 00 01 start codes).
@@ -213,9 +219,7 @@ pub(crate) mod tests {
         for (w, h) in [(640, 480), (1280, 720), (1920, 1080)] {
             let settings = EncoderSettings { fps: 30, bitrate_kbps: 1000, keyframe_interval_secs: 0 };
             let idr = VideoEncoder::new(settings).unwrap().encode(&pattern_frame(0, w, h, 0)).unwrap().unwrap();
-            let sps = nal_units(&idr.data).find(|n| n[0] & 0x1f == 7).unwrap();
-            let (aw, ah) = picture_size(&unescape(&sps[1..])).unwrap();
-            assert_eq!((aw, ah), (w as u64, (h as u64).div_ceil(16) * 16), "{w}x{h}");
+            assert_eq!(announced_sizes(&idr.data), Ok(vec![(w as u64, (h as u64).div_ceil(16) * 16)]), "{w}x{h}");
             assert_eq!(check_access_unit(&idr.data), Ok(()));
         }
     }

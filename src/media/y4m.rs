@@ -7,6 +7,7 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::frame::VideoFrame;
+use super::scale::scale_i420;
 
 /// The largest picture a Y4M file may declare (8K UHD).
 pub const MAX_WIDTH: usize = 7680;
@@ -175,50 +176,43 @@ impl Y4mReader {
     }
 }
 
-/// Writes frames to a Y4M file; the size is fixed by the first frame, later frames of
-/// another size are scaled-free skipped and counted.
+/// Writes frames to a Y4M file. A Y4M file has one picture size, the first frame's: later
+/// frames of another size (a peer adapting to its network) are scaled to it, so every frame
+/// is kept and the file plays as one picture.
 pub struct Y4mWriter {
     path: PathBuf,
     out: BufWriter<File>,
     fps: u32,
     size: Option<(usize, usize)>,
-    skipped: u64,
 }
 
 impl Y4mWriter {
     pub fn create(path: &Path, fps: u32) -> Result<Self, Y4mError> {
         let file = File::create(path).map_err(|error| Y4mError::Io { path: path.into(), error })?;
-        Ok(Self { path: path.into(), out: BufWriter::new(file), fps, size: None, skipped: 0 })
+        Ok(Self { path: path.into(), out: BufWriter::new(file), fps, size: None })
     }
 
-    /// Appends `frame`. A frame whose size differs from the first is not written (a Y4M
-    /// file has one size); it is counted in `skipped`.
+    /// Appends `frame`, scaled to the first frame's size if it has another.
     pub fn write(&mut self, frame: &VideoFrame) -> Result<(), Y4mError> {
         let io_err = |error| Y4mError::Io { path: self.path.clone(), error };
         let size = (frame.width, frame.height);
-        match self.size {
+        let scaled = match self.size {
             None => {
                 writeln!(self.out, "YUV4MPEG2 W{} H{} F{}:1 Ip A1:1 C420jpeg", size.0, size.1, self.fps)
                     .map_err(io_err)?;
                 self.size = Some(size);
+                None
             }
-            Some(first) if first != size => {
-                self.skipped += 1;
-                return Ok(());
-            }
-            Some(_) => {}
-        }
+            Some(first) if first != size => Some(scale_i420(frame, first.0, first.1)),
+            Some(_) => None,
+        };
+        let frame = scaled.as_ref().unwrap_or(frame);
         let io_err = |error| Y4mError::Io { path: self.path.clone(), error };
         self.out.write_all(b"FRAME\n").map_err(io_err)?;
         for plane in [&frame.y, &frame.u, &frame.v] {
             self.out.write_all(plane).map_err(io_err)?;
         }
         Ok(())
-    }
-
-    /// Frames not written because their size differed from the first frame's.
-    pub fn skipped(&self) -> u64 {
-        self.skipped
     }
 
     pub fn finish(mut self) -> Result<(), Y4mError> {
@@ -236,12 +230,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("clip.y4m");
         let mut writer = Y4mWriter::create(&path, 25).unwrap();
-        let frames: Vec<_> = (0..3).map(|i| pattern_frame(i, 128, 64, 0)).collect();
+        let mut frames: Vec<_> = (0..3).map(|i| pattern_frame(i, 128, 64, 0)).collect();
         for f in &frames {
             writer.write(f).unwrap();
         }
-        writer.write(&VideoFrame::black(64, 64)).unwrap();
-        assert_eq!(writer.skipped(), 1);
+        // A frame of another size is scaled to the first size (black stays black).
+        writer.write(&VideoFrame::black(64, 32)).unwrap();
+        frames.push(VideoFrame::black(128, 64));
         writer.finish().unwrap();
 
         let mut reader = Y4mReader::open(&path).unwrap();
