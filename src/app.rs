@@ -124,6 +124,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             microphone: sound.microphone,
             speaker: sound.speaker,
             echo_cancel: sound.echo_cancel,
+            adapt: !media.no_adapt,
         },
         encoder_input: Arc::clone(&outputs.encoder),
         view: Arc::clone(&view),

@@ -11,6 +11,11 @@ use std::time::{Duration, Instant};
 use quinn::Connection;
 use tokio::sync::{mpsc, watch};
 
+use crate::adapt::REPORT_INTERVAL_US;
+use crate::adapt::controller::RateController;
+use crate::adapt::estimator::TransportStats;
+use crate::adapt::policy::PolicyConfig;
+use crate::adapt::receive_meter::ReceiveMeter;
 use crate::latest::Latest;
 use crate::media::adaptive_encoder::Target;
 use crate::media::audio::echo::EchoCanceller;
@@ -25,8 +30,8 @@ use crate::media::frame::SharedFrame;
 use crate::media::lip_sync::LipSync;
 use crate::media::y4m::Y4mWriter;
 use crate::net::audio_datagrams::{AudioInError, receive_audio, send_audio};
-use crate::net::clock::ClockSync;
-use crate::net::control::{ControlError, ControlStream};
+use crate::net::clock::{ClockSync, now_us};
+use crate::net::control::{ControlError, ControlStream, PeerNews};
 use crate::net::endpoint::{CloseCode, Ending};
 use crate::net::wire::ControlMessage;
 use crate::net::{video_in, video_out};
@@ -53,6 +58,9 @@ pub struct CallSettings {
     pub speaker: SpeakerPlan,
     /// Take the peer's sound, as the microphone hears it from the speaker, out again.
     pub echo_cancel: bool,
+    /// Follow what the path carries (`--no-adapt` turns it off: the fixed bitrate and size
+    /// of old, for comparison).
+    pub adapt: bool,
 }
 
 /// What a call needs from the rest of the program.
@@ -176,9 +184,24 @@ impl CallContext {
         let mut local_media = self.view.watch_local_media();
 
         let (packets_tx, packets_rx) = mpsc::channel(4);
-        // Nothing retargets the encoder yet: the call keeps the size and rates it started with
-        // until a rate controller holds this sender.
-        let (_retarget, targets) = watch::channel(Target::initial(s.encoder));
+        // The rate controller's targets for the encoder; with --no-adapt the first one holds.
+        let (retarget, targets) = watch::channel(Target::initial(s.encoder));
+        let mut controller = s.adapt.then(|| {
+            RateController::new(PolicyConfig {
+                ceiling_kbps: s.encoder.bitrate_kbps,
+                max_width: s.size.0 as u32,
+                max_height: s.size.1 as u32,
+                camera_fps: s.encoder.fps,
+            })
+        });
+        let apply = |target: crate::adapt::policy::Target| {
+            retarget.send_replace(Target {
+                video_kbps: target.video_kbps,
+                width: target.width as usize,
+                height: target.height as usize,
+                fps: target.fps,
+            });
+        };
         let encoder = EncodeLoop {
             settings: s.encoder,
             targets,
@@ -253,15 +276,29 @@ impl CallContext {
             stop: Arc::clone(&stop),
         }
         .spawn()?;
-        let receiver =
-            tokio::spawn(video_in::receive_video(conn.clone(), received_tx, Arc::clone(&stats), violations_tx.clone()));
+        let meter = Arc::new(Mutex::new(ReceiveMeter::new()));
+        let receiver = tokio::spawn(video_in::receive_video(
+            conn.clone(),
+            received_tx,
+            Arc::clone(&stats),
+            Arc::clone(&meter),
+            violations_tx.clone(),
+        ));
         let (peer_view, peer_stats) = (Arc::clone(&self.view), Arc::clone(&stats));
-        let on_peer_media = move |state: crate::view::MediaState| {
-            peer_view.set_peer_media(state);
-            peer_stats.peer_muted.store(state.muted, Ordering::Relaxed);
-            peer_stats.peer_camera_off.store(state.camera_off, Ordering::Relaxed);
+        let (reports_tx, mut reports_rx) = mpsc::channel(8);
+        let on_peer = move |news: PeerNews| match news {
+            PeerNews::Media(state) => {
+                peer_view.set_peer_media(state);
+                peer_stats.peer_muted.store(state.muted, Ordering::Relaxed);
+                peer_stats.peer_camera_off.store(state.camera_off, Ordering::Relaxed);
+            }
+            PeerNews::Report(report) => {
+                let _ = reports_tx.try_send(report);
+            }
         };
-        let mut control = tokio::spawn(control.run(control_rx, Arc::clone(&keyframe_wanted), clock, on_peer_media));
+        let report_tx = media_tx.clone();
+        let mut control = tokio::spawn(control.run(control_rx, Arc::clone(&keyframe_wanted), clock, on_peer));
+        let mut adapt_ticker = tokio::time::interval(Duration::from_micros(REPORT_INTERVAL_US));
         let mut audio_in_done = false;
         let mut media_unsent = false;
 
@@ -313,6 +350,29 @@ impl CallContext {
                 Some(reason) = violations_rx.recv() => {
                     conn.close(CloseCode::ProtocolError.code(), reason.as_bytes());
                     break Ending::ProtocolViolation(reason);
+                }
+                Some(report) = reports_rx.recv() => {
+                    if let Some(target) = controller.as_mut().and_then(|c| c.on_report(now_us(), &report)) {
+                        apply(target);
+                    }
+                }
+                _ = adapt_ticker.tick() => {
+                    // What we saw of the peer's video, for its rate controller.
+                    let report = meter.lock().unwrap_or_else(|e| e.into_inner()).report(now_us());
+                    let _ = report_tx.try_send(ControlMessage::ReceiverReport(report));
+                    if let Some(controller) = controller.as_mut() {
+                        let path = conn.stats().path;
+                        let transport = TransportStats {
+                            rtt_ms: path.rtt.as_millis().min(u128::from(u32::MAX)) as u32,
+                            cwnd_bytes: path.cwnd,
+                            lost_packets: path.lost_packets,
+                            sent_packets: path.sent_packets,
+                        };
+                        if let Some(target) = controller.on_transport_stats(now_us(), &transport) {
+                            apply(target);
+                        }
+                        stats.estimate_kbps.store(u64::from(controller.estimate_kbps()), Ordering::Relaxed);
+                    }
                 }
                 _ = ticker.tick() => {
                     // A switch that found the control queue full is sent again.

@@ -159,6 +159,10 @@ pub struct MediaOptions {
     #[arg(long)]
     pub no_echo_cancel: bool,
 
+    /// Send at a fixed bitrate, size and frame rate whatever the link carries (the old way, for comparison)
+    #[arg(long)]
+    pub no_adapt: bool,
+
     /// Start with the microphone muted (M in the window toggles it)
     #[arg(long)]
     pub mute: bool,

@@ -53,6 +53,8 @@ pub struct CallStats {
     quality: Mutex<Quality>,
     /// The code both people can read to each other (QUIC calls).
     safety_code: Mutex<Option<String>>,
+    /// What the rate controller estimates the path carries, kbit/s (0: not adapting).
+    pub estimate_kbps: AtomicU64,
 }
 
 /// The encoder's operating point: picture size, frame rate and bitrate it was told.
@@ -103,6 +105,7 @@ impl CallStats {
             first_shown_us: AtomicU64::new(0),
             quality: Mutex::new(Quality::default()),
             safety_code: Mutex::new(None),
+            estimate_kbps: AtomicU64::new(0),
         }
     }
 
@@ -209,6 +212,8 @@ pub struct Report {
     pub send_height: Option<u64>,
     pub send_fps: Option<u64>,
     pub target_kbps: Option<u64>,
+    /// What the path is estimated to carry (media included); `null` with `--no-adapt`.
+    pub estimate_kbps: Option<u64>,
     pub latency_ms_p50: Option<f64>,
     pub latency_ms_p95: Option<f64>,
     pub psnr_db: Option<f64>,
@@ -264,7 +269,10 @@ impl Report {
         if let (Some(w), Some(h), Some(fps), Some(kbps)) =
             (self.send_width, self.send_height, self.send_fps, self.target_kbps)
         {
-            line.push_str(&format!(" | sending {w}x{h} {fps} fps {kbps} kbps"));
+            line.push_str(&format!(" | sending {w}x{h}@{fps} {kbps} kbps"));
+            if let Some(link) = self.estimate_kbps {
+                line.push_str(&format!(" (link ~{link} kbps)"));
+            }
         }
         if let Some(db) = self.psnr_db {
             line.push_str(&format!(" | psnr {db:.1} dB"));
@@ -357,6 +365,7 @@ impl Reporter {
             send_height: sending.map(|s| s.height),
             send_fps: sending.map(|s| s.fps),
             target_kbps: sending.map(|s| s.target_kbps),
+            estimate_kbps: Some(stats.estimate_kbps.load(Relaxed)).filter(|&kbps| kbps > 0),
             rtt_ms: rtt.map(|d| round2(d.as_secs_f64() * 1000.0)),
             keyframes_requested: stats.keyframes_requested.load(Relaxed),
             decode_errors: stats.decode_errors.load(Relaxed),

@@ -29,6 +29,7 @@
 //!   ceiling_kbps: estimate_for_video_kbps(--bitrate) }`; start at the ceiling's estimate
 //!   or lower, as the call's first seconds may show.
 
+pub mod controller;
 pub mod estimator;
 pub mod ladder;
 pub mod loss_sampler;

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use super::clock::{ClockSync, now_us};
 use super::control_framing::{CHUNK_BYTES, ControlFramer};
 use super::wire::{ControlMessage, WireError};
+use crate::adapt::report::ReceiverReport;
 use crate::view::MediaState;
 
 /// How long the peer may take to say hello: long enough for a listener's user to be asked
@@ -44,6 +45,15 @@ pub enum ControlError {
 /// Messages waiting to be written. Beyond this the peer is not taking what we send, and
 /// new messages (pongs, keyframe requests: all worth less late) are dropped.
 const WRITE_QUEUE: usize = 32;
+
+/// What the peer says on the control stream that the rest of the call acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerNews {
+    /// Its microphone and camera switches.
+    Media(MediaState),
+    /// What it saw of our video: for our rate adaptation.
+    Report(ReceiverReport),
+}
 
 /// The control stream's two halves.
 pub struct ControlStream {
@@ -123,7 +133,7 @@ impl ControlStream {
         mut outgoing: mpsc::Receiver<ControlMessage>,
         keyframe_wanted: Arc<AtomicBool>,
         clock: Arc<Mutex<ClockSync>>,
-        on_peer_media: impl Fn(MediaState),
+        on_peer: impl Fn(PeerNews),
     ) -> Result<(), ControlError> {
         let Self { send, mut reader } = self;
         let (writer, queued) = mpsc::channel(WRITE_QUEUE);
@@ -145,7 +155,8 @@ impl ControlStream {
                         clock.lock().unwrap_or_else(|e| e.into_inner()).add_exchange(ping_sent_us, received_us, sent_us, now_us());
                     }
                     Some(ControlMessage::HangUp) => return Ok(()),
-                    Some(ControlMessage::MediaState { muted, camera_off }) => on_peer_media(MediaState { muted, camera_off }),
+                    Some(ControlMessage::MediaState { muted, camera_off }) => on_peer(PeerNews::Media(MediaState { muted, camera_off })),
+                    Some(ControlMessage::ReceiverReport(report)) => on_peer(PeerNews::Report(report)),
                     Some(ControlMessage::Hello { .. }) => tracing::debug!("ignoring a second hello"),
                 },
                 Some(message) = outgoing.recv() => queue(&writer, message),

@@ -2,14 +2,16 @@
 //! before allocating), stops streams of groups older than the newest, and passes pictures
 //! to the decoder thread without ever waiting for it.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 
 use quinn::{Connection, RecvStream, VarInt};
 use tokio::sync::mpsc;
 
+use super::clock::now_us;
 use super::wire::{FRAME_HEADER_BYTES, FrameHeader, WireError, parse_stream_preamble};
+use crate::adapt::receive_meter::{FrameArrival, ReceiveMeter};
 use crate::media::decode_loop::ReceivedFrame;
 use crate::stats::CallStats;
 
@@ -30,14 +32,15 @@ pub async fn receive_video(
     conn: Connection,
     decoder: SyncSender<ReceivedFrame>,
     stats: Arc<CallStats>,
+    meter: Arc<Mutex<ReceiveMeter>>,
     violations: mpsc::Sender<String>,
 ) {
     let newest_group = Arc::new(AtomicU64::new(0));
     while let Ok(stream) = conn.accept_uni().await {
-        let (decoder, stats, newest, violations) =
-            (decoder.clone(), Arc::clone(&stats), Arc::clone(&newest_group), violations.clone());
+        let (decoder, stats, newest, violations, meter) =
+            (decoder.clone(), Arc::clone(&stats), Arc::clone(&newest_group), violations.clone(), Arc::clone(&meter));
         tokio::spawn(async move {
-            match read_group(stream, &decoder, &stats, &newest).await {
+            match read_group(stream, &decoder, &stats, &meter, &newest).await {
                 Ok(()) => {}
                 Err(StreamError::Wire(e)) => {
                     let _ = violations.try_send(format!("the peer broke the protocol: {e}"));
@@ -52,6 +55,7 @@ async fn read_group(
     mut stream: RecvStream,
     decoder: &SyncSender<ReceivedFrame>,
     stats: &CallStats,
+    meter: &Mutex<ReceiveMeter>,
     newest_group: &AtomicU64,
 ) -> Result<(), StreamError> {
     let mut preamble = [0u8; 9];
@@ -72,7 +76,10 @@ async fn read_group(
         let header = FrameHeader::decode(&header)?;
         let mut data = vec![0u8; header.len as usize];
         stream.read_exact(&mut data).await?;
-        stats.bytes_received.fetch_add((FRAME_HEADER_BYTES + data.len()) as u64, Ordering::Relaxed);
+        let bytes = FRAME_HEADER_BYTES + data.len();
+        stats.bytes_received.fetch_add(bytes as u64, Ordering::Relaxed);
+        let arrival = FrameArrival { arrival_us: now_us(), capture_us: header.capture_us, bytes, seq: header.seq };
+        meter.lock().unwrap_or_else(|e| e.into_inner()).on_frame(arrival);
         let frame =
             ReceivedFrame { group, seq: header.seq, capture_us: header.capture_us, keyframe: header.keyframe, data };
         match decoder.try_send(frame) {

@@ -4,12 +4,15 @@
 //!
 //! Control message: `len: u16 BE` (of what follows, at most `MAX_CONTROL_BYTES`), `type: u8`, body:
 //!                  1 hello, 2 keyframe request, 3 ping, 4 pong, 5 hang-up,
-//!                  6 media state (`flags: u8`, bit 0 muted, bit 1 camera off).
+//!                  6 media state (`flags: u8`, bit 0 muted, bit 1 camera off),
+//!                  7 receiver report (16 bytes, `crate::adapt::report`).
 //! Video stream:    `STREAM_VIDEO: u8`, `group: u64 BE`, then frames, each
 //!                  `flags: u8` (bit 0 keyframe), `seq: u64`, `capture_us: u64`, `len: u32`, payload.
 //! Audio datagram:  `DATAGRAM_AUDIO: u8`, `seq: u64`, `capture_us: u64`, one 10 ms Opus packet
 //!                  (1 to `MAX_AUDIO_PAYLOAD` bytes).
 //! Every length is checked against its limit before anything is allocated.
+
+use crate::adapt::report::{REPORT_BYTES, ReceiverReport};
 
 /// TLS ALPN: the protocol name and version. A peer offering another is refused in the handshake.
 pub const ALPN: &[u8] = b"chat/1";
@@ -57,6 +60,9 @@ pub enum WireError {
     /// An audio datagram with no room for its header or its Opus packet.
     #[error("audio datagram of {0} bytes is too short")]
     ShortDatagram(usize),
+    /// A receiver report whose fields make no sense.
+    #[error("bad receiver report: {0}")]
+    BadReport(String),
 }
 
 /// A message on the control stream.
@@ -75,6 +81,9 @@ pub enum ControlMessage {
     HangUp,
     /// The sender's microphone and camera switches, sent at the start and on every change.
     MediaState { muted: bool, camera_off: bool },
+    /// What the receiver saw of the sender's video since its last report (every 100 ms):
+    /// what the sender's rate adaptation estimates the path from.
+    ReceiverReport(ReceiverReport),
 }
 
 const HELLO: u8 = 1;
@@ -83,6 +92,7 @@ const PING: u8 = 3;
 const PONG: u8 = 4;
 const HANG_UP: u8 = 5;
 const MEDIA_STATE: u8 = 6;
+const RECEIVER_REPORT: u8 = 7;
 const MUTED_FLAG: u8 = 1;
 const CAMERA_OFF_FLAG: u8 = 2;
 
@@ -109,6 +119,10 @@ impl ControlMessage {
                 }
             }
             Self::HangUp => body.push(HANG_UP),
+            Self::ReceiverReport(report) => {
+                body.push(RECEIVER_REPORT);
+                body.extend_from_slice(&report.encode());
+            }
             Self::MediaState { muted, camera_off } => {
                 body.push(MEDIA_STATE);
                 body.push(if muted { MUTED_FLAG } else { 0 } | if camera_off { CAMERA_OFF_FLAG } else { 0 });
@@ -168,6 +182,10 @@ impl ControlMessage {
                     return Err(WireError::BadFlags(flags));
                 }
                 Ok(Self::MediaState { muted: flags & MUTED_FLAG != 0, camera_off: flags & CAMERA_OFF_FLAG != 0 })
+            }
+            RECEIVER_REPORT => {
+                expect(REPORT_BYTES)?;
+                ReceiverReport::decode(rest).map(Self::ReceiverReport).map_err(|e| WireError::BadReport(e.to_string()))
             }
             other => Err(WireError::UnknownMessage(other)),
         }

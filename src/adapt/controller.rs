@@ -1,0 +1,50 @@
+//! The sender's side of adaptation as one value: the estimator and the policy together,
+//! fed the peer's reports and quinn's statistics, answering with the encoder's next
+//! target when it changes. The call's task owns it; nothing here waits or reads a clock.
+
+use super::estimator::{BandwidthEstimator, EstimateBounds, TransportStats};
+use super::policy::{Policy, PolicyConfig, Target, VIDEO_FLOOR_KBPS, estimate_for_video_kbps};
+use super::report::ReceiverReport;
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct RateController {
+    estimator: BandwidthEstimator,
+    policy: Policy,
+}
+
+impl RateController {
+    /// Starts at the ceiling (`--bitrate`): a call begins at full quality and comes down
+    /// within a second where the path cannot carry it.
+    pub fn new(config: PolicyConfig) -> Self {
+        let bounds = EstimateBounds {
+            floor_kbps: estimate_for_video_kbps(VIDEO_FLOOR_KBPS),
+            ceiling_kbps: estimate_for_video_kbps(config.ceiling_kbps),
+        };
+        let estimator = BandwidthEstimator::new(bounds, bounds.ceiling_kbps);
+        let policy = Policy::new(config, estimator.estimate_kbps());
+        Self { estimator, policy }
+    }
+
+    /// The peer's report arrived at `now_us`.
+    pub fn on_report(&mut self, now_us: u64, report: &ReceiverReport) -> Option<Target> {
+        self.estimator.on_report(now_us, report);
+        self.policy.update(now_us, self.estimator.estimate_kbps())
+    }
+
+    /// quinn's path statistics, read at `now_us`.
+    pub fn on_transport_stats(&mut self, now_us: u64, stats: &TransportStats) -> Option<Target> {
+        self.estimator.on_transport_stats(now_us, stats);
+        self.policy.update(now_us, self.estimator.estimate_kbps())
+    }
+
+    /// What the path is estimated to carry, media included, kbit/s.
+    pub fn estimate_kbps(&self) -> u32 {
+        self.estimator.estimate_kbps()
+    }
+
+    /// The target in force.
+    pub fn target(&self) -> Target {
+        self.policy.target()
+    }
+}
