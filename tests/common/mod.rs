@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod hostile;
+pub mod link;
 pub mod pulse;
 pub mod relay;
 
