@@ -1,10 +1,14 @@
-//! The test links themselves: the link model in simulated time.
+//! The test links themselves: the relay's link model in simulated time, and the UDP relay
+//! on loopback (rate limit, queue limit, outage, rebinding).
 
 mod common;
 
-use std::time::Duration;
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
 
 use common::link::{Bottleneck, DropCause, Fate, Link, LinkPlan, WIRE_OVERHEAD_BYTES};
+use common::relay::{Scenario, UdpRelay};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -123,4 +127,189 @@ fn loss_and_jitter_are_seeded_and_as_configured() {
             assert!(*out >= *at + 20 * MS && *out < *at + 30 * MS, "{at:?} -> {out:?}");
         }
     }
+}
+
+/// One datagram a receiver got: its sequence number, when it was sent and when it arrived
+/// (both since the test's origin), and its payload size.
+struct Arrival {
+    seq: u64,
+    sent: Duration,
+    arrived: Duration,
+    bytes: usize,
+}
+
+/// Sends `count` datagrams of `payload` bytes (at least 16) from `socket` to `to`, one every
+/// `gap`, each stamped with its sequence number and send time since `origin`; returns the
+/// send times.
+fn send_paced(
+    socket: &UdpSocket,
+    to: SocketAddr,
+    payload: usize,
+    gap: Duration,
+    count: u64,
+    origin: Instant,
+) -> Vec<Duration> {
+    let mut buf = vec![0u8; payload];
+    let start = Instant::now();
+    let mut sent = Vec::new();
+    for seq in 0..count {
+        let due = start + gap * seq as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let at = origin.elapsed();
+        buf[..8].copy_from_slice(&seq.to_be_bytes());
+        buf[8..16].copy_from_slice(&(at.as_nanos() as u64).to_be_bytes());
+        socket.send_to(&buf, to).unwrap();
+        sent.push(at);
+    }
+    sent
+}
+
+/// Receives stamped datagrams on `socket` until none has come for `quiet`.
+fn receive_until_quiet(socket: &UdpSocket, origin: Instant, quiet: Duration) -> Vec<Arrival> {
+    socket.set_read_timeout(Some(quiet)).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut arrivals = Vec::new();
+    while let Ok((bytes, _)) = socket.recv_from(&mut buf) {
+        let arrived = origin.elapsed();
+        let seq = u64::from_be_bytes(buf[..8].try_into().unwrap());
+        let sent = Duration::from_nanos(u64::from_be_bytes(buf[8..16].try_into().unwrap()));
+        arrivals.push(Arrival { seq, sent, arrived, bytes });
+    }
+    arrivals
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+#[test]
+fn the_relay_passes_about_its_rate_limit_and_queues_no_longer_than_its_limit() {
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let plan = LinkPlan::default().limit_from(Duration::ZERO, Some(Bottleneck::rate(1_000_000).queue_delay(100 * MS)));
+    let relay = UdpRelay::with_scenario(
+        receiver.local_addr().unwrap(),
+        Scenario { to_listener: plan, seed: 1, ..Scenario::default() },
+    );
+    let origin = relay.started();
+    let receiving = std::thread::spawn(move || receive_until_quiet(&receiver, origin, Duration::from_millis(500)));
+    // 3 Mbit/s of 1200-byte payloads (one every 3.2 ms) for 4 s.
+    let blaster = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let relay_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, relay.port));
+    let sent = send_paced(&blaster, relay_addr, 1200, Duration::from_micros(3200), 1250, origin);
+    let arrivals = receiving.join().unwrap();
+
+    let offered = sent.len() as f64 * 1200.0 * 8.0 / (sent[sent.len() - 1] - sent[0]).as_secs_f64();
+    let window = secs(1.0)..secs(4.0);
+    let in_window: Vec<&Arrival> = arrivals.iter().filter(|a| window.contains(&a.arrived)).collect();
+    let payload_bps = in_window.iter().map(|a| a.bytes * 8).sum::<usize>() as f64 / 3.0;
+    let wire_bps = in_window.iter().map(|a| (a.bytes + WIRE_OVERHEAD_BYTES) * 8).sum::<usize>() as f64 / 3.0;
+    let mut delays: Vec<Duration> = arrivals.iter().map(|a| a.arrived - a.sent).collect();
+    delays.sort();
+    let tally = relay.to_listener();
+    println!(
+        "relay, 1 Mbit/s with a 100 ms queue: offered {:.0} kbit/s; through {:.0} kbit/s on the wire, {:.0} kbit/s \
+         of payload; queueing delay p50 {:?} p99 {:?} max {:?}; {tally:?}",
+        offered / 1e3,
+        wire_bps / 1e3,
+        payload_bps / 1e3,
+        percentile(&delays, 0.5),
+        percentile(&delays, 0.99),
+        delays[delays.len() - 1],
+    );
+    assert!((offered - 3e6).abs() < 0.1e6, "the blaster managed only {offered} bit/s");
+    assert!((wire_bps - 1e6).abs() < 0.05e6, "{wire_bps} bit/s on the wire through a 1 Mbit/s limit");
+    // The model keeps each datagram at most 100 ms in the link; the rest is this machine
+    // waking the relay's threads.
+    assert!(delays[delays.len() - 1] < 130 * MS, "queueing delay up to {:?}", delays[delays.len() - 1]);
+    assert_eq!(tally.delivered as usize, arrivals.len());
+    assert_eq!((tally.lost, tally.outage_dropped), (0, 0));
+    assert_eq!(tally.delivered + tally.queue_dropped, sent.len() as u64);
+}
+
+#[test]
+fn a_relay_outage_drops_everything_in_its_window_and_nothing_outside_it() {
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let outage = secs(0.4)..secs(0.9);
+    let plan = LinkPlan::default().outage(outage.clone());
+    let relay = UdpRelay::with_scenario(
+        receiver.local_addr().unwrap(),
+        Scenario { to_listener: plan, seed: 1, ..Scenario::default() },
+    );
+    let origin = relay.started();
+    let receiving = std::thread::spawn(move || receive_until_quiet(&receiver, origin, Duration::from_secs(1)));
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sent = send_paced(&sender, SocketAddr::from((Ipv4Addr::LOCALHOST, relay.port)), 100, 5 * MS, 260, origin);
+    let received: BTreeSet<u64> = receiving.join().unwrap().iter().map(|a| a.seq).collect();
+
+    // A datagram reaches the relay a little after it is sent: allow this machine 20 ms.
+    let slack = 20 * MS;
+    for (seq, at) in sent.iter().enumerate() {
+        let got = received.contains(&(seq as u64));
+        if *at + slack < outage.start || *at >= outage.end {
+            assert!(got, "datagram {seq}, sent at {at:?}, outside the outage {outage:?}, was lost");
+        }
+        if *at >= outage.start && *at + slack < outage.end {
+            assert!(!got, "datagram {seq}, sent at {at:?}, inside the outage {outage:?}, got through");
+        }
+    }
+    let tally = relay.to_listener();
+    let missing = sent.len() as u64 - received.len() as u64;
+    println!("relay outage {outage:?}: {missing} of {} datagrams (one every 5 ms) dropped; {tally:?}", sent.len());
+    assert_eq!(tally.outage_dropped, missing);
+    assert_eq!((tally.lost, tally.queue_dropped), (0, 0));
+    assert!((95..=105).contains(&missing), "{missing} dropped in a 500 ms outage");
+}
+
+#[test]
+fn after_a_rebinding_the_listener_sees_a_new_port_and_replies_still_reach_the_caller() {
+    let listener = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rebind_at = secs(0.3);
+    let relay = UdpRelay::with_scenario(
+        listener.local_addr().unwrap(),
+        Scenario { rebind_at: vec![rebind_at], seed: 1, ..Scenario::default() },
+    );
+    let origin = relay.started();
+    // The listener echoes every datagram to wherever it came from.
+    let echo = listener.try_clone().unwrap();
+    let echoing = std::thread::spawn(move || {
+        echo.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        let mut buf = [0u8; 2048];
+        let mut seen = Vec::new();
+        while let Ok((n, from)) = echo.recv_from(&mut buf) {
+            echo.send_to(&buf[..n], from).unwrap();
+            seen.push((u64::from_be_bytes(buf[..8].try_into().unwrap()), from));
+        }
+        seen
+    });
+    let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sent = send_paced(&caller, SocketAddr::from((Ipv4Addr::LOCALHOST, relay.port)), 64, 10 * MS, 80, origin);
+    let echoes: BTreeSet<u64> =
+        receive_until_quiet(&caller, origin, Duration::from_millis(200)).iter().map(|a| a.seq).collect();
+    let seen = echoing.join().unwrap();
+
+    let slack = 20 * MS;
+    let port_of = |seq: u64| seen.iter().find(|(s, _)| *s == seq).map(|(_, from)| *from);
+    let before: BTreeSet<SocketAddr> =
+        (0..80u64).filter(|s| sent[*s as usize] + slack < rebind_at).filter_map(port_of).collect();
+    let after: BTreeSet<SocketAddr> =
+        (0..80u64).filter(|s| sent[*s as usize] > rebind_at + slack).filter_map(port_of).collect();
+    println!(
+        "rebinding at {rebind_at:?}: the listener saw {before:?} before, {after:?} after; {} of 80 echoes back",
+        echoes.len()
+    );
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(before, after, "same source port after the rebinding");
+    assert_eq!(seen.len(), 80, "the listener got {} of 80", seen.len());
+    // An echo in flight at the rebinding goes to the old port and is lost, as behind a NAT;
+    // every other one comes back.
+    let missing: Vec<u64> = (0..80u64).filter(|s| !echoes.contains(s)).collect();
+    let at_rebinding = |s: &u64| sent[*s as usize] + slack >= rebind_at && sent[*s as usize] <= rebind_at + slack;
+    assert!(missing.iter().all(at_rebinding), "echoes lost away from the rebinding: {missing:?}");
+    // The old mapping is gone: what the listener sends to the old port never arrives.
+    let old = *before.iter().next().unwrap();
+    listener.send_to(&[0xff; 64], old).unwrap();
+    assert!(receive_until_quiet(&caller, origin, Duration::from_millis(200)).is_empty(), "the old port still forwards");
 }
