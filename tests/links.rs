@@ -1,13 +1,16 @@
-//! The test links themselves: the relay's link model in simulated time, and the UDP relay
-//! on loopback (rate limit, queue limit, outage, rebinding).
+//! The test links themselves: the relay's link model in simulated time, the UDP relay on
+//! loopback (rate limit, queue limit, outage, rebinding), and the tbf veth link between two
+//! network namespaces.
 
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use common::link::{Bottleneck, DropCause, Fate, Link, LinkPlan, WIRE_OVERHEAD_BYTES};
+use common::netns::{Shape, Side, VethLink, namespace_exists};
 use common::relay::{Scenario, UdpRelay};
 
 const MS: Duration = Duration::from_millis(1);
@@ -312,4 +315,63 @@ fn after_a_rebinding_the_listener_sees_a_new_port_and_replies_still_reach_the_ca
     let old = *before.iter().next().unwrap();
     listener.send_to(&[0xff; 64], old).unwrap();
     assert!(receive_until_quiet(&caller, origin, Duration::from_millis(200)).is_empty(), "the old port still forwards");
+}
+
+/// A TCP transfer from `from` to the other side for `seconds`; the receiver's payload bits
+/// per second from 2 s on (left out: TCP's start-up, whose losses hold data back in the
+/// receiver until their retransmissions release it all at once).
+fn tcp_goodput(link: &VethLink, from: Side, seconds: f64) -> f64 {
+    let to = if from == Side::A { Side::B } else { Side::A };
+    let address = link.address(to);
+    let server = link.run_inside(to, || TcpListener::bind((address, 0))).unwrap().unwrap();
+    let port = server.local_addr().unwrap().port();
+    let start = Instant::now();
+    let end = start + secs(seconds);
+    let receiving = std::thread::spawn(move || {
+        let (mut stream, _) = server.accept().unwrap();
+        stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let mut buf = vec![0u8; 65536];
+        let mut counted = 0usize;
+        while Instant::now() < end {
+            if let Ok(n) = stream.read(&mut buf)
+                && start.elapsed() >= secs(2.0)
+            {
+                counted += n;
+            }
+        }
+        counted
+    });
+    let mut stream = link.run_inside(from, || TcpStream::connect((address, port))).unwrap().unwrap();
+    stream.set_write_timeout(Some(Duration::from_millis(100))).unwrap();
+    let chunk = vec![0x5a; 16384];
+    while Instant::now() < end {
+        // A write that times out part-way is fine: only the receiver counts.
+        let _ = stream.write_all(&chunk);
+    }
+    (receiving.join().unwrap() * 8) as f64 / (seconds - 2.0)
+}
+
+#[test]
+fn the_veth_link_carries_about_its_tbf_rate_each_way_and_leaves_nothing_behind() {
+    let shape = |rate_bps| Shape { rate_bps, burst_bytes: 8192, latency: 100 * MS };
+    let Some(link) = VethLink::create_or_skip(shape(2_000_000), shape(1_000_000)) else { return };
+    let names = [Side::A, Side::B].map(|side| link.namespace(side).to_string());
+    assert!(names.iter().all(|name| namespace_exists(name)));
+    for (from, rate) in [(Side::A, 2_000_000.0), (Side::B, 1_000_000.0)] {
+        let goodput = tcp_goodput(&link, from, 5.0);
+        let stats = link.qdisc_stats(from).unwrap();
+        println!(
+            "tbf {:.0} kbit/s from {from:?}: TCP goodput {:.0} kbit/s ({:.1} %); {stats:?}",
+            rate / 1e3,
+            goodput / 1e3,
+            100.0 * goodput / rate
+        );
+        // TCP payload is 1448 of each 1514-byte frame the qdisc counts (95.6 %).
+        assert!(goodput > 0.9 * rate && goodput < 0.99 * rate, "{goodput} bit/s through {rate}");
+        assert!(stats.overlimits > 0, "{stats:?}");
+    }
+    drop(link);
+    for name in &names {
+        assert!(!namespace_exists(name), "{name} is still there");
+    }
 }
