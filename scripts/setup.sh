@@ -21,6 +21,7 @@ packages=(
   pulseaudio      # null sinks: real, real-time sound devices for tests with no sound card
   pulseaudio-utils  # pactl, paplay, parec
   libasound2-plugins  # ALSA's pulse plugin, which cpal reaches PulseAudio through
+  iproute2        # ip and tc: the network namespaces and tbf links of tests/links.rs (run as root)
 )
 # Anything else a caller needs (scripts/bench.sh asks for ffmpeg).
 packages+=("$@")

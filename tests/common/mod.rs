@@ -1,8 +1,11 @@
-//! Helpers for end-to-end tests: run `chat` peers as child processes on loopback, with
-//! their output in files, and read their `--stats-json` summaries.
+//! Helpers for end-to-end tests: run `chat` peers as child processes (on loopback, or in a
+//! test's network namespace), with their output in files, and read their `--stats-json`
+//! summaries.
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod hostile;
+pub mod link;
+pub mod netns;
 pub mod pulse;
 pub mod relay;
 
@@ -35,11 +38,24 @@ impl Peer {
         args: &[&str],
         env: &[(K, V)],
     ) -> Self {
+        let mut command = Command::new(chat());
+        command.args(args);
+        Self::spawn(name, dir, command, env)
+    }
+
+    /// Starts `chat ARGS` inside the network namespace `namespace` (through `ip netns
+    /// exec`, which becomes `chat`: the process is the peer itself), output as `start`.
+    pub fn start_in_namespace(name: &str, dir: &Path, namespace: &str, args: &[&str]) -> Self {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", namespace, chat()]).args(args);
+        Self::spawn::<&str, &str>(name, dir, command, &[])
+    }
+
+    /// Runs `command` with the test environment and its output in `dir/NAME.out` and `.err`.
+    fn spawn<K: AsRef<OsStr>, V: AsRef<OsStr>>(name: &str, dir: &Path, mut command: Command, env: &[(K, V)]) -> Self {
         let out = dir.join(format!("{name}.out"));
         let err = dir.join(format!("{name}.err"));
-        let mut command = Command::new(chat());
         command
-            .args(args)
             .env_remove("DISPLAY")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
