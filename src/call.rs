@@ -43,6 +43,11 @@ use crate::view::View;
 /// flow control credit, flooding) can hold a hang-up longer.
 const HANG_UP_GRACE: Duration = Duration::from_millis(300);
 
+/// With rate adaptation, how much sending time quinn's send buffer may hold.
+const SEND_BUFFER_US: u64 = 150_000;
+/// ... but never less than a keyframe of a small picture.
+const MIN_SEND_WINDOW: u64 = 64 << 10;
+
 /// Settings that hold for every call of this run.
 #[derive(Debug, Clone)]
 pub struct CallSettings {
@@ -371,7 +376,11 @@ impl CallContext {
                         if let Some(target) = controller.on_transport_stats(now_us(), &transport) {
                             apply(target);
                         }
-                        stats.estimate_kbps.store(u64::from(controller.estimate_kbps()), Ordering::Relaxed);
+                        let estimate = controller.estimate_kbps();
+                        stats.estimate_kbps.store(u64::from(estimate), Ordering::Relaxed);
+                        // quinn may hold what the path carries in SEND_BUFFER_US, no more: beyond
+                        // that the encoder skips pictures instead of queueing them.
+                        conn.set_send_window((u64::from(estimate) * SEND_BUFFER_US / 8_000).max(MIN_SEND_WINDOW));
                     }
                 }
                 _ = ticker.tick() => {

@@ -6,6 +6,9 @@ use super::estimator::{BandwidthEstimator, EstimateBounds, TransportStats};
 use super::policy::{Policy, PolicyConfig, Target, VIDEO_FLOOR_KBPS, estimate_for_video_kbps};
 use super::report::ReceiverReport;
 
+/// Video bitrate a call starts at, kbit/s.
+const START_VIDEO_KBPS: u32 = 800;
+
 /// See the module documentation.
 #[derive(Debug)]
 pub struct RateController {
@@ -14,14 +17,15 @@ pub struct RateController {
 }
 
 impl RateController {
-    /// Starts at the ceiling (`--bitrate`): a call begins at full quality and comes down
-    /// within a second where the path cannot carry it.
+    /// Starts at `START_VIDEO_KBPS` (or the ceiling, if lower) and climbs: like GCC, which
+    /// starts at 300 kbit/s, it does not send more than most paths carry before it knows.
     pub fn new(config: PolicyConfig) -> Self {
         let bounds = EstimateBounds {
             floor_kbps: estimate_for_video_kbps(VIDEO_FLOOR_KBPS),
             ceiling_kbps: estimate_for_video_kbps(config.ceiling_kbps),
         };
-        let estimator = BandwidthEstimator::new(bounds, bounds.ceiling_kbps);
+        let start = estimate_for_video_kbps(config.ceiling_kbps.min(START_VIDEO_KBPS));
+        let estimator = BandwidthEstimator::new(bounds, start);
         let policy = Policy::new(config, estimator.estimate_kbps());
         Self { estimator, policy }
     }

@@ -67,6 +67,12 @@ impl EncodeLoop {
             if self.keyframe_wanted.swap(false, Ordering::Relaxed) {
                 encoder.request_keyframe();
             }
+            // The network has not taken the pictures already made: skip this one before it is
+            // encoded, so the reference chain stays whole and nothing queues behind it.
+            if self.output.capacity() == 0 {
+                self.stats.frames_skipped_sending.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             let target = *self.targets.borrow();
             let encoded = encoder.encode(&frame, target);
             if let Some(applied) = encoder.applied() {
