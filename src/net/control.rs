@@ -42,6 +42,9 @@ pub enum ControlError {
     NoHello(ControlMessage),
 }
 
+/// The control stream's send priority: above any video group's.
+const CONTROL_PRIORITY: i32 = i32::MAX;
+
 /// Messages waiting to be written. Beyond this the peer is not taking what we send, and
 /// new messages (pongs, keyframe requests: all worth less late) are dropped.
 const WRITE_QUEUE: usize = 32;
@@ -115,6 +118,9 @@ impl ControlStream {
     ) -> Result<(Self, ControlMessage), ControlError> {
         let exchange = async {
             let (send, recv) = if caller { conn.open_bi().await? } else { conn.accept_bi().await? };
+            // Ahead of every video stream (their priority is their group number): a hang-up,
+            // a keyframe request or a clock ping must not wait behind pictures on a full link.
+            send.set_priority(CONTROL_PRIORITY).map_err(|e| ControlError::Stream(e.to_string()))?;
             let mut stream = Self { send, reader: ControlReader { recv, framer: ControlFramer::new() } };
             stream.send.write_all(&hello.encode()).await.map_err(|e| ControlError::Stream(e.to_string()))?;
             match stream.reader.next().await? {
