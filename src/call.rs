@@ -25,7 +25,7 @@ use crate::media::lip_sync::LipSync;
 use crate::media::y4m::Y4mWriter;
 use crate::net::audio_datagrams::{AudioInError, receive_audio, send_audio};
 use crate::net::clock::ClockSync;
-use crate::net::control::{ControlError, ControlStream};
+use crate::net::control::{self, ControlError, ControlStream};
 use crate::net::endpoint::{CloseCode, Ending};
 use crate::net::wire::ControlMessage;
 use crate::net::{video_in, video_out};
@@ -216,8 +216,9 @@ impl CallContext {
         .spawn();
         let mut audio_in = tokio::spawn(receive_audio(conn.clone(), heard_tx, Arc::clone(&stats)));
 
-        let (control_tx, control_rx) = mpsc::channel(8);
+        let (control_tx, control_rx) = control::write_queue();
         let hang_up_tx = control_tx.clone();
+        let ping_pong_tx = control_tx.clone();
         let media_tx = control_tx.clone();
         let media_message =
             |m: crate::view::MediaState| ControlMessage::MediaState { muted: m.muted, camera_off: m.camera_off };
@@ -252,7 +253,8 @@ impl CallContext {
             peer_stats.peer_muted.store(state.muted, Ordering::Relaxed);
             peer_stats.peer_camera_off.store(state.camera_off, Ordering::Relaxed);
         };
-        let mut control = tokio::spawn(control.run(control_rx, Arc::clone(&keyframe_wanted), clock, on_peer_media));
+        let mut control =
+            tokio::spawn(control.run(ping_pong_tx, control_rx, Arc::clone(&keyframe_wanted), clock, on_peer_media));
         let mut audio_in_done = false;
         let mut media_unsent = false;
 
