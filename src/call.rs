@@ -31,7 +31,7 @@ use crate::media::lip_sync::LipSync;
 use crate::media::y4m::Y4mWriter;
 use crate::net::audio_datagrams::{AudioInError, receive_audio, send_audio};
 use crate::net::clock::{ClockSync, now_us};
-use crate::net::control::{ControlError, ControlStream, PeerNews};
+use crate::net::control::{self, ControlError, ControlStream, PeerNews};
 use crate::net::endpoint::{CloseCode, Ending};
 use crate::net::wire::ControlMessage;
 use crate::net::{video_in, video_out};
@@ -252,8 +252,9 @@ impl CallContext {
         .spawn();
         let mut audio_in = tokio::spawn(receive_audio(conn.clone(), heard_tx, Arc::clone(&stats)));
 
-        let (control_tx, control_rx) = mpsc::channel(8);
+        let (control_tx, control_rx) = control::write_queue();
         let hang_up_tx = control_tx.clone();
+        let ping_pong_tx = control_tx.clone();
         let media_tx = control_tx.clone();
         let media_message =
             |m: crate::view::MediaState| ControlMessage::MediaState { muted: m.muted, camera_off: m.camera_off };
@@ -302,7 +303,8 @@ impl CallContext {
             }
         };
         let report_tx = media_tx.clone();
-        let mut control = tokio::spawn(control.run(control_rx, Arc::clone(&keyframe_wanted), clock, on_peer));
+        let mut control =
+            tokio::spawn(control.run(ping_pong_tx, control_rx, Arc::clone(&keyframe_wanted), clock, on_peer));
         let mut adapt_ticker = tokio::time::interval(Duration::from_micros(REPORT_INTERVAL_US));
         let mut audio_in_done = false;
         let mut media_unsent = false;

@@ -102,6 +102,12 @@ async fn write_queued(mut send: SendStream, mut queue: mpsc::Receiver<ControlMes
     }
 }
 
+/// The queue of messages to write: its sender for whoever has something to say (with
+/// `try_send`, so nobody waits on a peer that is not reading), its receiver for `run`.
+pub fn write_queue() -> (mpsc::Sender<ControlMessage>, mpsc::Receiver<ControlMessage>) {
+    mpsc::channel(WRITE_QUEUE)
+}
+
 /// Queues a message for the writer; drops it when the peer is not taking what we send.
 fn queue(writer: &mpsc::Sender<ControlMessage>, message: ControlMessage) {
     if let Err(mpsc::error::TrySendError::Full(message)) = writer.try_send(message) {
@@ -134,16 +140,18 @@ impl ControlStream {
 
     /// Serves the stream until the connection ends: answers pings, measures the clock
     /// offset, passes keyframe requests both ways, reports the peer's media switches. `Ok` when the peer hung up.
+    /// `writer` and `queued` are the two ends of `write_queue()`: the rest of the call
+    /// queues its messages on clones of `writer`.
     pub async fn run(
         self,
-        mut outgoing: mpsc::Receiver<ControlMessage>,
+        writer: mpsc::Sender<ControlMessage>,
+        queued: mpsc::Receiver<ControlMessage>,
         keyframe_wanted: Arc<AtomicBool>,
         clock: Arc<Mutex<ClockSync>>,
         on_peer: impl Fn(PeerNews),
     ) -> Result<(), ControlError> {
         let Self { send, mut reader } = self;
-        let (writer, queued) = mpsc::channel(WRITE_QUEUE);
-        // Ends when `writer` is dropped with this future, or when the connection closes.
+        // Ends when every `writer` is dropped, or when the connection closes.
         tokio::spawn(write_queued(send, queued));
         // A burst of pings at the start gives a clock offset before the first frames.
         let mut pings_sent = 0u32;
@@ -165,7 +173,6 @@ impl ControlStream {
                     Some(ControlMessage::ReceiverReport(report)) => on_peer(PeerNews::Report(report)),
                     Some(ControlMessage::Hello { .. }) => tracing::debug!("ignoring a second hello"),
                 },
-                Some(message) = outgoing.recv() => queue(&writer, message),
                 _ = ping_timer.tick() => {
                     queue(&writer, ControlMessage::Ping { sent_us: now_us() });
                     pings_sent += 1;
