@@ -13,9 +13,10 @@ use tokio::sync::{mpsc, watch};
 
 use crate::adapt::REPORT_INTERVAL_US;
 use crate::adapt::controller::RateController;
-use crate::adapt::estimator::TransportStats;
+use crate::adapt::liveness::Liveness;
 use crate::adapt::policy::PolicyConfig;
 use crate::adapt::receive_meter::ReceiveMeter;
+use crate::adaptation::{Adaptation, Shown};
 use crate::latest::Latest;
 use crate::media::adaptive_encoder::Target;
 use crate::media::audio::echo::EchoCanceller;
@@ -42,11 +43,6 @@ use crate::view::View;
 /// anyway: the close frame carries the hang-up too, and nothing the peer does (withholding
 /// flow control credit, flooding) can hold a hang-up longer.
 const HANG_UP_GRACE: Duration = Duration::from_millis(300);
-
-/// With rate adaptation, how much sending time quinn's send buffer may hold.
-const SEND_BUFFER_US: u64 = 150_000;
-/// ... but never less than a keyframe of a small picture.
-const MIN_SEND_WINDOW: u64 = 64 << 10;
 
 /// Settings that hold for every call of this run.
 #[derive(Debug, Clone)]
@@ -97,6 +93,14 @@ pub struct CallOutcome {
 
 impl CallContext {
     /// Shows one second's figures: status line, window title, `--stats-json`.
+    /// The peer went quiet: say so now, in the window and on the status line.
+    fn show_reconnecting(&self) {
+        if self.settings.status_line {
+            eprintln!("reconnecting…");
+        }
+        self.view.set_figures("reconnecting…");
+    }
+
     pub fn report(&self, report: &Report) {
         let line = report.status_line();
         if self.settings.status_line {
@@ -188,10 +192,13 @@ impl CallContext {
         let lip_sync = Arc::new(LipSync::new());
         let mut local_media = self.view.watch_local_media();
 
-        let (packets_tx, packets_rx) = mpsc::channel(4);
+        // One picture waits for the network at most: when the writer is still busy with the
+        // last one, the encoder skips the next before encoding it.
+        let (packets_tx, packets_rx) = mpsc::channel(1);
         // The rate controller's targets for the encoder; with --no-adapt the first one holds.
         let (retarget, targets) = watch::channel(Target::initial(s.encoder));
-        let mut controller = s.adapt.then(|| {
+        let (restart, restarts) = watch::channel(0u64);
+        let controller = s.adapt.then(|| {
             RateController::new(PolicyConfig {
                 ceiling_kbps: s.encoder.bitrate_kbps,
                 max_width: s.size.0 as u32,
@@ -199,14 +206,6 @@ impl CallContext {
                 camera_fps: s.encoder.fps,
             })
         });
-        let apply = |target: crate::adapt::policy::Target| {
-            retarget.send_replace(Target {
-                video_kbps: target.video_kbps,
-                width: target.width as usize,
-                height: target.height as usize,
-                fps: target.fps,
-            });
-        };
         let encoder = EncodeLoop {
             settings: s.encoder,
             targets,
@@ -221,6 +220,7 @@ impl CallContext {
         let sender = tokio::spawn(video_out::send_video(
             conn.clone(),
             packets_rx,
+            restarts,
             Arc::clone(&keyframe_wanted),
             Arc::clone(&stats),
         ));
@@ -302,7 +302,17 @@ impl CallContext {
                 let _ = reports_tx.try_send(report);
             }
         };
-        let report_tx = media_tx.clone();
+        let mut adaptation = Adaptation {
+            controller,
+            liveness: Liveness::default(),
+            meter,
+            retarget,
+            restart,
+            control: media_tx.clone(),
+            stats: Arc::clone(&stats),
+            datagrams_seen: 0,
+        };
+        adaptation.start(&conn);
         let mut control =
             tokio::spawn(control.run(ping_pong_tx, control_rx, Arc::clone(&keyframe_wanted), clock, on_peer));
         let mut adapt_ticker = tokio::time::interval(Duration::from_micros(REPORT_INTERVAL_US));
@@ -358,31 +368,10 @@ impl CallContext {
                     conn.close(CloseCode::ProtocolError.code(), reason.as_bytes());
                     break Ending::ProtocolViolation(reason);
                 }
-                Some(report) = reports_rx.recv() => {
-                    if let Some(target) = controller.as_mut().and_then(|c| c.on_report(now_us(), &report)) {
-                        apply(target);
-                    }
-                }
+                Some(report) = reports_rx.recv() => adaptation.on_report(now_us(), &report),
                 _ = adapt_ticker.tick() => {
-                    // What we saw of the peer's video, for its rate controller.
-                    let report = meter.lock().unwrap_or_else(|e| e.into_inner()).report(now_us());
-                    let _ = report_tx.try_send(ControlMessage::ReceiverReport(report));
-                    if let Some(controller) = controller.as_mut() {
-                        let path = conn.stats().path;
-                        let transport = TransportStats {
-                            rtt_ms: path.rtt.as_millis().min(u128::from(u32::MAX)) as u32,
-                            cwnd_bytes: path.cwnd,
-                            lost_packets: path.lost_packets,
-                            sent_packets: path.sent_packets,
-                        };
-                        if let Some(target) = controller.on_transport_stats(now_us(), &transport) {
-                            apply(target);
-                        }
-                        let estimate = controller.estimate_kbps();
-                        stats.estimate_kbps.store(u64::from(estimate), Ordering::Relaxed);
-                        // quinn may hold what the path carries in SEND_BUFFER_US, no more: beyond
-                        // that the encoder skips pictures instead of queueing them.
-                        conn.set_send_window((u64::from(estimate) * SEND_BUFFER_US / 8_000).max(MIN_SEND_WINDOW));
+                    if adaptation.on_tick(now_us(), &conn) == Shown::Reconnecting {
+                        self.show_reconnecting();
                     }
                 }
                 _ = ticker.tick() => {

@@ -18,6 +18,7 @@
 #![deny(unsafe_code)]
 
 pub mod adapt;
+pub mod adaptation;
 pub mod app;
 pub mod call;
 pub mod cli;

@@ -57,6 +57,8 @@ pub struct CallStats {
     safety_code: Mutex<Option<String>>,
     /// What the rate controller estimates the path carries, kbit/s (0: not adapting).
     pub estimate_kbps: AtomicU64,
+    /// Nothing has come from the peer for a while: the link is down, the call waits.
+    pub reconnecting: AtomicBool,
 }
 
 /// The encoder's operating point: picture size, frame rate and bitrate it was told.
@@ -109,6 +111,7 @@ impl CallStats {
             quality: Mutex::new(Quality::default()),
             safety_code: Mutex::new(None),
             estimate_kbps: AtomicU64::new(0),
+            reconnecting: AtomicBool::new(false),
         }
     }
 
@@ -253,6 +256,8 @@ pub struct Report {
     pub av_offset_ms_p95: Option<f64>,
     pub peer_muted: bool,
     pub peer_camera_off: bool,
+    /// Nothing came from the peer for the last moments: the call waits for the link.
+    pub reconnecting: bool,
     /// The safety code both ends should show (QUIC calls; `null` in raw mode).
     pub safety_code: Option<String>,
 }
@@ -261,7 +266,8 @@ impl Report {
     /// The short human form: the status line and the window title.
     pub fn status_line(&self) -> String {
         let opt = |v: Option<f64>, unit: &str| v.map_or_else(|| "-".to_string(), |v| format!("{v:.1}{unit}"));
-        let mut line = format!(
+        let mut line = if self.reconnecting { "reconnecting… | ".to_string() } else { String::new() };
+        line += &format!(
             "sent {:.1} fps {:.0} kbps | recv {:.1} fps {:.0} kbps | rtt {} | latency p50 {} p95 {}",
             self.fps_sent,
             self.kbps_sent,
@@ -389,6 +395,7 @@ impl Reporter {
             audio_decode_errors: stats.audio_decode_errors.load(Relaxed),
             peer_muted: stats.peer_muted.load(Relaxed),
             peer_camera_off: stats.peer_camera_off.load(Relaxed),
+            reconnecting: stats.reconnecting.load(Relaxed),
             ..Report::default()
         }
     }
@@ -527,7 +534,17 @@ mod tests {
             (report.send_width, report.send_height, report.send_fps, report.target_kbps),
             (Some(640), Some(360), Some(15), Some(300))
         );
-        assert!(report.status_line().contains("sending 640x360 15 fps 300 kbps"), "{}", report.status_line());
+        assert!(report.status_line().contains("sending 640x360@15 300 kbps"), "{}", report.status_line());
+        assert!(!report.status_line().contains("reconnecting"));
+        stats.estimate_kbps.store(450, Relaxed);
+        stats.reconnecting.store(true, Relaxed);
+        let report = reporter.tick(&stats, None);
+        assert!(report.status_line().starts_with("reconnecting… | "), "{}", report.status_line());
+        assert!(
+            report.status_line().contains("sending 640x360@15 300 kbps (link ~450 kbps)"),
+            "{}",
+            report.status_line()
+        );
         let json = serde_json::to_string(&Reporter::summary(&stats, None)).unwrap();
         assert!(json.contains("\"send_width\":640,\"send_height\":360,\"send_fps\":15,\"target_kbps\":300"), "{json}");
     }

@@ -1,20 +1,17 @@
 //! The test links themselves: the relay's link model in simulated time, the UDP relay on
 //! loopback (rate limit, queue limit, outage, rebinding), the tbf veth link between two
-//! network namespaces, and one call through each, which prints today's per-second figures
-//! (the baseline issue 10 sets out to improve).
+//! network namespaces. Calls through them are in `adaptation.rs`.
 
 mod common;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::link::{Bottleneck, DropCause, Fate, Link, LinkPlan, WIRE_OVERHEAD_BYTES};
 use common::netns::{Shape, Side, VethLink, namespace_exists};
 use common::relay::{Scenario, UdpRelay};
-use common::{Peer, peer_args_with, start_caller, start_listener, strs, summary};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -377,151 +374,4 @@ fn the_veth_link_carries_about_its_tbf_rate_each_way_and_leaves_nothing_behind()
     for name in &names {
         assert!(!namespace_exists(name), "{name} is still there");
     }
-}
-
-/// The per-second objects of a `--stats-json` file.
-fn per_second(path: &Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .filter(|line| line.contains("\"summary\":false"))
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
-}
-
-fn field(second: &serde_json::Value, key: &str) -> f64 {
-    second[key].as_f64().unwrap_or(0.0)
-}
-
-/// The mean of `key` over the seconds whose `t_s` is in `window`.
-fn mean_over(seconds: &[serde_json::Value], key: &str, window: std::ops::RangeInclusive<f64>) -> f64 {
-    let values: Vec<f64> =
-        seconds.iter().filter(|s| window.contains(&field(s, "t_s"))).map(|s| field(s, key)).collect();
-    assert!(!values.is_empty(), "no seconds in {window:?}");
-    values.iter().sum::<f64>() / values.len() as f64
-}
-
-/// Prints how each peer ended, its per-second receive figures and its summary.
-fn print_baseline(title: &str, peers: [(&Peer, &Path); 2]) {
-    println!("{title}");
-    for (peer, path) in peers {
-        let name = &peer.name;
-        for line in peer.stderr().lines().filter(|line| line.starts_with("chat: ")) {
-            println!("  {name} said: {line}");
-        }
-        println!("  {name} receiving:   t_s   fps  p95 ms    kbps  (kbps sent, frames dropped sending)");
-        for second in per_second(path) {
-            let p95 = second["latency_ms_p95"].as_f64().map_or("-".to_string(), |v| format!("{v:.0}"));
-            println!(
-                "  {name}            {:5.1} {:5.1} {:>7} {:7.0}  ({:.0}, {})",
-                field(&second, "t_s"),
-                field(&second, "fps_received"),
-                p95,
-                field(&second, "kbps_received"),
-                field(&second, "kbps_sent"),
-                second["frames_dropped_sending"],
-            );
-        }
-        if std::fs::read_to_string(path).unwrap_or_default().contains("\"summary\":true") {
-            let s = summary(path);
-            println!(
-                "  {name} summary: fps {} p50 {} p95 {} ms, kbps {}, frozen {}, skipped {}, keyframes asked {}, \
-                 dropped sending {}",
-                s["fps_received"],
-                s["latency_ms_p50"],
-                s["latency_ms_p95"],
-                s["kbps_received"],
-                s["frozen_frames"],
-                s["frames_skipped"],
-                s["keyframes_requested"],
-                s["frames_dropped_sending"]
-            );
-        }
-    }
-}
-
-#[test]
-fn baseline_a_call_through_a_rate_drop_on_the_relay() {
-    // 3 Mbit/s, 0.5 Mbit/s from 6 s, 3 Mbit/s again from 12 s, each way, 200 ms queues.
-    let limit = |rate| Some(Bottleneck::rate(rate).queue_delay(200 * MS));
-    let plan = LinkPlan::default()
-        .limit_from(Duration::ZERO, limit(3_000_000))
-        .limit_from(secs(6.0), limit(500_000))
-        .limit_from(secs(12.0), limit(3_000_000));
-    let dir = tempfile::tempdir().unwrap();
-    let (a_json, b_json) = (dir.path().join("a.json"), dir.path().join("b.json"));
-    let (mut a, port) = start_listener(
-        dir.path(),
-        "a",
-        peer_args_with(dir.path(), "a", &["--once", "--stats-json", a_json.to_str().unwrap()]),
-    );
-    let relay = UdpRelay::with_scenario(
-        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-        Scenario { to_listener: plan.clone(), to_caller: plan, seed: 3, ..Scenario::default() },
-    );
-    let args = peer_args_with(dir.path(), "b", &["--duration", "18", "--stats-json", b_json.to_str().unwrap()]);
-    let mut b = start_caller(dir.path(), "b", relay.port, args);
-    let b_status = b.expect_exit(Duration::from_secs(60));
-    let a_status = a.expect_exit(Duration::from_secs(15));
-
-    print_baseline(
-        &format!(
-            "baseline through the relay, 3 -> 0.5 (6-12 s) -> 3 Mbit/s, 640x480: caller {b_status}, listener \
-             {a_status}; to listener {:?}, to caller {:?}",
-            relay.to_listener(),
-            relay.to_caller()
-        ),
-        [(&a, &a_json), (&b, &b_json)],
-    );
-    for (name, path, peer) in [("a", &a_json, &a), ("b", &b_json, &b)] {
-        let seconds = per_second(path);
-        let before = mean_over(&seconds, "fps_received", 2.0..=6.0);
-        assert!(before >= 20.0, "{name}: {before} fps before the drop\n{}", peer.describe());
-        // Seconds well inside 6-12 s on the relay's clock, which runs a little ahead.
-        let during = mean_over(&seconds, "kbps_received", 8.0..=11.5);
-        assert!(during <= 500.0, "{name}: {during} kbit/s through 0.5 Mbit/s");
-    }
-    assert!(relay.to_listener().queue_dropped + relay.to_caller().queue_dropped > 0);
-}
-
-#[test]
-fn baseline_a_call_through_a_one_megabit_tbf_link() {
-    let shape = Shape { rate_bps: 1_000_000, burst_bytes: 8192, latency: 200 * MS };
-    let Some(link) = VethLink::create_or_skip(shape, shape) else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let (a_json, b_json) = (dir.path().join("a.json"), dir.path().join("b.json"));
-    // More than the link carries: 1.5 Mbit/s of video plus sound.
-    let listen = format!("{}:0", link.address(Side::A));
-    let a_args = peer_args_with(
-        dir.path(),
-        "a",
-        &["--bitrate", "1500", "--once", "--stats-json", a_json.to_str().unwrap(), "--listen", &listen],
-    );
-    let mut a = Peer::start_in_namespace("a", dir.path(), link.namespace(Side::A), &strs(&a_args));
-    let port = a.listening_port();
-    let call = format!("{}:{port}", link.address(Side::A));
-    let b_args = peer_args_with(
-        dir.path(),
-        "b",
-        &["--bitrate", "1500", "--duration", "10", "--stats-json", b_json.to_str().unwrap(), "--call", &call],
-    );
-    let mut b = Peer::start_in_namespace("b", dir.path(), link.namespace(Side::B), &strs(&b_args));
-    let b_status = b.expect_exit(Duration::from_secs(45));
-    let a_status = a.expect_exit(Duration::from_secs(15));
-
-    let (stats_a, stats_b) = (link.qdisc_stats(Side::A).unwrap(), link.qdisc_stats(Side::B).unwrap());
-    print_baseline(
-        &format!(
-            "baseline through tbf 1 Mbit/s each way, 640x480 at 1500 kbit/s: caller {b_status}, listener {a_status}; \
-             qdisc a {stats_a:?}, qdisc b {stats_b:?}"
-        ),
-        [(&a, &a_json), (&b, &b_json)],
-    );
-    for (name, path, peer) in [("a", &a_json, &a), ("b", &b_json, &b)] {
-        let seconds = per_second(path);
-        let flowing = mean_over(&seconds, "fps_received", 1.0..=3.0);
-        assert!(flowing > 0.0, "{name}: no pictures in the first seconds\n{}", peer.describe());
-        let kbps = mean_over(&seconds, "kbps_received", 2.0..=10.0);
-        assert!(kbps <= 1000.0, "{name}: {kbps} kbit/s through 1 Mbit/s");
-    }
-    assert!(stats_a.overlimits > 0 && stats_b.overlimits > 0, "the link never held anything back");
 }

@@ -3,6 +3,7 @@
 //! target when it changes. The call's task owns it; nothing here waits or reads a clock.
 
 use super::estimator::{BandwidthEstimator, EstimateBounds, TransportStats};
+use super::pacing;
 use super::policy::{Policy, PolicyConfig, Target, VIDEO_FLOOR_KBPS, estimate_for_video_kbps};
 use super::report::ReceiverReport;
 
@@ -45,6 +46,11 @@ impl RateController {
     /// What the path is estimated to carry, media included, kbit/s.
     pub fn estimate_kbps(&self) -> u32 {
         self.estimator.estimate_kbps()
+    }
+
+    /// How many bytes quinn may hold unacknowledged: see `pacing`.
+    pub fn send_window_bytes(&self) -> u64 {
+        pacing::send_window_bytes(self.estimator.estimate_kbps(), self.estimator.min_rtt_us())
     }
 
     /// The target in force.

@@ -30,7 +30,7 @@
 //!   when the receiver gets more than that, the path has opened up and the ramp takes over;
 //! - silence (reports with no frames: an outage, or nothing sent) changes nothing, and the
 //!   losses quinn declares when the path comes back are the silence's, not congestion's:
-//!   the pacing budget already stops a queue from growing while nothing drains.
+//!   the send window already stops a queue from growing while nothing drains.
 
 use super::REPORT_INTERVAL_US;
 use super::loss_sampler::LossSampler;
@@ -156,6 +156,11 @@ impl BandwidthEstimator {
             last_loss_sample_us: None,
             last_silence_us: None,
         }
+    }
+
+    /// The smallest round trip lately (the default before quinn measured one), µs.
+    pub fn min_rtt_us(&self) -> u64 {
+        self.min_rtt.map_or(self.rtt_us, |(min_us, _)| min_us)
     }
 
     /// The estimate, kbit/s of media.

@@ -10,28 +10,24 @@
 //!    ReceiveMeter::report(now).encode()        -> BandwidthEstimator::on_transport_stats
 //!    -> one control message  ──────────►     after either: Policy::update(now, estimate)
 //!                                              -> Some(Target): bitrate, size, fps to the encoder
-//!                                            encoder thread, before each picture:
-//!                                              pacing::skip_picture(queued bytes, estimate)
+//!                                            quinn's send window:
+//!                                              pacing::send_window_bytes(estimate, min rtt)
 //! ```
 //!
-//! Wiring, for the integrator:
-//! - receiver: the task reading video streams owns a `ReceiveMeter`; it feeds every frame
-//!   it reads whole (arrival = local monotonic time, capture and seq from the frame
-//!   header, bytes on the wire), and every 100 ms (a timer in the same task) sends
-//!   `report(now).encode()` on the control stream. If the sender announces frames it
-//!   numbered and dropped, `on_sender_skipped(total)` keeps them out of the loss count.
-//! - sender: one task owns the `BandwidthEstimator` and the `Policy` (the control stream's
-//!   reader, with a 100 ms timer for quinn's statistics); it hands each new `Target` to the
-//!   encoder thread (as a latest-wins slot) and publishes the estimate (an atomic) for the
-//!   encoder thread's pacing check, which also needs the video bytes handed to the
-//!   transport and not yet sent (quinn does not count those: the sender has to).
-//! - bounds: `EstimateBounds { floor_kbps: estimate_for_video_kbps(VIDEO_FLOOR_KBPS),
-//!   ceiling_kbps: estimate_for_video_kbps(--bitrate) }`; start at the ceiling's estimate
-//!   or lower, as the call's first seconds may show.
+//! Where the call (`call.rs`) feeds them:
+//! - receiver: `video_in` feeds every whole frame to a `ReceiveMeter` (arrival on the
+//!   local clock, capture time and seq from the frame header, bytes on the wire); every
+//!   `REPORT_INTERVAL_US` the call loop sends `report(now)` as control message 7.
+//! - sender: the call loop owns a `RateController` (estimator and policy). Reports and,
+//!   every 100 ms, quinn's path statistics go in; a new `Target` goes to the encoder thread
+//!   through a watch channel, and `send_window_bytes` to `Connection::set_send_window`.
+//! - both: `Liveness` is told every 100 ms whether anything arrived; an outage shows as
+//!   "reconnecting…", and the return of the link restarts the video group.
 
 pub mod controller;
 pub mod estimator;
 pub mod ladder;
+pub mod liveness;
 pub mod loss_sampler;
 #[cfg(test)]
 mod model_link;

@@ -9,7 +9,7 @@
 //! (video) or forgotten (audio); with nothing acknowledged for a probe timeout, one packet
 //! goes anyway and the timeout doubles. Frames travel as one ordered stream, so a
 //! retransmission holds back the frames behind it, as on QUIC. The sender's backlog waits
-//! in its send queue, where the pacing budget sees it. The encoder's rate control pays a
+//! in its send queue, where the send window sees it. The encoder's rate control pays a
 //! keyframe back by skipping the pictures it overspent (openh264's frame skip, as the
 //! encoder thread configures it).
 
@@ -86,7 +86,7 @@ pub struct Sample {
 #[derive(Debug, Default)]
 pub struct CallTrace {
     pub samples: Vec<Sample>,
-    /// Pictures the pacing budget skipped at the encoder input.
+    /// Pictures the send window skipped at the encoder input.
     pub skipped_pictures: u64,
     /// Pictures the encoder's rate control skipped to pay a keyframe back.
     pub rate_control_skips: u64,
@@ -132,7 +132,7 @@ impl CallTrace {
         }
         let _ = writeln!(
             table,
-            "pictures: {} delivered, {} keyframes; skipped {} by the pacing budget, {} by rate control",
+            "pictures: {} delivered, {} keyframes; skipped {} by the send window, {} by rate control",
             self.frames_delivered, self.keyframes, self.skipped_pictures, self.rate_control_skips
         );
         table
@@ -326,7 +326,9 @@ impl Call {
         if camera_frame > 0 && taken(camera_frame) == taken(camera_frame - 1) {
             return;
         }
-        if pacing::skip_picture(self.video_queued_bytes, self.estimator.estimate_kbps()) {
+        // The writer waits while quinn's window is full, so the encoder finds its output full.
+        let window = pacing::send_window_bytes(self.estimator.estimate_kbps(), self.estimator.min_rtt_us());
+        if self.video_queued_bytes + self.in_flight_bytes > window {
             self.trace.skipped_pictures += 1;
             return;
         }

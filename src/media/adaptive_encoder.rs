@@ -28,6 +28,18 @@ pub struct Target {
     pub fps: u32,
 }
 
+impl From<crate::adapt::policy::Target> for Target {
+    /// The policy's size, as the largest box the captured pictures are fitted into.
+    fn from(target: crate::adapt::policy::Target) -> Self {
+        Self {
+            video_kbps: target.video_kbps,
+            width: target.width as usize,
+            height: target.height as usize,
+            fps: target.fps,
+        }
+    }
+}
+
 impl Target {
     /// What the call starts with: the settings' bitrate and rate, pictures as captured.
     pub fn initial(settings: EncoderSettings) -> Self {

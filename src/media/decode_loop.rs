@@ -1,7 +1,8 @@
 //! The decoder thread: decodes the peer's pictures in order, asks for a keyframe when the
 //! chain of references is broken, measures each picture (latency, PSNR against the test
 //! pattern, skipped and frozen frames, offset from the sound), records it, and hands it to
-//! the window, held back if need be until the sound captured with it plays.
+//! the window, held back if need be until the sound captured with it plays. After a
+//! silence it asks for a keyframe and shows nothing stale (`freshness`).
 //!
 //! The peer may change its picture size during the call (its encoder follows the network):
 //! each size starts with an IDR picture whose SPS the decoder follows, and everything after
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::codec::{CodecError, VideoDecoder};
 use super::frame::{SharedFrame, VideoFrame};
+use super::freshness::Freshness;
 use super::lip_sync::LipSync;
 use super::pattern::{pattern_frame, read_index};
 use super::quality::psnr;
@@ -137,6 +139,7 @@ impl DecodeLoop {
         let mut chain = ReferenceChain::default();
         let mut requests = KeyframeRequests::new(Duration::from_millis(250));
         let mut last_shown: Option<(u64, u64)> = None; // (seq, local time us)
+        let mut freshness = Freshness::default();
         while !self.stop.load(Relaxed) {
             // The peer turned its camera off: the pause is not frozen video.
             if self.stats.peer_camera_off.load(Relaxed) {
@@ -147,6 +150,11 @@ impl DecodeLoop {
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
+            if freshness.on_arrival(now_us()) {
+                // The first picture after a silence: ask for a fresh start at once.
+                self.stats.keyframes_requested.fetch_add(1, Relaxed);
+                (self.request_keyframe)();
+            }
             // The size an SPS announces is checked before the decoder allocates for it.
             if let Err(e) = check_access_unit(&frame.data) {
                 (self.refuse)(e.to_string());
@@ -173,6 +181,10 @@ impl DecodeLoop {
                 continue;
             };
             let captured_local = self.clock.lock().unwrap_or_else(|e| e.into_inner()).to_local_us(picture.capture_us);
+            let now = now_us();
+            if !freshness.should_show(now, (now as i64).saturating_sub(captured_local)) {
+                continue;
+            }
             if let Some(hold) = self.lip_sync.hold(captured_local, now_us()) {
                 std::thread::sleep(hold);
             }

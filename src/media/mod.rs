@@ -14,6 +14,7 @@ pub mod encode_loop;
 pub mod encoder_options;
 pub mod frame;
 pub mod frame_pacer;
+pub mod freshness;
 pub mod lip_sync;
 pub mod pattern;
 pub mod quality;

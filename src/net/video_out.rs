@@ -1,7 +1,14 @@
 //! Sending video: each group of pictures (an IDR picture and the P pictures after it) on
-//! its own unidirectional QUIC stream, newer groups at higher priority. When a new group
-//! starts, the old stream is finished if it is up to date, or reset if it is still
-//! behind, so stale pictures never hold up fresh ones.
+//! its own unidirectional QUIC stream, newer groups at higher priority.
+//!
+//! One task writes the pictures in order and waits while quinn's send window is full.
+//! It takes the next picture only when the last one is written, so when the network is
+//! behind, the encoder finds its output still full and skips pictures before encoding
+//! them: nothing queues beyond the send window (which the call bounds to what the path
+//! carries in a short while), and no encoded picture is ever thrown away, which would
+//! cost a keyframe. A restart (the call asks for one when the link comes back after an
+//! outage) resets the current stream, so quinn stops sending what went stale in it, and
+//! the next picture the encoder makes is a keyframe on a new stream.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,113 +20,116 @@ use super::wire::{FrameHeader, video_stream_preamble};
 use crate::media::codec::EncodedFrame;
 use crate::stats::CallStats;
 
-/// Reset code for a group given up because a newer one started.
+/// Reset code for a group given up because a newer one started or it went stale.
 const STALE_GROUP: VarInt = VarInt::from_u32(1);
-/// Pictures a group's writer may have queued before the group counts as behind.
-const GROUP_QUEUE: usize = 8;
 
-/// One group's writer task, seen from the dispatcher.
-struct Group {
-    frames: mpsc::Sender<Vec<u8>>,
-    superseded: watch::Sender<bool>,
-    /// Set when a picture had to be dropped: the rest of the group is undecodable.
-    broken: bool,
+/// Why sending stopped.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error("opening a video stream: {0}")]
+    Open(#[from] quinn::ConnectionError),
+    #[error("writing video: {0}")]
+    Write(#[from] quinn::WriteError),
+    #[error("setting a video stream's priority: {0}")]
+    Priority(#[from] quinn::ClosedStream),
 }
 
-/// Sends encoded pictures until the encoder stops or the connection ends.
+/// Sends encoded pictures until the encoder stops or the connection ends. Each change of
+/// `restart` gives up the current group.
 pub async fn send_video(
     conn: Connection,
     mut packets: mpsc::Receiver<EncodedFrame>,
+    mut restart: watch::Receiver<u64>,
     keyframe_wanted: Arc<AtomicBool>,
     stats: Arc<CallStats>,
 ) {
-    let mut seq = 0u64;
-    let mut next_group = 0u64;
-    let mut current: Option<Group> = None;
-    while let Some(packet) = packets.recv().await {
-        if packet.keyframe {
-            if let Some(old) = current.take() {
-                let _ = old.superseded.send(true);
+    let mut sender = GroupSender { conn, stream: None, next_group: 0, seq: 0 };
+    loop {
+        let packet = tokio::select! {
+            biased;
+            Ok(()) = restart.changed() => {
+                sender.give_up(&keyframe_wanted);
+                continue;
             }
-            current = Some(start_group(&conn, next_group));
-            next_group += 1;
+            packet = packets.recv() => match packet {
+                Some(packet) => packet,
+                None => break,
+            },
+        };
+        let size = tokio::select! {
+            biased;
+            Ok(()) = restart.changed() => {
+                sender.give_up(&keyframe_wanted);
+                continue;
+            }
+            sent = sender.send(&packet) => match sent {
+                Ok(Some(size)) => size,
+                Ok(None) => {
+                    // A P picture with no group to belong to: it cannot be decoded.
+                    stats.frames_dropped_sending.fetch_add(1, Ordering::Relaxed);
+                    keyframe_wanted.store(true, Ordering::Relaxed);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::debug!("video sending ended: {e}");
+                    return;
+                }
+            },
+        };
+        stats.record_sent(size);
+    }
+    if let Some(mut stream) = sender.stream.take() {
+        let _ = stream.finish();
+    }
+}
+
+/// The stream of the group being sent, and the numbering of groups and pictures.
+struct GroupSender {
+    conn: Connection,
+    stream: Option<SendStream>,
+    next_group: u64,
+    seq: u64,
+}
+
+impl GroupSender {
+    /// Writes one picture, on a new stream if it is a keyframe; returns the bytes written,
+    /// or `None` for a P picture that has no group.
+    async fn send(&mut self, packet: &EncodedFrame) -> Result<Option<usize>, SendError> {
+        if packet.keyframe {
+            if let Some(mut old) = self.stream.take() {
+                // What it still holds goes out after the new group (lower priority), and the
+                // receiver stops it as soon as the new group arrives.
+                let _ = old.finish();
+            }
+            let mut stream = self.conn.open_uni().await?;
+            // Newer groups first; the priority wraps harmlessly after 2^31 groups.
+            stream.set_priority((self.next_group % i32::MAX as u64) as i32)?;
+            stream.write_all(&video_stream_preamble(self.next_group)).await?;
+            self.next_group += 1;
+            self.stream = Some(stream);
         }
         let header = FrameHeader {
-            seq,
+            seq: self.seq,
             capture_us: packet.capture_us,
             keyframe: packet.keyframe,
             len: packet.data.len() as u32,
         };
-        seq += 1;
-        let Some(group) = current.as_mut().filter(|g| !g.broken) else {
-            // No group to put a P picture in: it cannot be decoded; ask for a keyframe.
-            keyframe_wanted.store(true, Ordering::Relaxed);
-            stats.frames_dropped_sending.fetch_add(1, Ordering::Relaxed);
-            continue;
+        self.seq += 1;
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(None);
         };
-        let mut bytes = Vec::with_capacity(header.encode().len() + packet.data.len());
-        bytes.extend_from_slice(&header.encode());
-        bytes.extend_from_slice(&packet.data);
-        let size = bytes.len();
-        if group.frames.try_send(bytes).is_ok() {
-            stats.record_sent(size);
-        } else {
-            // The network is behind: give up on this group and start a new one.
-            group.broken = true;
-            keyframe_wanted.store(true, Ordering::Relaxed);
-            stats.frames_dropped_sending.fetch_add(1, Ordering::Relaxed);
-        }
+        let header = header.encode();
+        stream.write_all(&header).await?;
+        stream.write_all(&packet.data).await?;
+        Ok(Some(header.len() + packet.data.len()))
     }
-    if let Some(group) = current {
-        let _ = group.superseded.send(true);
-    }
-}
 
-fn start_group(conn: &Connection, group: u64) -> Group {
-    let (frames_tx, frames_rx) = mpsc::channel(GROUP_QUEUE);
-    let (superseded_tx, superseded_rx) = watch::channel(false);
-    let conn = conn.clone();
-    tokio::spawn(async move {
-        if let Err(e) = write_group(conn, group, frames_rx, superseded_rx).await {
-            tracing::debug!(group, "video stream ended: {e}");
+    /// Resets the current group: quinn drops what it has not delivered of it. The next
+    /// picture must be a keyframe.
+    fn give_up(&mut self, keyframe_wanted: &AtomicBool) {
+        if let Some(mut stream) = self.stream.take() {
+            let _ = stream.reset(STALE_GROUP);
         }
-    });
-    Group { frames: frames_tx, superseded: superseded_tx, broken: false }
-}
-
-async fn write_group(
-    conn: Connection,
-    group: u64,
-    mut frames: mpsc::Receiver<Vec<u8>>,
-    mut superseded: watch::Receiver<bool>,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let mut stream: SendStream = conn.open_uni().await?;
-    // Newer groups first; the priority wraps harmlessly after 2^31 groups.
-    stream.set_priority((group % i32::MAX as u64) as i32)?;
-    stream.write_all(&video_stream_preamble(group)).await?;
-    loop {
-        let next = tokio::select! {
-            biased;
-            _ = superseded.wait_for(|s| *s) => {
-                // A newer group started: finish if nothing is pending, else give up.
-                match frames.try_recv() {
-                    Ok(_) => { let _ = stream.reset(STALE_GROUP); }
-                    Err(_) => { let _ = stream.finish(); }
-                }
-                return Ok(());
-            }
-            next = frames.recv() => next,
-        };
-        let Some(bytes) = next else {
-            let _ = stream.finish();
-            return Ok(());
-        };
-        tokio::select! {
-            written = stream.write_all(&bytes) => written?,
-            _ = superseded.wait_for(|s| *s) => {
-                let _ = stream.reset(STALE_GROUP);
-                return Ok(());
-            }
-        }
+        keyframe_wanted.store(true, Ordering::Relaxed);
     }
 }

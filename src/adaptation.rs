@@ -1,0 +1,101 @@
+//! The call's shell around the adaptation core (`adapt`): every 100 ms it reads quinn's
+//! statistics and the receive meter, feeds the pure state machines, and carries out what
+//! they decide: a report to the peer, a new target for the encoder, quinn's send window,
+//! "reconnecting…", and a fresh video group when the link comes back.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use quinn::Connection;
+use tokio::sync::{mpsc, watch};
+
+use crate::adapt::controller::RateController;
+use crate::adapt::estimator::TransportStats;
+use crate::adapt::liveness::{LinkChange, Liveness};
+use crate::adapt::receive_meter::ReceiveMeter;
+use crate::adapt::report::ReceiverReport;
+use crate::media::adaptive_encoder::Target;
+use crate::net::wire::ControlMessage;
+use crate::stats::CallStats;
+
+/// What a tick changed that the call shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    Nothing,
+    /// The peer went quiet: show "reconnecting…" now rather than at the next status line.
+    Reconnecting,
+}
+
+/// See the module documentation.
+pub struct Adaptation {
+    /// `None` with `--no-adapt`: the first target holds and quinn's window stays large.
+    pub controller: Option<RateController>,
+    pub liveness: Liveness,
+    pub meter: Arc<Mutex<ReceiveMeter>>,
+    /// The encoder's target.
+    pub retarget: watch::Sender<Target>,
+    /// Counts restarts of the video group (see `video_out`).
+    pub restart: watch::Sender<u64>,
+    /// The control stream's queue, for our reports.
+    pub control: mpsc::Sender<ControlMessage>,
+    pub stats: Arc<CallStats>,
+    /// UDP datagrams received at the last tick.
+    pub datagrams_seen: u64,
+}
+
+impl Adaptation {
+    /// Before the first picture: the controller's start, and a send window to match.
+    pub fn start(&self, conn: &Connection) {
+        if let Some(controller) = &self.controller {
+            self.retarget.send_replace(controller.target().into());
+            conn.set_send_window(controller.send_window_bytes());
+        }
+    }
+
+    /// The peer reported what it got of our video.
+    pub fn on_report(&mut self, now_us: u64, report: &ReceiverReport) {
+        if let Some(target) = self.controller.as_mut().and_then(|c| c.on_report(now_us, report)) {
+            self.retarget.send_replace(target.into());
+        }
+    }
+
+    /// Every `REPORT_INTERVAL_US`.
+    pub fn on_tick(&mut self, now_us: u64, conn: &Connection) -> Shown {
+        let report = self.meter.lock().unwrap_or_else(|e| e.into_inner()).report(now_us);
+        let _ = self.control.try_send(ControlMessage::ReceiverReport(report));
+        let stats = conn.stats();
+        let heard = stats.udp_rx.datagrams != self.datagrams_seen;
+        self.datagrams_seen = stats.udp_rx.datagrams;
+        let mut shown = Shown::Nothing;
+        match self.liveness.check(now_us, heard) {
+            Some(LinkChange::WentSilent) => {
+                self.stats.reconnecting.store(true, Ordering::Relaxed);
+                shown = Shown::Reconnecting;
+            }
+            Some(LinkChange::CameBack { silent_for_us }) => {
+                self.stats.reconnecting.store(false, Ordering::Relaxed);
+                tracing::info!("the link is back after {} ms", silent_for_us / 1000);
+                // What waited in the dead link is stale: drop it and start afresh.
+                if self.controller.is_some() {
+                    self.restart.send_modify(|restarts| *restarts += 1);
+                }
+            }
+            None => {}
+        }
+        let Some(controller) = self.controller.as_mut() else {
+            return shown;
+        };
+        let transport = TransportStats {
+            rtt_ms: u32::try_from(stats.path.rtt.as_millis()).unwrap_or(u32::MAX),
+            cwnd_bytes: stats.path.cwnd,
+            lost_packets: stats.path.lost_packets,
+            sent_packets: stats.path.sent_packets,
+        };
+        if let Some(target) = controller.on_transport_stats(now_us, &transport) {
+            self.retarget.send_replace(target.into());
+        }
+        self.stats.estimate_kbps.store(u64::from(controller.estimate_kbps()), Ordering::Relaxed);
+        conn.set_send_window(controller.send_window_bytes());
+        shown
+    }
+}

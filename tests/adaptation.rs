@@ -1,0 +1,168 @@
+//! Calls through links with less room than the call asks for, or none for a while: the
+//! sender fits under the link and climbs back, nothing overflows the bottleneck's queue,
+//! and after an outage the call goes on with fresh pictures. Behaviour only: the figures
+//! (latency, seconds to fit) are measured by `scripts/bench.sh`.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use common::link::{Bottleneck, LinkPlan};
+use common::netns::{Shape, Side, VethLink};
+use common::relay::{Scenario, UdpRelay};
+use common::{Peer, peer_args_with, start_caller, start_listener, strs};
+
+const MS: Duration = Duration::from_millis(1);
+/// Audio's share of the link, kbit/s (`adapt::AUDIO_KBPS`).
+const AUDIO_KBPS: f64 = 40.0;
+
+fn secs(seconds: f64) -> Duration {
+    Duration::from_secs_f64(seconds)
+}
+
+/// The per-second objects of a `--stats-json` file.
+fn per_second(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter(|line| line.contains("\"summary\":false"))
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+fn field(second: &serde_json::Value, key: &str) -> f64 {
+    second[key].as_f64().unwrap_or(0.0)
+}
+
+/// The seconds whose `t_s` is in `window`; panics if there are none.
+fn seconds_in(seconds: &[serde_json::Value], window: std::ops::RangeInclusive<f64>) -> Vec<&serde_json::Value> {
+    let inside: Vec<_> = seconds.iter().filter(|s| window.contains(&field(s, "t_s"))).collect();
+    assert!(!inside.is_empty(), "no seconds in {window:?}");
+    inside
+}
+
+/// The mean of `key` over the seconds whose `t_s` is in `window`.
+fn mean_over(seconds: &[serde_json::Value], key: &str, window: std::ops::RangeInclusive<f64>) -> f64 {
+    let inside = seconds_in(seconds, window);
+    inside.iter().map(|s| field(s, key)).sum::<f64>() / inside.len() as f64
+}
+
+/// A listener and a caller through a relay playing `plan` each way; returns both peers
+/// (caller exited, listener exited) and their stats files.
+fn call_through_relay(dir: &Path, plan: LinkPlan, seconds: u32) -> ([(Peer, std::path::PathBuf); 2], UdpRelay) {
+    let (a_json, b_json) = (dir.join("a.json"), dir.join("b.json"));
+    let (mut a, port) =
+        start_listener(dir, "a", peer_args_with(dir, "a", &["--once", "--stats-json", a_json.to_str().unwrap()]));
+    let relay = UdpRelay::with_scenario(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        Scenario { to_listener: plan.clone(), to_caller: plan, seed: 3, ..Scenario::default() },
+    );
+    let duration = seconds.to_string();
+    let args = peer_args_with(dir, "b", &["--duration", &duration, "--stats-json", b_json.to_str().unwrap()]);
+    let mut b = start_caller(dir, "b", relay.port, args);
+    let b_status = b.expect_exit(Duration::from_secs(u64::from(seconds) + 40));
+    let a_status = a.expect_exit(Duration::from_secs(15));
+    assert!(
+        b_status.success() && a_status.success(),
+        "caller {b_status}, listener {a_status}\n{}\n{}",
+        b.describe(),
+        a.describe()
+    );
+    ([(a, a_json), (b, b_json)], relay)
+}
+
+#[test]
+fn through_a_rate_drop_the_sender_fits_under_the_link_and_climbs_back() {
+    // 3 Mbit/s, 0.5 Mbit/s from 6 s, 3 Mbit/s again from 12 s, each way, 200 ms queues.
+    let limit = |rate| Some(Bottleneck::rate(rate).queue_delay(200 * MS));
+    let plan = LinkPlan::default()
+        .limit_from(Duration::ZERO, limit(3_000_000))
+        .limit_from(secs(6.0), limit(500_000))
+        .limit_from(secs(12.0), limit(3_000_000));
+    let dir = tempfile::tempdir().unwrap();
+    let (peers, relay) = call_through_relay(dir.path(), plan, 18);
+    for (peer, path) in &peers {
+        let (name, seconds) = (&peer.name, per_second(path));
+        let before = mean_over(&seconds, "target_kbps", 3.0..=5.5);
+        // Seconds well inside 6-12 s on the relay's clock, which runs a little ahead.
+        let during = mean_over(&seconds, "target_kbps", 8.5..=11.5);
+        assert!(during + AUDIO_KBPS < 500.0, "{name}: video target {during} kbit/s on a 0.5 Mbit/s link");
+        let fps = mean_over(&seconds, "fps_received", 8.5..=11.5);
+        assert!(fps >= 15.0, "{name}: {fps} fps through the drop\n{}", peer.describe());
+        let after = mean_over(&seconds, "target_kbps", 16.5..=18.0);
+        assert!(after >= 0.75 * before, "{name}: back at {after} kbit/s of the {before} before the drop");
+    }
+    // The send window holds less than the relay's queue: nothing overflowed it.
+    let dropped = relay.to_listener().queue_dropped + relay.to_caller().queue_dropped;
+    assert_eq!(dropped, 0, "datagrams dropped at the bottleneck's full queue");
+}
+
+#[test]
+fn through_a_one_megabit_tbf_link_the_call_fits_and_the_kernel_drops_nothing() {
+    let shape = Shape { rate_bps: 1_000_000, burst_bytes: 8192, latency: 200 * MS };
+    let Some(link) = VethLink::create_or_skip(shape, shape) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (a_json, b_json) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    // The ceiling is more than the link carries: 1.5 Mbit/s of video plus sound.
+    let listen = format!("{}:0", link.address(Side::A));
+    let a_args = peer_args_with(
+        dir.path(),
+        "a",
+        &["--bitrate", "1500", "--once", "--stats-json", a_json.to_str().unwrap(), "--listen", &listen],
+    );
+    let mut a = Peer::start_in_namespace("a", dir.path(), link.namespace(Side::A), &strs(&a_args));
+    let call = format!("{}:{}", link.address(Side::A), a.listening_port());
+    let b_args = peer_args_with(
+        dir.path(),
+        "b",
+        &["--bitrate", "1500", "--duration", "10", "--stats-json", b_json.to_str().unwrap(), "--call", &call],
+    );
+    let mut b = Peer::start_in_namespace("b", dir.path(), link.namespace(Side::B), &strs(&b_args));
+    let b_status = b.expect_exit(Duration::from_secs(45));
+    let a_status = a.expect_exit(Duration::from_secs(15));
+    assert!(
+        b_status.success() && a_status.success(),
+        "caller {b_status}, listener {a_status}\n{}\n{}",
+        b.describe(),
+        a.describe()
+    );
+    for (peer, path) in [(&a, &a_json), (&b, &b_json)] {
+        let (name, seconds) = (&peer.name, per_second(path));
+        let kbps = mean_over(&seconds, "kbps_sent", 2.0..=10.0);
+        assert!(kbps + AUDIO_KBPS <= 1000.0, "{name}: sent {kbps} kbit/s of video through 1 Mbit/s");
+        let fps = mean_over(&seconds, "fps_received", 2.0..=10.0);
+        assert!(fps >= 25.0, "{name}: {fps} fps\n{}", peer.describe());
+    }
+    for side in [Side::A, Side::B] {
+        let stats = link.qdisc_stats(side).unwrap();
+        assert!(stats.overlimits > 0, "the link never held anything back: {stats:?}");
+        assert_eq!(stats.dropped, 0, "tbf's queue overflowed: {stats:?}");
+    }
+}
+
+#[test]
+fn after_an_outage_the_call_says_reconnecting_and_goes_on_with_fresh_pictures() {
+    // 20 ms each way, and nothing at all either way from 4 s to 6 s.
+    let plan = LinkPlan { delay: 20 * MS, ..LinkPlan::default() }.outage(secs(4.0)..secs(6.0));
+    let dir = tempfile::tempdir().unwrap();
+    let (peers, relay) = call_through_relay(dir.path(), plan, 10);
+    assert!(relay.to_listener().outage_dropped > 0 && relay.to_caller().outage_dropped > 0);
+    for (peer, path) in &peers {
+        let (name, seconds) = (&peer.name, per_second(path));
+        let reconnecting: Vec<f64> =
+            seconds.iter().filter(|s| s["reconnecting"] == true).map(|s| field(s, "t_s")).collect();
+        assert!(
+            !reconnecting.is_empty() && reconnecting.iter().all(|t| (4.0..=7.0).contains(t)),
+            "{name}: reconnecting in seconds {reconnecting:?}"
+        );
+        // Seconds after the outage on the relay's clock, which runs a little ahead: no
+        // picture that waited in the dead link is shown.
+        for second in seconds_in(&seconds, 7.0..=10.0) {
+            let p95 = field(second, "latency_ms_p95");
+            assert!(p95 < 500.0, "{name}: a picture {p95} ms old shown after the outage, second {second}");
+        }
+        let fps = mean_over(&seconds, "fps_received", 7.5..=10.0);
+        assert!(fps >= 25.0, "{name}: {fps} fps after the outage\n{}", peer.describe());
+    }
+}
