@@ -1,12 +1,13 @@
 //! The call's shell around the adaptation core (`adapt`): every 100 ms it reads quinn's
 //! statistics and the receive meter, feeds the pure state machines, and carries out what
 //! they decide: a report to the peer, a new target for the encoder, quinn's send window,
-//! "reconnecting…", and a fresh video group when the link comes back.
+//! "reconnecting…", a fresh socket for the caller while the link stays silent, and a
+//! fresh video group when the link comes back.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use quinn::Connection;
+use quinn::{Connection, Endpoint};
 use tokio::sync::{mpsc, watch};
 
 use crate::adapt::controller::RateController;
@@ -41,6 +42,8 @@ pub struct Adaptation {
     pub stats: Arc<CallStats>,
     /// UDP datagrams received at the last tick.
     pub datagrams_seen: u64,
+    /// The caller's endpoint, moved to a fresh socket when the link stays silent.
+    pub rebinds: Option<Endpoint>,
 }
 
 impl Adaptation {
@@ -76,8 +79,17 @@ impl Adaptation {
                 self.stats.reconnecting.store(false, Ordering::Relaxed);
                 tracing::info!("the link is back after {} ms", silent_for_us / 1000);
                 // What waited in the dead link is stale: drop it and start afresh.
-                if self.controller.is_some() {
+                if let Some(controller) = self.controller.as_mut() {
+                    controller.on_link_back(now_us);
                     self.restart.send_modify(|restarts| *restarts += 1);
+                }
+            }
+            Some(LinkChange::Rebind) => {
+                if let Some(endpoint) = &self.rebinds {
+                    match crate::net::endpoint::rebind(endpoint) {
+                        Ok(local) => tracing::info!("nothing heard for a while: moved to {local}"),
+                        Err(e) => tracing::warn!("{e}"),
+                    }
                 }
             }
             None => {}

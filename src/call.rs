@@ -64,6 +64,13 @@ pub struct CallSettings {
     pub adapt: bool,
 }
 
+/// Which end of the call this peer is.
+pub enum CallSide {
+    Listener,
+    /// The caller, with its endpoint: it moves to a fresh socket when the link goes silent.
+    Caller(quinn::Endpoint),
+}
+
 /// What a call needs from the rest of the program.
 pub struct CallContext {
     pub settings: CallSettings,
@@ -150,7 +157,7 @@ impl CallContext {
     pub async fn run(
         &self,
         conn: Connection,
-        caller: bool,
+        side: CallSide,
         started: Instant,
         safety_code: Option<String>,
         established: impl FnOnce(),
@@ -162,20 +169,21 @@ impl CallContext {
         stats.set_safety_code(safety_code);
         let hello =
             ControlMessage::Hello { width: s.size.0 as u16, height: s.size.1 as u16, fps: s.encoder.fps as u16 };
-        let (control, peer_hello) = match ControlStream::establish(&conn, caller, hello).await {
-            Ok(established) => established,
-            Err(e) => {
-                let ending = match (&e, conn.close_reason()) {
-                    (_, Some(reason)) => Ending::of(&reason),
-                    (ControlError::Connection(reason), None) => Ending::of(reason),
-                    _ => {
-                        conn.close(CloseCode::ProtocolError.code(), e.to_string().as_bytes());
-                        Ending::Other(e.to_string())
-                    }
-                };
-                return Ok(self.finish(&stats, ending, None));
-            }
-        };
+        let (control, peer_hello) =
+            match ControlStream::establish(&conn, matches!(side, CallSide::Caller(_)), hello).await {
+                Ok(established) => established,
+                Err(e) => {
+                    let ending = match (&e, conn.close_reason()) {
+                        (_, Some(reason)) => Ending::of(&reason),
+                        (ControlError::Connection(reason), None) => Ending::of(reason),
+                        _ => {
+                            conn.close(CloseCode::ProtocolError.code(), e.to_string().as_bytes());
+                            Ending::Other(e.to_string())
+                        }
+                    };
+                    return Ok(self.finish(&stats, ending, None));
+                }
+            };
         tracing::info!(?peer_hello, "call established");
         established();
         let (peer_fps, peer_size) = match peer_hello {
@@ -311,6 +319,10 @@ impl CallContext {
             control: media_tx.clone(),
             stats: Arc::clone(&stats),
             datagrams_seen: 0,
+            rebinds: match side {
+                CallSide::Caller(endpoint) => Some(endpoint),
+                CallSide::Listener => None,
+            },
         };
         adaptation.start(&conn);
         let mut control =

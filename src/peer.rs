@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use quinn::{Connection, Endpoint};
 use rustls::pki_types::CertificateDer;
 
-use crate::call::{CallContext, CallOutcome};
+use crate::call::{CallContext, CallOutcome, CallSide};
 use crate::cli::PeerAddress;
 use crate::net::admission::{Admission, AdmissionLimits, Decision};
 use crate::net::endpoint::{self, CloseCode, Ending, IDLE_TIMEOUT};
@@ -227,7 +227,7 @@ async fn answer(caller: Accepted, ctx: Arc<CallContext>, trust: Arc<Trust>) -> a
     let code = trust.safety_code(&conn, &presented);
     ctx.view.set_headline(format!("in a call with {remote}"));
     let outcome = ctx
-        .run(conn, false, started, code.clone(), || {
+        .run(conn, CallSide::Listener, started, code.clone(), || {
             trust.call_established(code.as_deref(), &ctx.view, remember.then_some((ANY_ADDRESS, presented)));
         })
         .await?;
@@ -378,7 +378,7 @@ pub async fn call(
     let code = trust.safety_code(&conn, &presented);
     ctx.view.set_headline(format!("in a call with {key}"));
     let outcome = ctx
-        .run(conn, true, started, code.clone(), || {
+        .run(conn, CallSide::Caller(endpoint.clone()), started, code.clone(), || {
             trust.call_established(code.as_deref(), &ctx.view, remember.then_some((key.as_str(), presented)));
         })
         .await?;

@@ -31,6 +31,25 @@ fn per_second(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Prints a peer's seconds: shown when a test fails, or with `--no-capture`.
+fn print_seconds(name: &str, seconds: &[serde_json::Value]) {
+    println!("{name}:   t_s   fps  p95 ms  kbps sent  target  estimate  audio concealed  m2e p95  reconnecting");
+    for s in seconds {
+        println!(
+            "{name}: {:5.1} {:5.1} {:7.0} {:10.0} {:7.0} {:9.0} {:16.0} {:8.0}  {}",
+            field(s, "t_s"),
+            field(s, "fps_received"),
+            field(s, "latency_ms_p95"),
+            field(s, "kbps_sent"),
+            field(s, "target_kbps"),
+            field(s, "estimate_kbps"),
+            field(s, "audio_concealed"),
+            field(s, "mouth_to_ear_ms_p95"),
+            s["reconnecting"],
+        );
+    }
+}
+
 fn field(second: &serde_json::Value, key: &str) -> f64 {
     second[key].as_f64().unwrap_or(0.0)
 }
@@ -48,16 +67,18 @@ fn mean_over(seconds: &[serde_json::Value], key: &str, window: std::ops::RangeIn
     inside.iter().map(|s| field(s, key)).sum::<f64>() / inside.len() as f64
 }
 
-/// A listener and a caller through a relay playing `plan` each way; returns both peers
+/// The same plan each way.
+fn both_ways(plan: LinkPlan) -> Scenario {
+    Scenario { to_listener: plan.clone(), to_caller: plan, seed: 3, ..Scenario::default() }
+}
+
+/// A listener and a caller through a relay playing `scenario`; returns both peers
 /// (caller exited, listener exited) and their stats files.
-fn call_through_relay(dir: &Path, plan: LinkPlan, seconds: u32) -> ([(Peer, std::path::PathBuf); 2], UdpRelay) {
+fn call_through_relay(dir: &Path, scenario: Scenario, seconds: u32) -> ([(Peer, std::path::PathBuf); 2], UdpRelay) {
     let (a_json, b_json) = (dir.join("a.json"), dir.join("b.json"));
     let (mut a, port) =
         start_listener(dir, "a", peer_args_with(dir, "a", &["--once", "--stats-json", a_json.to_str().unwrap()]));
-    let relay = UdpRelay::with_scenario(
-        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-        Scenario { to_listener: plan.clone(), to_caller: plan, seed: 3, ..Scenario::default() },
-    );
+    let relay = UdpRelay::with_scenario(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), scenario);
     let duration = seconds.to_string();
     let args = peer_args_with(dir, "b", &["--duration", &duration, "--stats-json", b_json.to_str().unwrap()]);
     let mut b = start_caller(dir, "b", relay.port, args);
@@ -81,9 +102,10 @@ fn through_a_rate_drop_the_sender_fits_under_the_link_and_climbs_back() {
         .limit_from(secs(6.0), limit(500_000))
         .limit_from(secs(12.0), limit(3_000_000));
     let dir = tempfile::tempdir().unwrap();
-    let (peers, relay) = call_through_relay(dir.path(), plan, 18);
+    let (peers, relay) = call_through_relay(dir.path(), both_ways(plan), 18);
     for (peer, path) in &peers {
         let (name, seconds) = (&peer.name, per_second(path));
+        print_seconds(name, &seconds);
         let before = mean_over(&seconds, "target_kbps", 3.0..=5.5);
         // Seconds well inside 6-12 s on the relay's clock, which runs a little ahead.
         let during = mean_over(&seconds, "target_kbps", 8.5..=11.5);
@@ -129,6 +151,7 @@ fn through_a_one_megabit_tbf_link_the_call_fits_and_the_kernel_drops_nothing() {
     );
     for (peer, path) in [(&a, &a_json), (&b, &b_json)] {
         let (name, seconds) = (&peer.name, per_second(path));
+        print_seconds(name, &seconds);
         let kbps = mean_over(&seconds, "kbps_sent", 2.0..=10.0);
         assert!(kbps + AUDIO_KBPS <= 1000.0, "{name}: sent {kbps} kbit/s of video through 1 Mbit/s");
         let fps = mean_over(&seconds, "fps_received", 2.0..=10.0);
@@ -146,10 +169,11 @@ fn after_an_outage_the_call_says_reconnecting_and_goes_on_with_fresh_pictures() 
     // 20 ms each way, and nothing at all either way from 4 s to 6 s.
     let plan = LinkPlan { delay: 20 * MS, ..LinkPlan::default() }.outage(secs(4.0)..secs(6.0));
     let dir = tempfile::tempdir().unwrap();
-    let (peers, relay) = call_through_relay(dir.path(), plan, 10);
+    let (peers, relay) = call_through_relay(dir.path(), both_ways(plan), 10);
     assert!(relay.to_listener().outage_dropped > 0 && relay.to_caller().outage_dropped > 0);
     for (peer, path) in &peers {
         let (name, seconds) = (&peer.name, per_second(path));
+        print_seconds(name, &seconds);
         let reconnecting: Vec<f64> =
             seconds.iter().filter(|s| s["reconnecting"] == true).map(|s| field(s, "t_s")).collect();
         assert!(
@@ -164,5 +188,36 @@ fn after_an_outage_the_call_says_reconnecting_and_goes_on_with_fresh_pictures() 
         }
         let fps = mean_over(&seconds, "fps_received", 7.5..=10.0);
         assert!(fps >= 25.0, "{name}: {fps} fps after the outage\n{}", peer.describe());
+    }
+}
+
+#[test]
+fn a_nat_rebinding_mid_call_is_survived() {
+    // At 4 s the relay sends to the listener from a new port, as a NAT whose mapping changed.
+    let plan = LinkPlan { delay: 20 * MS, ..LinkPlan::default() };
+    let scenario = Scenario { rebind_at: vec![secs(4.0)], ..both_ways(plan) };
+    let dir = tempfile::tempdir().unwrap();
+    let (peers, _relay) = call_through_relay(dir.path(), scenario, 8);
+    for (peer, path) in &peers {
+        let (name, seconds) = (&peer.name, per_second(path));
+        print_seconds(name, &seconds);
+        let fps = mean_over(&seconds, "fps_received", 5.5..=8.0);
+        assert!(fps >= 25.0, "{name}: {fps} fps after the rebinding\n{}", peer.describe());
+    }
+}
+
+#[test]
+fn when_the_callers_network_goes_away_it_moves_to_a_fresh_socket_and_the_call_goes_on() {
+    // At 4 s whatever comes from the caller's address is dropped: its network is gone.
+    let plan = LinkPlan { delay: 20 * MS, ..LinkPlan::default() };
+    let scenario = Scenario { caller_path_dies_at: vec![secs(4.0)], ..both_ways(plan) };
+    let dir = tempfile::tempdir().unwrap();
+    let (peers, relay) = call_through_relay(dir.path(), scenario, 10);
+    assert!(relay.to_listener().outage_dropped > 0, "the old path never died");
+    for (peer, path) in &peers {
+        let (name, seconds) = (&peer.name, per_second(path));
+        print_seconds(name, &seconds);
+        let fps = mean_over(&seconds, "fps_received", 7.5..=10.0);
+        assert!(fps >= 25.0, "{name}: {fps} fps after the caller moved\n{}", peer.describe());
     }
 }

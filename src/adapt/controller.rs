@@ -43,6 +43,11 @@ impl RateController {
         self.policy.update(now_us, self.estimator.estimate_kbps())
     }
 
+    /// The link came back after a silence at `now_us`.
+    pub fn on_link_back(&mut self, now_us: u64) {
+        self.estimator.on_link_back(now_us);
+    }
+
     /// What the path is estimated to carry, media included, kbit/s.
     pub fn estimate_kbps(&self) -> u32 {
         self.estimator.estimate_kbps()

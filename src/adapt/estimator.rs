@@ -196,6 +196,14 @@ impl BandwidthEstimator {
         }
     }
 
+    /// The link came back after a silence (see `liveness`): the losses quinn declares now
+    /// are the silence's, even when no report said the peer got nothing.
+    pub fn on_link_back(&mut self, now_us: u64) {
+        self.last_silence_us = Some(now_us);
+        self.last_increase_us = None;
+        self.loss.restart();
+    }
+
     /// Takes quinn's path statistics (every 100 ms or so).
     pub fn on_transport_stats(&mut self, now_us: u64, stats: &TransportStats) {
         if stats.rtt_ms > 0 {
@@ -343,6 +351,19 @@ mod tests {
         assert_eq!(estimator.estimate_kbps(), 425, "no second cut within 300 ms");
         estimator.on_report(300 * MS, &report(460, -300_000, 200));
         assert_eq!(estimator.estimate_kbps(), 425, "draining: hold");
+    }
+
+    #[test]
+    fn losses_declared_when_the_link_comes_back_are_not_congestion() {
+        let mut estimator = BandwidthEstimator::new(BOUNDS, 2_000);
+        estimator.on_transport_stats(0, &stats(0, 1_000));
+        estimator.on_transport_stats(100 * MS, &stats(0, 1_100));
+        // Two silent seconds, no report got through; then quinn declares their packets lost.
+        estimator.on_link_back(2_100 * MS);
+        for i in 0..5 {
+            estimator.on_transport_stats((2_200 + i * 100) * MS, &stats(300 + i * 50, 1_400 + i * 100));
+        }
+        assert_eq!(estimator.estimate_kbps(), 2_000);
     }
 
     #[test]

@@ -1,11 +1,19 @@
 //! Whether the peer is heard: a silence of more than `SILENCE_US` (an outage, Wi-Fi
 //! roaming, a tunnel) makes the call say "reconnecting…", and the moment anything arrives
 //! again the sender starts a fresh group, so what went stale in the dead link is dropped
-//! rather than delivered late. Fed the time at which packets were last seen; reads no clock.
+//! rather than delivered late. A silence that goes on is a cue for the caller to move to
+//! a fresh socket: the network it used may be gone (a laptop leaving Wi-Fi), or a NAT may
+//! have forgotten its mapping; QUIC migrates the call without a new handshake. Fed whether
+//! packets arrived since the last check; reads no clock.
 
 /// Longer than this with nothing from the peer is an outage: audio alone comes every
 /// 10 ms and reports every 100 ms, so a live link is never this quiet.
 pub const SILENCE_US: u64 = 300_000;
+
+/// A silence this long is a cue to rebind (the caller only: the listener's address is what
+/// callers know), and every `REBIND_AGAIN_US` after while it lasts.
+pub const REBIND_AFTER_US: u64 = 1_000_000;
+pub const REBIND_AGAIN_US: u64 = 2_000_000;
 
 /// What changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +22,8 @@ pub enum LinkChange {
     WentSilent,
     /// Packets arrive again after a silence this long.
     CameBack { silent_for_us: u64 },
+    /// Still silent: time to try a fresh socket.
+    Rebind,
 }
 
 /// See the module documentation.
@@ -21,6 +31,8 @@ pub enum LinkChange {
 pub struct Liveness {
     last_heard_us: Option<u64>,
     silent: bool,
+    /// When the next rebinding is due, during a silence.
+    rebind_at_us: Option<u64>,
 }
 
 impl Liveness {
@@ -28,6 +40,7 @@ impl Liveness {
     pub fn check(&mut self, now_us: u64, heard: bool) -> Option<LinkChange> {
         if heard {
             let since = self.last_heard_us.replace(now_us);
+            self.rebind_at_us = None;
             if std::mem::take(&mut self.silent) {
                 let silent_for_us = since.map_or(0, |since| now_us.saturating_sub(since));
                 return Some(LinkChange::CameBack { silent_for_us });
@@ -37,9 +50,16 @@ impl Liveness {
         let since = *self.last_heard_us.get_or_insert(now_us);
         if !self.silent && now_us.saturating_sub(since) > SILENCE_US {
             self.silent = true;
+            self.rebind_at_us = Some(since.saturating_add(REBIND_AFTER_US));
             return Some(LinkChange::WentSilent);
         }
-        None
+        match self.rebind_at_us {
+            Some(at) if self.silent && now_us >= at => {
+                self.rebind_at_us = Some(now_us.saturating_add(REBIND_AGAIN_US));
+                Some(LinkChange::Rebind)
+            }
+            _ => None,
+        }
     }
 
     /// Whether the peer is silent now.
@@ -67,6 +87,25 @@ mod tests {
         assert_eq!(live.check(2_100 * MS, true), Some(LinkChange::CameBack { silent_for_us: 2_100 * MS }));
         assert!(!live.is_silent());
         assert_eq!(live.check(2_200 * MS, true), None);
+    }
+
+    #[test]
+    fn a_silence_that_goes_on_asks_for_a_fresh_socket_after_a_second_then_every_two() {
+        let mut live = Liveness::default();
+        live.check(0, true);
+        let changes: Vec<(u64, LinkChange)> =
+            (1..=60).filter_map(|t| live.check(t * 100 * MS, false).map(|change| (t * 100, change))).collect();
+        assert_eq!(
+            changes,
+            [
+                (400, LinkChange::WentSilent),
+                (1_000, LinkChange::Rebind),
+                (3_000, LinkChange::Rebind),
+                (5_000, LinkChange::Rebind)
+            ]
+        );
+        assert_eq!(live.check(6_100 * MS, true), Some(LinkChange::CameBack { silent_for_us: 6_100 * MS }));
+        assert_eq!(live.check(7_000 * MS, false), None, "no rebinding left over from the last silence");
     }
 
     #[test]

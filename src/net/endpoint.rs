@@ -66,6 +66,9 @@ pub enum EndpointError {
         "cannot use UDP address {addr}: {error} (is another chat already listening there? try --listen with another port)"
     )]
     Bind { addr: SocketAddr, error: std::io::Error },
+    /// The caller could not move to a fresh socket.
+    #[error("cannot move the call to a fresh UDP socket: {error}")]
+    Rebind { error: std::io::Error },
     /// The TLS configuration could not be made.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
@@ -85,9 +88,14 @@ const UNDECIDED_RECEIVE_WINDOW: u32 = 16 << 10;
 const CALL_RECEIVE_WINDOW: u32 = 32 << 20;
 /// Video streams open at once during a call: one per group of pictures, a handful live.
 const CALL_VIDEO_STREAMS: u32 = 16;
-/// Audio datagrams waiting to be read (a few seconds of sound), and waiting to be sent.
+/// Audio datagrams waiting to be read (a few seconds of sound).
 const DATAGRAM_BUFFER: usize = 64 << 10;
-const DATAGRAM_SEND_BUFFER: usize = 16 << 10;
+/// Audio datagrams waiting to be sent: room for the largest Opus packet (1275 bytes, our
+/// 17-byte header and quinn's 32 bytes of bookkeeping), which is 280 ms of our 24 kbit/s
+/// packets (47 bytes). When the path is blocked, quinn drops the oldest first, so sound
+/// is never sent stale (16 KiB held 3.4 s). Datagrams go out ahead of stream data in
+/// every packet quinn builds.
+const DATAGRAM_SEND_BUFFER: usize = 1400;
 
 fn transport() -> Arc<TransportConfig> {
     let mut t = TransportConfig::default();
@@ -132,6 +140,20 @@ pub fn caller(peer: SocketAddr) -> Result<Endpoint, EndpointError> {
         SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
     };
     Endpoint::client(local).map_err(|error| EndpointError::Bind { addr: local, error })
+}
+
+/// Moves the caller's endpoint to a fresh socket (a new port, and whatever address the
+/// system routes from now) without a new handshake: QUIC migrates the connection. Returns
+/// the new local address.
+pub fn rebind(endpoint: &Endpoint) -> Result<SocketAddr, EndpointError> {
+    let local: SocketAddr = match endpoint.local_addr() {
+        Ok(SocketAddr::V6(_)) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+        _ => (Ipv4Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = std::net::UdpSocket::bind(local).map_err(|error| EndpointError::Rebind { error })?;
+    let bound = socket.local_addr().map_err(|error| EndpointError::Rebind { error })?;
+    endpoint.rebind(socket).map_err(|error| EndpointError::Rebind { error })?;
+    Ok(bound)
 }
 
 /// Starts a call to `peer`, pinning `expected` if given; `seen` receives what it presented.

@@ -35,6 +35,11 @@ pub struct Scenario {
     /// Times at which the relay starts sending to the listener from a new source port (the
     /// old port is closed: what the listener still sends there is lost, as behind a NAT).
     pub rebind_at: Vec<Duration>,
+    /// Times at which the caller's path dies: from then on, whatever comes from the address
+    /// the caller used at that time, or is bound for it, is dropped (as an outage), as when
+    /// the network it was on is gone. Only a caller that moves to a new address gets
+    /// through again.
+    pub caller_path_dies_at: Vec<Duration>,
     /// Seeds the random choices of both directions.
     pub seed: u64,
 }
@@ -47,7 +52,13 @@ impl From<Impairment> for Scenario {
             jitter: impairment.jitter,
             ..LinkPlan::default()
         };
-        Self { to_listener: plan.clone(), to_caller: plan, rebind_at: Vec::new(), seed: impairment.seed }
+        Self {
+            to_listener: plan.clone(),
+            to_caller: plan,
+            rebind_at: Vec::new(),
+            caller_path_dies_at: Vec::new(),
+            seed: impairment.seed,
+        }
     }
 }
 
@@ -204,10 +215,26 @@ impl UdpRelay {
             Arc::clone(&client),
             schedule.clone(),
         );
+        let mut deaths = scenario.caller_path_dies_at;
+        deaths.sort();
+        let mut deaths = VecDeque::from(deaths);
+        // Caller addresses whose path has died, either way.
+        let dead: Arc<Mutex<Vec<SocketAddr>>> = Arc::default();
+        let dead_rx = Arc::clone(&dead);
         threads.push(std::thread::spawn(move || {
             let mut buf = vec![0u8; 65536];
             while !stop_rx.load(Ordering::Relaxed) {
-                let Ok((n, from)) = socket.recv_from(&mut buf) else { continue };
+                let received = socket.recv_from(&mut buf);
+                if deaths.front().is_some_and(|at| started.elapsed() >= *at) {
+                    deaths.pop_front();
+                    dead_rx.lock().unwrap().extend(*client_rx.lock().unwrap());
+                }
+                let Ok((n, from)) = received else { continue };
+                if dead_rx.lock().unwrap().contains(&from) {
+                    counters.count(Fate::Dropped(DropCause::Outage));
+                    dropped_rx.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 *client_rx.lock().unwrap() = Some(from);
                 let fate = link.admit(started.elapsed(), n);
                 counters.count(fate);
@@ -237,6 +264,11 @@ impl UdpRelay {
                     continue;
                 }
                 let Some(client) = *client_rx.lock().unwrap() else { continue };
+                if dead.lock().unwrap().contains(&client) {
+                    counters.count(Fate::Dropped(DropCause::Outage));
+                    dropped_rx.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 let fate = link.admit(started.elapsed(), n);
                 counters.count(fate);
                 if matches!(fate, Fate::Dropped(_)) {
