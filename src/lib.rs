@@ -9,7 +9,8 @@
 //!                                                      held for lip sync)    │ audio delay
 //!  mic ─► ring ─► audio sender ─► datagrams ─► audio in ─► playout thread ─► ring ─► speaker
 //!  (cpal)         (Opus)          (QUIC)                   (jitter buffer)          (cpal)
-//!  control stream (bidirectional): hello, keyframe requests, clock pings, media state, hang-up
+//!  control stream (bidirectional): hello, keyframe requests, clock pings, media state,
+//!  receiver reports (for the peer's rate adaptation, `adapt`), hang-up
 //! ```
 //!
 //! Every hand-off keeps only the newest item or is bounded and drops, so a slow stage

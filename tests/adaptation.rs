@@ -221,3 +221,21 @@ fn when_the_callers_network_goes_away_it_moves_to_a_fresh_socket_and_the_call_go
         assert!(fps >= 25.0, "{name}: {fps} fps after the caller moved\n{}", peer.describe());
     }
 }
+
+#[test]
+fn random_loss_is_not_taken_for_congestion() {
+    // 2 % of datagrams lost each way, 20 ms each way.
+    let plan = LinkPlan { delay: 20 * MS, loss: 0.02, ..LinkPlan::default() };
+    let dir = tempfile::tempdir().unwrap();
+    let (peers, relay) = call_through_relay(dir.path(), both_ways(plan), 12);
+    assert!(relay.to_listener().lost > 0 && relay.to_caller().lost > 0);
+    for (peer, path) in &peers {
+        let (name, seconds) = (&peer.name, per_second(path));
+        print_seconds(name, &seconds);
+        let first = mean_over(&seconds, "target_kbps", 1.0..=2.5);
+        let later = mean_over(&seconds, "target_kbps", 6.0..=12.0);
+        assert!(later >= 0.9 * first, "{name}: the target fell from {first} to {later} kbit/s under random loss");
+        let fps = mean_over(&seconds, "fps_received", 2.0..=12.0);
+        assert!(fps >= 25.0, "{name}: {fps} fps under 2 % loss\n{}", peer.describe());
+    }
+}
