@@ -1,9 +1,13 @@
 //! Per-picture costs on the path from capture to window, at 1280x720, each beside the
 //! same job done by openh264-rs's own converters where one exists (the peer in this run).
-//! Also the sound path's per-frame costs. Run: cargo bench --bench frame_path (scripts/bench.sh prints the table).
+//! Also the sound path's per-frame costs, and the rate adaptation's per 100 ms. Run: cargo bench --bench frame_path (scripts/bench.sh prints the table).
 
 use std::hint::black_box;
 
+use chat::adapt::controller::RateController;
+use chat::adapt::estimator::TransportStats;
+use chat::adapt::policy::PolicyConfig;
+use chat::adapt::receive_meter::{FrameArrival, ReceiveMeter};
 use chat::media::codec::{EncoderSettings, VideoDecoder, VideoEncoder};
 use chat::media::convert::{Rect, blit_i420, rgb_to_i420};
 use chat::media::pattern::{pattern_frame, read_index};
@@ -117,5 +121,33 @@ fn sound(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, conversion, pattern_and_quality, codec, sound);
+/// 100 ms of a 30 fps call for the adaptation core: three frames into the receive meter,
+/// its report, and on the sender the peer's report and quinn's statistics into the rate
+/// controller, with the send window read back.
+fn adaptation(c: &mut Criterion) {
+    let config = PolicyConfig { ceiling_kbps: 1935, max_width: 1280, max_height: 720, camera_fps: 30 };
+    let (mut meter, mut controller) = (ReceiveMeter::new(), RateController::new(config));
+    let (mut now_us, mut seq) = (0u64, 0u64);
+    c.bench_function("adaptation_per_100ms", |b| {
+        b.iter(|| {
+            for _ in 0..3 {
+                seq += 1;
+                now_us += 33_333;
+                // A queue that builds and drains, so the estimator cuts and climbs.
+                let queue_us = (seq % 90) * 1_000;
+                let frame =
+                    FrameArrival { arrival_us: now_us + 20_000 + queue_us, capture_us: now_us, bytes: 6_000, seq };
+                meter.on_frame(frame);
+            }
+            let report = meter.report(now_us + 20_000);
+            controller.on_report(now_us, black_box(&report));
+            let stats =
+                TransportStats { rtt_ms: 40, cwnd_bytes: 60_000, lost_packets: seq / 50, sent_packets: seq * 5 };
+            controller.on_transport_stats(now_us, &stats);
+            black_box(controller.send_window_bytes())
+        })
+    });
+}
+
+criterion_group!(benches, conversion, pattern_and_quality, codec, sound, adaptation);
 criterion_main!(benches);
