@@ -52,6 +52,14 @@ struct Bench {
     recovers_at_s: Option<f64>,
 }
 
+/// A peer's arguments: 720p30 with a tone each way (`peer_args`), the mode's, and `extra`.
+fn bench_args(certs: &Path, name: &str, mode: Mode, stats: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["--size", "1280x720", "--fps", "30", "--stats-json", stats.to_str().unwrap()];
+    args.extend(mode.args());
+    args.extend(extra);
+    peer_args_with(certs, name, &args)
+}
+
 /// The call with the rate controller on (the default) or off.
 #[derive(Clone, Copy)]
 enum Mode {
@@ -86,6 +94,8 @@ impl Bench {
         std::fs::write(out.join("scenario.json"), self.scenario_json().to_string() + "\n").unwrap();
         for mode in [Mode::Adaptive, Mode::Fixed] {
             let dir = out.join(mode.name());
+            // Nothing from an earlier run may pass for this one's figures.
+            let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).unwrap();
             let certs = tempfile::tempdir().unwrap();
             let peers = match &self.link {
@@ -115,24 +125,16 @@ impl Bench {
         }
     }
 
-    /// The peers' arguments: 720p30 with a tone each way (`peer_args`), the mode's, and `extra`.
-    fn args(&self, certs: &Path, name: &str, mode: Mode, stats: &Path, extra: &[&str]) -> Vec<String> {
-        let mut args = vec!["--size", "1280x720", "--fps", "30", "--stats-json", stats.to_str().unwrap()];
-        args.extend(mode.args());
-        args.extend(extra);
-        peer_args_with(certs, name, &args)
-    }
-
     /// The call through the relay: listener `a`, caller `b`.
     fn call_through_relay(&self, dir: &Path, certs: &Path, mode: Mode, plan: &LinkPlan) -> [(Peer, ExitStatus); 2] {
-        let a_args = self.args(certs, "a", mode, &dir.join("a.json"), &["--once"]);
+        let a_args = bench_args(certs, "a", mode, &dir.join("a.json"), &["--once"]);
         let (mut a, port) = start_listener(dir, "a", a_args);
         let relay = UdpRelay::with_scenario(
             SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
             Scenario { to_listener: plan.clone(), to_caller: plan.clone(), seed: SEED, ..Scenario::default() },
         );
         let duration = self.call_s.to_string();
-        let b_args = self.args(certs, "b", mode, &dir.join("b.json"), &["--duration", &duration]);
+        let b_args = bench_args(certs, "b", mode, &dir.join("b.json"), &["--duration", &duration]);
         let mut b = start_caller(dir, "b", relay.port, b_args);
         let b_status = b.expect_exit(secs(f64::from(self.call_s)) + CALLER_GRACE);
         let a_status = a.expect_exit(LISTENER_GRACE);
@@ -149,11 +151,11 @@ impl Bench {
     /// The call through the tbf link: listener `a` in side A's namespace, caller `b` in B's.
     fn call_through_tbf(&self, dir: &Path, certs: &Path, mode: Mode, link: &VethLink) -> [(Peer, ExitStatus); 2] {
         let listen = format!("{}:0", link.address(Side::A));
-        let a_args = self.args(certs, "a", mode, &dir.join("a.json"), &["--once", "--listen", &listen]);
+        let a_args = bench_args(certs, "a", mode, &dir.join("a.json"), &["--once", "--listen", &listen]);
         let mut a = Peer::start_in_namespace("a", dir, link.namespace(Side::A), &strs(&a_args));
         let call = format!("{}:{}", link.address(Side::A), a.listening_port());
         let duration = self.call_s.to_string();
-        let b_args = self.args(certs, "b", mode, &dir.join("b.json"), &["--duration", &duration, "--call", &call]);
+        let b_args = bench_args(certs, "b", mode, &dir.join("b.json"), &["--duration", &duration, "--call", &call]);
         let mut b = Peer::start_in_namespace("b", dir, link.namespace(Side::B), &strs(&b_args));
         let b_status = b.expect_exit(secs(f64::from(self.call_s)) + CALLER_GRACE);
         let a_status = a.expect_exit(LISTENER_GRACE);
