@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Benchmarks a chat call on loopback beside the original Python streamer, and its sound
-# beside an ffmpeg Opus round trip, measured in the same run on the same machine, and
+# beside an ffmpeg Opus round trip, measured in the same run on the same machine; then a
+# 720p call through each impaired link of tests/network_bench.rs, adapting and with
+# --no-adapt, charted with scripts/plot_stats; then per-picture costs (criterion); and
 # prints the tables. Medians of one run each: the
 # machine is shared and noisy, so compare ratios, not single digits.
-#   BENCH_SECONDS (10)   length of each call
+#   BENCH_SECONDS (10)   length of each loopback call
 #   BENCH_SIZES ("640x480 1280x720")
+#   BENCH_LOOPBACK, BENCH_NET, BENCH_CRITERION (1)   0 skips that section
+#   BENCH_NET_SCENARIOS ("drop tbf_1mbit outage loss2")   the network scenarios to run
+#   BENCH_PLOTS (target/bench-plots)   where the network charts and their stats files go
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh ffmpeg
@@ -12,6 +17,7 @@ cargo build --release --locked 2>&1 | grep -v "^\s*\(Compiling\|Finished\)" >&2 
 bin=$PWD/target/release/chat
 seconds=${BENCH_SECONDS:-10}
 sizes=${BENCH_SIZES:-640x480 1280x720}
+[ "${BENCH_LOOPBACK:-1}" != 0 ] || sizes=""
 seed=$(cd .. && pwd)/shared/seed/run.sh
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -72,14 +78,46 @@ for size in $sizes; do
   fi
 done
 
-echo "bench: ffmpeg Opus round trip" >&2
-python3 scripts/opus_roundtrip.py "$seconds" >"$tmp/ffmpeg-opus.out" || echo "bench: the ffmpeg Opus round trip failed" >&2
+if [ -n "$sizes" ]; then
+  echo "bench: ffmpeg Opus round trip" >&2
+  python3 scripts/opus_roundtrip.py "$seconds" >"$tmp/ffmpeg-opus.out" || echo "bench: the ffmpeg Opus round trip failed" >&2
+fi
 
-echo "bench: per-picture costs (criterion)" >&2
-cargo bench --locked --bench frame_path -- --warm-up-time 1 --measurement-time 3 >"$tmp/criterion.log" 2>&1 ||
-  { cat "$tmp/criterion.log" >&2; exit 1; }
+net_scenarios=""
+if [ "${BENCH_NET:-1}" != 0 ]; then
+  net_scenarios=${BENCH_NET_SCENARIOS:-drop tbf_1mbit outage loss2}
+  plots=$(mkdir -p "${BENCH_PLOTS:-target/bench-plots}" && cd "${BENCH_PLOTS:-target/bench-plots}" && pwd)
+  echo "bench: network scenarios ($net_scenarios), each call twice (about 4 minutes for all four)" >&2
+  # One at a time: two 720p calls at once would share this machine's cores.
+  # shellcheck disable=SC2086 # one test name per word
+  BENCH_NET_OUT=$tmp/net cargo test --release --locked --test network_bench -- --ignored --exact --test-threads 1 \
+    --nocapture $net_scenarios >"$tmp/net.log" 2>&1 ||
+    { cat "$tmp/net.log" >&2; echo "bench: a network scenario failed (above)" >&2; }
+  cp "$tmp/net.log" "$plots/network_bench.log"
+  for scenario in $net_scenarios; do
+    dir=$tmp/net/$scenario
+    if [ ! -f "$dir/scenario.json" ]; then
+      echo "bench: network scenario '$scenario' did not run (tests/network_bench.rs has drop tbf_1mbit outage loss2)" >&2
+    elif [ -f "$dir/adaptive/a.json" ] && [ -f "$dir/fixed/b.json" ]; then
+      # The stats files too, so that a chart can be drawn again or differently.
+      rm -rf "${plots:?}/$scenario" && cp -r "$dir" "$plots/$scenario"
+      scripts/plot_stats --capacity "$dir/scenario.json" --title "$scenario: adaptive (left) and --no-adapt (right)" \
+        "$dir/adaptive/a.json" --label "adaptive: a (listener)" "$dir/adaptive/b.json" --label "adaptive: b (caller)" \
+        "$dir/fixed/a.json" --label "--no-adapt: a (listener)" "$dir/fixed/b.json" --label "--no-adapt: b (caller)" \
+        -o "$plots/$scenario.png" || echo "bench: could not chart $scenario" >&2
+    else
+      echo "bench: network scenario '$scenario': $(grep -m1 "skipped" "$tmp/net.log" || echo "no stats (see the log above)")" >&2
+    fi
+  done
+fi
 
-python3 - "$tmp" "$seconds" $sizes <<'PY'
+if [ "${BENCH_CRITERION:-1}" != 0 ]; then
+  echo "bench: per-picture costs (criterion)" >&2
+  cargo bench --locked --bench frame_path -- --warm-up-time 1 --measurement-time 3 >"$tmp/criterion.log" 2>&1 ||
+    { cat "$tmp/criterion.log" >&2; exit 1; }
+fi
+
+[ -z "$sizes" ] || python3 - "$tmp" "$seconds" $sizes <<'PY'
 import json, os, sys
 tmp, seconds, sizes = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
 
@@ -183,7 +221,92 @@ if os.path.exists(ff) and open(ff).read().strip():
     print(f"{'ffmpeg Opus (RTP, UDP)':36} {'-':9} {float(fields['p50']):11.1f} {float(fields['p95']):11.1f} {'-':>11} {'-':>11} {'-':>7} {'-':>10} {'-':>10}")
 else:
     print("ffmpeg Opus: not run (see the error above)")
+PY
 
+[ -z "$net_scenarios" ] || python3 - "$tmp/net" $net_scenarios <<'PY'
+import json, os, sys
+net, scenarios = sys.argv[1], sys.argv[2:]
+FIT_MS, FREEZE_FPS, BACK_SHARE, BEFORE_S = 150, 5, 0.75, 5
+
+def read(path):
+    """A --stats-json file's per-second lines and its summary."""
+    with open(path) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    return [r for r in records if not r["summary"]], [r for r in records if r["summary"]][-1]
+
+# A per-second line at t_s covers (t_s - 1, t_s]: the seconds below count from where one starts.
+def fit_s(seconds, start, until):
+    """From `start` to the first second from which every p95 up to `until` is at most FIT_MS."""
+    window = [s for s in seconds if start < s["t_s"] <= until]
+    fits = [s["latency_ms_p95"] is not None and s["latency_ms_p95"] <= FIT_MS for s in window]
+    return next((max(0.0, s["t_s"] - 1 - start) for i, s in enumerate(window) if all(fits[i:])), None)
+
+def back_s(seconds, worse, recovers):
+    """From `recovers` to the first second receiving 75 % of the video rate of the 5 s before `worse`.
+    Received, not sent: kbps_sent counts what went into QUIC's buffers, which --no-adapt fills at its
+    full rate whatever the link takes."""
+    before = [s["kbps_received"] for s in seconds if worse - BEFORE_S < s["t_s"] <= worse]
+    goal = BACK_SHARE * sum(before) / len(before)
+    return next((max(0.0, s["t_s"] - 1 - recovers) for s in seconds
+                 if s["t_s"] > recovers and s["kbps_received"] >= goal), None)
+
+def longest_freeze_s(seconds):
+    """The longest run of seconds with under FREEZE_FPS pictures shown, from the first picture on.
+    (Not from frozen_frames: it counts intervals of the peer's nominal frame rate, so a peer
+    adapting to 15 fps adds 15 "frozen" frames a second.)"""
+    longest = run = 0
+    for s in seconds:
+        run = run + 1 if s["frames_received"] > 0 and s["fps_received"] < FREEZE_FPS else 0
+        longest = max(longest, run)
+    return longest
+
+def latest(values):
+    """The worst peer's seconds, where None (never) is worse than any number."""
+    return "never" if None in values else f"{max(values):.0f}"
+
+def worst(summaries, key):
+    values = [s[key] for s in summaries if s[key] is not None]
+    return f"{max(values):.1f}" if values else "-"
+
+print("\nThrough impaired links (tests/network_bench.rs): 1280x720, 30 fps, a tone each way; adapting, and with")
+print("--no-adapt (the fixed bitrate). fps = worst direction; latency = capture to picture shown, worst direction")
+print("(chat's histograms top out at 2000 ms);")
+print("concealed = sound frames made up / (100 a second of call), worst direction (after 10 frames with nothing the")
+print(f"jitter buffer plays silence, uncounted); fit = seconds from the drop until per-second p95 stays at or under")
+print(f"{FIT_MS} ms up to the restore (outage: from the link's return to the end); back = seconds from the restore (outage:")
+print(f"return) until video arrives at {BACK_SHARE:.0%} of its mean rate in the {BEFORE_S} s before; freeze = longest run of seconds")
+print(f"under {FREEZE_FPS} fps. fit, back, freeze: worst peer, to the second (the link's clock starts a little before the call's).")
+print("kbit/s = video received, mean of the two directions.\n")
+print(f"{'scenario':10} {'mode':11} {'fps':>6} {'p50 ms':>8} {'p95 ms':>8} {'concealed %':>12} {'fit s':>6} {'back s':>7}"
+      f" {'freeze s':>9} {'kbit/s':>7}")
+for scenario in scenarios:
+    d = os.path.join(net, scenario)
+    if not os.path.exists(os.path.join(d, "scenario.json")):
+        continue
+    link = json.load(open(os.path.join(d, "scenario.json")))
+    worse, recovers, call_s = link["worse_at_s"], link["recovers_at_s"], link["call_s"]
+    for mode, title in [("adaptive", "adaptive"), ("fixed", "--no-adapt")]:
+        try:
+            (a, sa), (b, sb) = (read(os.path.join(d, mode, f"{name}.json")) for name in "ab")
+        except (OSError, IndexError, ValueError):
+            print(f"{scenario:10} {title:11} not run, or no stats (see above)")
+            continue
+        fit = back = "-"
+        if worse is not None:
+            # A drop is fit while the link is down at its low rate; an outage only once it is back.
+            start, until = (recovers, call_s) if link["outages_s"] else (worse, recovers)
+            fit = latest([fit_s(s, start, until) for s in (a, b)])
+            back = latest([back_s(s, worse, recovers) for s in (a, b)])
+        concealed = max(s["audio_concealed"] / (100 * s["t_s"]) * 100 for s in (sa, sb))
+        print(f"{scenario:10} {title:11} {min(sa['fps_received'], sb['fps_received']):6.1f}"
+              f" {worst((sa, sb), 'latency_ms_p50'):>8} {worst((sa, sb), 'latency_ms_p95'):>8} {concealed:12.2f}"
+              f" {fit:>6} {back:>7} {max(longest_freeze_s(a), longest_freeze_s(b)):9d}"
+              f" {(sa['kbps_received'] + sb['kbps_received']) / 2:7.0f}")
+PY
+[ -z "$net_scenarios" ] || echo "Charts and stats files: $plots/ (scripts/plot_stats draws others)"
+
+[ "${BENCH_CRITERION:-1}" = 0 ] || python3 - <<'PY'
+import json, os
 print("\nPer picture at 1280x720 (criterion median, target/criterion), beside openh264-rs's own converters:\n")
 crit = "target/criterion"
 def median_ms(*parts):

@@ -22,6 +22,7 @@ packages=(
   pulseaudio-utils  # pactl, paplay, parec
   libasound2-plugins  # ALSA's pulse plugin, which cpal reaches PulseAudio through
   iproute2        # ip and tc: the network namespaces and tbf links of tests/links.rs (run as root)
+  python3-matplotlib  # scripts/plot_stats: --stats-json files as charts (for /usr/bin/python3)
 )
 # Anything else a caller needs (scripts/bench.sh asks for ffmpeg).
 packages+=("$@")
