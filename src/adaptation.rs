@@ -37,6 +37,8 @@ pub struct Adaptation {
     pub retarget: watch::Sender<Target>,
     /// Counts restarts of the video group (see `video_out`).
     pub restart: watch::Sender<u64>,
+    /// Counts the link's returns after outages, for the decoder (see `media::freshness`).
+    pub link_back: watch::Sender<u64>,
     /// The control stream's queue, for our reports.
     pub control: mpsc::Sender<ControlMessage>,
     pub stats: Arc<CallStats>,
@@ -64,9 +66,13 @@ impl Adaptation {
 
     /// Every `REPORT_INTERVAL_US`.
     pub fn on_tick(&mut self, now_us: u64, conn: &Connection) -> Shown {
-        let report = self.meter.lock().unwrap_or_else(|e| e.into_inner()).report(now_us);
-        let _ = self.control.try_send(ControlMessage::ReceiverReport(report));
         let stats = conn.stats();
+        let report = {
+            let mut meter = self.meter.lock().unwrap_or_else(|e| e.into_inner());
+            meter.on_transport_bytes(now_us, stats.udp_rx.bytes);
+            meter.report(now_us)
+        };
+        let _ = self.control.try_send(ControlMessage::ReceiverReport(report));
         let heard = stats.udp_rx.datagrams != self.datagrams_seen;
         self.datagrams_seen = stats.udp_rx.datagrams;
         let mut shown = Shown::Nothing;
@@ -78,6 +84,7 @@ impl Adaptation {
             Some(LinkChange::CameBack { silent_for_us }) => {
                 self.stats.reconnecting.store(false, Ordering::Relaxed);
                 tracing::info!("the link is back after {} ms", silent_for_us / 1000);
+                self.link_back.send_modify(|returns| *returns += 1);
                 // What waited in the dead link is stale: drop it and start afresh.
                 if let Some(controller) = self.controller.as_mut() {
                     controller.on_link_back(now_us);
@@ -108,6 +115,17 @@ impl Adaptation {
         }
         self.stats.estimate_kbps.store(u64::from(controller.estimate_kbps()), Ordering::Relaxed);
         conn.set_send_window(controller.send_window_bytes());
+        tracing::debug!(
+            estimate_kbps = controller.estimate_kbps(),
+            window = controller.send_window_bytes(),
+            cwnd = stats.path.cwnd,
+            rtt_ms = transport.rtt_ms,
+            lost = stats.path.lost_packets,
+            congestion_events = stats.path.congestion_events,
+            report_kbps = report.receive_kbps,
+            report_queue_ms = report.queuing_delay_ms,
+            "adaptation tick"
+        );
         shown
     }
 }

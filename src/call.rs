@@ -206,6 +206,7 @@ impl CallContext {
         // The rate controller's targets for the encoder; with --no-adapt the first one holds.
         let (retarget, targets) = watch::channel(Target::initial(s.encoder));
         let (restart, restarts) = watch::channel(0u64);
+        let (link_back, link_returns) = watch::channel(0u64);
         let controller = s.adapt.then(|| {
             RateController::new(PolicyConfig {
                 ceiling_kbps: s.encoder.bitrate_kbps,
@@ -278,6 +279,7 @@ impl CallContext {
             request_keyframe: Box::new(move || {
                 let _ = control_tx.try_send(ControlMessage::KeyframeRequest);
             }),
+            link_back: link_returns,
             refuse: Box::new(move |reason| {
                 let _ = refused_tx.try_send(format!("refused the peer's video: {reason}"));
             }),
@@ -316,6 +318,7 @@ impl CallContext {
             meter,
             retarget,
             restart,
+            link_back,
             control: media_tx.clone(),
             stats: Arc::clone(&stats),
             datagrams_seen: 0,

@@ -10,6 +10,8 @@
 //!   growing again 8 %/s under 2 %; in between it holds (libwebrtc's loss-based control);
 //! - transport: never above what quinn's window carries per round trip of the empty path
 //!   (cwnd x 8 / the smallest rtt of the last 10 s: BBR's window is twice that product);
+//! - a round trip (quinn's) 80 ms above its smallest in two samples running cuts to 0.7 x
+//!   the estimate: at a sharp drop it shows before the receiver's reports can;
 //! - cuts at most every 300 ms, and always within the floor and the ceiling.
 //!
 //! Where it leaves GCC, and why:
@@ -82,6 +84,13 @@ const LOSS_GROW_BELOW: f64 = 0.02;
 const LOSS_CUT_ABOVE: f64 = 0.10;
 /// Losses declared this long after a silent report belong to the silence.
 const SILENCE_LOSS_GRACE_US: u64 = 1_000_000;
+/// quinn's smoothed round trip this far above the smallest lately, in two samples running,
+/// is a queue: cut by `RTT_CUT` (at most every `MIN_CUT_INTERVAL_US`). At a sharp drop the
+/// receiver's reports come late (they wait in the reverse path's queue, and a lost packet
+/// holds back the control stream), while the round trip rises from the first packets.
+/// Above the send window's 60 ms budget, so a queue the window allows is not cut for.
+const RTT_QUEUE_US: u64 = 80_000;
+const RTT_CUT: f64 = 0.7;
 /// Round trip assumed before quinn has measured one.
 const DEFAULT_RTT_US: u64 = 100_000;
 
@@ -130,6 +139,8 @@ pub struct BandwidthEstimator {
     last_increase_us: Option<u64>,
     last_loss_sample_us: Option<u64>,
     last_silence_us: Option<u64>,
+    /// Transport samples running with the round trip `RTT_QUEUE_US` above its smallest.
+    rtt_queue_samples: u32,
 }
 
 impl BandwidthEstimator {
@@ -155,6 +166,7 @@ impl BandwidthEstimator {
             last_increase_us: None,
             last_loss_sample_us: None,
             last_silence_us: None,
+            rtt_queue_samples: 0,
         }
     }
 
@@ -214,6 +226,14 @@ impl BandwidthEstimator {
             };
             self.min_rtt = Some(min_rtt);
             self.transport_limit_kbps = Some(stats.cwnd_bytes as f64 * 8_000.0 / min_rtt.0 as f64);
+            let queued = self.rtt_us.saturating_sub(min_rtt.0) >= RTT_QUEUE_US;
+            self.rtt_queue_samples = if queued { self.rtt_queue_samples + 1 } else { 0 };
+            if self.rtt_queue_samples >= 2 && self.may_cut(now_us) {
+                self.delay_based_kbps = (self.delay_based_kbps * RTT_CUT).clamp(self.floor_kbps, self.ceiling_kbps);
+                self.last_cut_us = Some(now_us);
+                self.last_increase_us = Some(now_us);
+                self.hold_until_us = now_us + self.rtt_us.clamp(MIN_HOLD_US, MAX_HOLD_US);
+            }
         }
         if self.last_silence_us.is_some_and(|at| now_us < at.saturating_add(SILENCE_LOSS_GRACE_US)) {
             self.loss.restart();
@@ -364,6 +384,24 @@ mod tests {
             estimator.on_transport_stats((2_200 + i * 100) * MS, &stats(300 + i * 50, 1_400 + i * 100));
         }
         assert_eq!(estimator.estimate_kbps(), 2_000);
+    }
+
+    #[test]
+    fn a_round_trip_that_stays_well_above_its_smallest_cuts_every_300_ms() {
+        let mut estimator = BandwidthEstimator::new(BOUNDS, 2_000);
+        let rtt = |rtt_ms| TransportStats { rtt_ms, ..stats(0, 0) };
+        estimator.on_transport_stats(0, &rtt(40));
+        estimator.on_transport_stats(100 * MS, &rtt(130));
+        assert_eq!(estimator.estimate_kbps(), 2_000, "one sample is not yet a queue");
+        estimator.on_transport_stats(200 * MS, &rtt(250));
+        assert_eq!(estimator.estimate_kbps(), 1_400);
+        estimator.on_transport_stats(300 * MS, &rtt(300));
+        assert_eq!(estimator.estimate_kbps(), 1_400, "no second cut within 300 ms");
+        estimator.on_transport_stats(500 * MS, &rtt(300));
+        assert_eq!(estimator.estimate_kbps(), 980);
+        estimator.on_transport_stats(600 * MS, &rtt(110));
+        estimator.on_transport_stats(900 * MS, &rtt(110));
+        assert_eq!(estimator.estimate_kbps(), 980, "70 ms over the smallest is within the window's budget");
     }
 
     #[test]

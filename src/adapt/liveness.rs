@@ -105,7 +105,7 @@ mod tests {
             ]
         );
         assert_eq!(live.check(6_100 * MS, true), Some(LinkChange::CameBack { silent_for_us: 6_100 * MS }));
-        assert_eq!(live.check(7_000 * MS, false), None, "no rebinding left over from the last silence");
+        assert_eq!(live.check(6_300 * MS, false), None, "no rebinding left over from the last silence");
     }
 
     #[test]

@@ -1,6 +1,12 @@
 //! The receiver side of rate adaptation: fed every video frame as it arrives, it tells the
 //! sender every ~100 ms how fast video arrives, whether its delay is growing, how much
 //! queue it waits behind and how many frames went missing (`ReceiverReport`).
+//!
+//! The rate is the larger of two: video frames read whole, and everything the transport
+//! received less sound. On QUIC a lost packet holds back every frame behind it on its
+//! stream until it is sent again, a round trip or more; frames then arrive in bursts after
+//! gaps, and at a rate drop (when the bottleneck's queue overflows) the frame rate alone
+//! read near zero and cut the estimate to its floor. The transport's bytes keep flowing.
 
 use std::collections::VecDeque;
 
@@ -10,6 +16,8 @@ use super::trendline::DelayTrend;
 /// The receive rate is measured over this much recent arrival time: long enough for a few
 /// frames at 15 fps, short enough to show a rate drop within a report or two.
 pub const RATE_WINDOW_US: u64 = 250_000;
+/// At most this many transport samples (one a report) are remembered.
+const TRANSPORT_SAMPLES: usize = 8;
 /// At most this many frames are remembered for the rate, whatever a peer sends.
 const RATE_WINDOW_MAX_FRAMES: usize = 1024;
 /// The path's own delay is the smallest seen over the last 10 s (in 1 s slots), as a
@@ -50,6 +58,8 @@ pub struct ReceiveMeter {
     /// Lost frames already reported.
     lost_reported: u64,
     last_report_us: Option<u64>,
+    /// (time, bytes the transport had received by then), oldest first.
+    transport: VecDeque<(u64, u64)>,
 }
 
 impl ReceiveMeter {
@@ -93,6 +103,33 @@ impl ReceiveMeter {
         self.sender_skipped = self.sender_skipped.max(skipped_total);
     }
 
+    /// Takes the transport's count of bytes received since the connection started (UDP
+    /// payloads: media, retransmissions, acknowledgements), at `now_us`.
+    pub fn on_transport_bytes(&mut self, now_us: u64, total_bytes: u64) {
+        if self.transport.len() == TRANSPORT_SAMPLES {
+            self.transport.pop_front();
+        }
+        self.transport.push_back((now_us, total_bytes));
+    }
+
+    /// What the transport received over about the rate window, less sound, kbit/s.
+    fn transport_kbps(&self) -> u64 {
+        let Some(&(last_at, last_bytes)) = self.transport.back() else { return 0 };
+        let start = last_at.saturating_sub(RATE_WINDOW_US);
+        // The latest sample at or before the window's start, else the oldest.
+        let Some(&(first_at, first_bytes)) =
+            self.transport.iter().rev().find(|(at, _)| *at <= start).or(self.transport.front())
+        else {
+            return 0;
+        };
+        let span_us = last_at.saturating_sub(first_at);
+        if span_us == 0 {
+            return 0;
+        }
+        let kbps = u128::from(last_bytes.saturating_sub(first_bytes)) * 8_000 / u128::from(span_us);
+        u64::try_from(kbps).unwrap_or(u64::MAX).saturating_sub(u64::from(super::AUDIO_KBPS))
+    }
+
     /// The report for the time since the previous one (the first covers 100 ms).
     /// Call it every `REPORT_INTERVAL_US`, frames or not: a report with no frames tells
     /// the sender the path is silent.
@@ -110,7 +147,7 @@ impl ReceiveMeter {
             _ => 0,
         };
         let report = ReceiverReport {
-            receive_kbps: u32::try_from(self.receive_kbps(now_us)).unwrap_or(u32::MAX),
+            receive_kbps: u32::try_from(self.receive_kbps(now_us).max(self.transport_kbps())).unwrap_or(u32::MAX),
             delay_trend_us_per_s: (self.trend.slope() * 1e6).round().clamp(i32::MIN.into(), i32::MAX.into()) as i32,
             queuing_delay_ms: clamp_u16(queuing_ms),
             interval_ms: clamp_u16(interval_us / 1000).max(1),
@@ -249,6 +286,22 @@ mod tests {
     }
 
     #[test]
+    fn frames_held_back_behind_a_lost_packet_do_not_read_as_a_slow_link() {
+        // 500 kbit/s of media and 40 of sound arrive at the transport, but one frame's
+        // packet was lost and nothing has been read whole for 300 ms.
+        let mut meter = ReceiveMeter::new();
+        let end = Path::default().send(&mut meter, 0..3, 2_000, 5_000);
+        let mut bytes = 0;
+        for tick in 0..=3 {
+            meter.on_transport_bytes(end + tick * 100_000, bytes);
+            bytes += 540 * 100 / 8;
+        }
+        let report = meter.report(end + 300_000);
+        assert_eq!(report.frames_received, 3);
+        assert_eq!(report.receive_kbps, 500);
+    }
+
+    #[test]
     fn hostile_frames_do_not_panic() {
         let mut meter = ReceiveMeter::new();
         for (arrival_us, capture_us, bytes, seq) in
@@ -260,5 +313,9 @@ mod tests {
         }
         meter.report(0);
         meter.report(u64::MAX);
+        for (at, bytes) in [(u64::MAX, u64::MAX), (0, 0), (u64::MAX, 0), (0, u64::MAX), (1, u64::MAX)] {
+            meter.on_transport_bytes(at, bytes);
+            meter.report(at);
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! chain of references is broken, measures each picture (latency, PSNR against the test
 //! pattern, skipped and frozen frames, offset from the sound), records it, and hands it to
 //! the window, held back if need be until the sound captured with it plays. After a
-//! silence it asks for a keyframe and shows nothing stale (`freshness`).
+//! outage it asks for a keyframe and shows nothing stale (`freshness`).
 //!
 //! The peer may change its picture size during the call (its encoder follows the network):
 //! each size starts with an IDR picture whose SPS the decoder follows, and everything after
@@ -112,6 +112,8 @@ pub struct DecodeLoop {
     pub input: Receiver<ReceivedFrame>,
     pub output: Arc<Latest<SharedFrame>>,
     pub request_keyframe: Box<dyn Fn() + Send>,
+    /// Counts the link's returns after outages (the call's `Adaptation` bumps it).
+    pub link_back: tokio::sync::watch::Receiver<u64>,
     /// Ends the call: the peer sent video we refuse to decode (the reason is given).
     pub refuse: Box<dyn Fn(String) + Send>,
     pub clock: Arc<Mutex<ClockSync>>,
@@ -150,8 +152,10 @@ impl DecodeLoop {
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
-            if freshness.on_arrival(now_us()) {
-                // The first picture after a silence: ask for a fresh start at once.
+            if self.link_back.has_changed().unwrap_or(false) {
+                // The first picture since the link came back: ask for a fresh start at once.
+                self.link_back.mark_unchanged();
+                freshness.on_link_back(now_us());
                 self.stats.keyframes_requested.fetch_add(1, Relaxed);
                 (self.request_keyframe)();
             }

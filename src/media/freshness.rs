@@ -1,34 +1,26 @@
-//! After a silence (an outage), the pictures that waited in the link are stale: they are
-//! decoded, since later pictures refer to them, but not shown, until a fresh one arrives.
-//! The first arrival after the silence asks the peer for a keyframe, so a fresh picture
-//! comes at once even if the peer did not notice the outage. Pure: fed arrival times and
-//! picture ages.
+//! After an outage, the pictures that waited in the dead link are stale: they are decoded,
+//! since later pictures refer to them, but not shown, until a fresh one arrives. The call
+//! says when the link came back (`adapt::liveness`: nothing at all, sound included, for
+//! 300 ms): a gap between pictures alone is no outage, since on a slow link pictures may
+//! come a few a second. Pure: fed those moments and picture ages.
 
-/// A gap in arrivals longer than this is a silence (pictures come at least 5 times a second).
-pub const SILENCE_US: u64 = 300_000;
-/// After a silence, pictures older than this are not shown.
+/// After an outage, pictures older than this are not shown.
 pub const FRESH_US: i64 = 300_000;
-/// ... for at most this long after the silence: on a link that cannot do better, late
-/// pictures are better than none.
+/// ... for at most this long after the link came back: on a link that cannot do better,
+/// late pictures are better than none.
 pub const RECOVERY_LIMIT_US: u64 = 2_000_000;
 
 /// See the module documentation.
 #[derive(Debug, Default)]
 pub struct Freshness {
-    last_arrival_us: Option<u64>,
-    /// When the silence ended, while no fresh picture has been shown since.
+    /// When the link came back, while no fresh picture has been shown since.
     recovering_since_us: Option<u64>,
 }
 
 impl Freshness {
-    /// A picture arrived at `now_us`; true when it ends a silence (ask for a keyframe).
-    pub fn on_arrival(&mut self, now_us: u64) -> bool {
-        let after_silence =
-            self.last_arrival_us.replace(now_us).is_some_and(|last| now_us.saturating_sub(last) > SILENCE_US);
-        if after_silence {
-            self.recovering_since_us = Some(now_us);
-        }
-        after_silence
+    /// The link came back at `now_us` after an outage.
+    pub fn on_link_back(&mut self, now_us: u64) {
+        self.recovering_since_us = Some(now_us);
     }
 
     /// Whether a decoded picture `age_us` old (capture to now) is shown at `now_us`.
@@ -51,14 +43,11 @@ mod tests {
     const MS: u64 = 1_000;
 
     #[test]
-    fn after_a_silence_stale_pictures_are_hidden_until_a_fresh_one() {
+    fn after_an_outage_stale_pictures_are_hidden_until_a_fresh_one() {
         let mut fresh = Freshness::default();
-        assert!(!fresh.on_arrival(0));
         assert!(fresh.should_show(0, 900_000), "a late picture in a flowing call is shown");
-        assert!(!fresh.on_arrival(33 * MS));
-        assert!(fresh.on_arrival(2_033 * MS), "two seconds of nothing");
+        fresh.on_link_back(2_033 * MS);
         assert!(!fresh.should_show(2_033 * MS, 2_000_000));
-        assert!(!fresh.on_arrival(2_040 * MS));
         assert!(!fresh.should_show(2_040 * MS, 1_900_000));
         assert!(fresh.should_show(2_100 * MS, 60_000), "the first fresh picture");
         assert!(fresh.should_show(2_133 * MS, 400_000), "and everything after it");
@@ -67,8 +56,7 @@ mod tests {
     #[test]
     fn on_a_link_that_stays_slow_pictures_come_back_after_the_limit() {
         let mut fresh = Freshness::default();
-        fresh.on_arrival(0);
-        assert!(fresh.on_arrival(1_000 * MS));
+        fresh.on_link_back(1_000 * MS);
         assert!(!fresh.should_show(2_000 * MS, 800_000));
         assert!(fresh.should_show(3_001 * MS, 800_000));
     }
@@ -76,10 +64,10 @@ mod tests {
     #[test]
     fn hostile_times_do_not_panic() {
         let mut fresh = Freshness::default();
-        fresh.on_arrival(u64::MAX);
-        fresh.on_arrival(0);
+        fresh.on_link_back(u64::MAX);
+        assert!(!fresh.should_show(0, i64::MAX));
         assert!(fresh.should_show(0, i64::MIN));
-        assert!(fresh.on_arrival(u64::MAX));
-        fresh.should_show(0, i64::MAX);
+        fresh.on_link_back(0);
+        assert!(fresh.should_show(u64::MAX, i64::MAX));
     }
 }

@@ -57,7 +57,8 @@ impl Peer {
         let err = dir.join(format!("{name}.err"));
         command
             .env_remove("DISPLAY")
-            .env("RUST_LOG", "info")
+            // CHAT_TEST_LOG sets the peers' log filter, to look into a test's calls.
+            .env("RUST_LOG", std::env::var("CHAT_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(&err).unwrap());
