@@ -11,7 +11,8 @@
 //! - transport: never above what quinn's window carries per round trip of the empty path
 //!   (cwnd x 8 / the smallest rtt of the last 10 s: BBR's window is twice that product);
 //! - a round trip (quinn's) 80 ms above its smallest in two samples running cuts to 0.7 x
-//!   the estimate: at a sharp drop it shows before the receiver's reports can;
+//!   the estimate, once until it comes back down: at a sharp drop it shows before the
+//!   receiver's reports can;
 //! - cuts at most every 300 ms, and always within the floor and the ceiling.
 //!
 //! Where it leaves GCC, and why:
@@ -85,10 +86,13 @@ const LOSS_CUT_ABOVE: f64 = 0.10;
 /// Losses declared this long after a silent report belong to the silence.
 const SILENCE_LOSS_GRACE_US: u64 = 1_000_000;
 /// quinn's smoothed round trip this far above the smallest lately, in two samples running,
-/// is a queue: cut by `RTT_CUT` (at most every `MIN_CUT_INTERVAL_US`). At a sharp drop the
-/// receiver's reports come late (they wait in the reverse path's queue, and a lost packet
-/// holds back the control stream), while the round trip rises from the first packets.
-/// Above the send window's 60 ms budget, so a queue the window allows is not cut for.
+/// is a queue: cut by `RTT_CUT`, once, until the round trip comes back down. At a sharp
+/// drop the receiver's reports come late (they wait in the reverse path's queue, and a lost
+/// packet holds back the control stream), while the round trip rises from the first
+/// packets. Once only: the round trip also holds the reverse path's queue, which this
+/// sender cannot drain (cutting on every sample took a 500 kbit/s link's estimate to the
+/// floor); the reports take it from there. Above the send window's 60 ms budget, so a
+/// queue the window allows is not cut for.
 const RTT_QUEUE_US: u64 = 80_000;
 const RTT_CUT: f64 = 0.7;
 /// Round trip assumed before quinn has measured one.
@@ -141,6 +145,8 @@ pub struct BandwidthEstimator {
     last_silence_us: Option<u64>,
     /// Transport samples running with the round trip `RTT_QUEUE_US` above its smallest.
     rtt_queue_samples: u32,
+    /// The round trip has cut since it was last below `RTT_QUEUE_US` above its smallest.
+    rtt_cut_done: bool,
 }
 
 impl BandwidthEstimator {
@@ -167,6 +173,7 @@ impl BandwidthEstimator {
             last_loss_sample_us: None,
             last_silence_us: None,
             rtt_queue_samples: 0,
+            rtt_cut_done: false,
         }
     }
 
@@ -228,7 +235,9 @@ impl BandwidthEstimator {
             self.transport_limit_kbps = Some(stats.cwnd_bytes as f64 * 8_000.0 / min_rtt.0 as f64);
             let queued = self.rtt_us.saturating_sub(min_rtt.0) >= RTT_QUEUE_US;
             self.rtt_queue_samples = if queued { self.rtt_queue_samples + 1 } else { 0 };
-            if self.rtt_queue_samples >= 2 && self.may_cut(now_us) {
+            self.rtt_cut_done &= queued;
+            if self.rtt_queue_samples >= 2 && !self.rtt_cut_done && self.may_cut(now_us) {
+                self.rtt_cut_done = true;
                 self.delay_based_kbps = (self.delay_based_kbps * RTT_CUT).clamp(self.floor_kbps, self.ceiling_kbps);
                 self.last_cut_us = Some(now_us);
                 self.last_increase_us = Some(now_us);
@@ -387,7 +396,7 @@ mod tests {
     }
 
     #[test]
-    fn a_round_trip_that_stays_well_above_its_smallest_cuts_every_300_ms() {
+    fn a_round_trip_well_above_its_smallest_cuts_once_until_it_comes_down() {
         let mut estimator = BandwidthEstimator::new(BOUNDS, 2_000);
         let rtt = |rtt_ms| TransportStats { rtt_ms, ..stats(0, 0) };
         estimator.on_transport_stats(0, &rtt(40));
@@ -398,10 +407,13 @@ mod tests {
         estimator.on_transport_stats(300 * MS, &rtt(300));
         assert_eq!(estimator.estimate_kbps(), 1_400, "no second cut within 300 ms");
         estimator.on_transport_stats(500 * MS, &rtt(300));
-        assert_eq!(estimator.estimate_kbps(), 980);
+        assert_eq!(estimator.estimate_kbps(), 1_400, "the reverse path's queue may hold it up: once only");
         estimator.on_transport_stats(600 * MS, &rtt(110));
         estimator.on_transport_stats(900 * MS, &rtt(110));
-        assert_eq!(estimator.estimate_kbps(), 980, "70 ms over the smallest is within the window's budget");
+        assert_eq!(estimator.estimate_kbps(), 1_400, "70 ms over the smallest is within the window's budget");
+        estimator.on_transport_stats(1_000 * MS, &rtt(200));
+        estimator.on_transport_stats(1_100 * MS, &rtt(200));
+        assert_eq!(estimator.estimate_kbps(), 980, "a new queue, a new cut");
     }
 
     #[test]

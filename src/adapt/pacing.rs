@@ -12,6 +12,22 @@ pub const BUDGET_US: u64 = 60_000;
 /// Never less than a few packets, or a small picture could not be sent at all.
 pub const MIN_WINDOW_BYTES: u64 = 8 << 10;
 
+/// A P picture that cannot be handed to quinn for this long waits behind data the path
+/// is not delivering (at a sharp drop, what was in flight at the old rate, lost in the
+/// bottleneck's full queue and sent again slowly): the group is given up, which frees the
+/// window, and a keyframe at the new rate starts afresh.
+pub const STALL_US: u64 = 500_000;
+/// ... at most this often: a keyframe costs several pictures' worth.
+pub const STALL_RESTART_EVERY_US: u64 = 2_000_000;
+
+/// How long the next picture may wait for the send window before its group is given up:
+/// never for a keyframe (a new group's first picture is the fresh start itself), nor
+/// within `STALL_RESTART_EVERY_US` of the last time (`since_last_us`: none yet if `None`).
+pub fn stall_limit_us(keyframe: bool, since_last_us: Option<u64>) -> Option<u64> {
+    let too_soon = since_last_us.is_some_and(|since| since < STALL_RESTART_EVERY_US);
+    (!keyframe && !too_soon).then_some(STALL_US)
+}
+
 /// The send window, bytes, for a path estimated to carry `estimate_kbps` with a round trip
 /// of `min_rtt_us` when empty.
 pub fn send_window_bytes(estimate_kbps: u32, min_rtt_us: u64) -> u64 {
@@ -22,6 +38,14 @@ pub fn send_window_bytes(estimate_kbps: u32, min_rtt_us: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stalled_p_picture_gives_its_group_up_but_not_a_keyframe_nor_twice_in_two_seconds() {
+        assert_eq!(stall_limit_us(false, None), Some(STALL_US));
+        assert_eq!(stall_limit_us(true, None), None);
+        assert_eq!(stall_limit_us(false, Some(1_999_999)), None);
+        assert_eq!(stall_limit_us(false, Some(2_000_000)), Some(STALL_US));
+    }
 
     #[test]
     fn a_round_trip_and_60_ms_of_the_estimate() {

@@ -12,11 +12,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use quinn::{Connection, SendStream, VarInt};
 use tokio::sync::{mpsc, watch};
 
 use super::wire::{FrameHeader, video_stream_preamble};
+use crate::adapt::pacing;
 use crate::media::codec::EncodedFrame;
 use crate::stats::CallStats;
 
@@ -44,6 +46,7 @@ pub async fn send_video(
     stats: Arc<CallStats>,
 ) {
     let mut sender = GroupSender { conn, stream: None, next_group: 0, seq: 0 };
+    let mut last_stall: Option<Instant> = None;
     loop {
         let packet = tokio::select! {
             biased;
@@ -56,9 +59,18 @@ pub async fn send_video(
                 None => break,
             },
         };
+        let since_last_stall = last_stall.map(|at| at.elapsed().as_micros().min(u128::from(u64::MAX)) as u64);
+        let stall_limit = pacing::stall_limit_us(packet.keyframe, since_last_stall).map(Duration::from_micros);
         let size = tokio::select! {
             biased;
             Ok(()) = restart.changed() => {
+                sender.give_up(&keyframe_wanted);
+                continue;
+            }
+            _ = sleep_or_never(stall_limit) => {
+                tracing::debug!("a picture waited {stall_limit:?} for the send window: starting afresh");
+                last_stall = Some(Instant::now());
+                stats.frames_dropped_sending.fetch_add(1, Ordering::Relaxed);
                 sender.give_up(&keyframe_wanted);
                 continue;
             }
@@ -80,6 +92,14 @@ pub async fn send_video(
     }
     if let Some(mut stream) = sender.stream.take() {
         let _ = stream.finish();
+    }
+}
+
+/// Sleeps for `limit`, or forever.
+async fn sleep_or_never(limit: Option<Duration>) {
+    match limit {
+        Some(limit) => tokio::time::sleep(limit).await,
+        None => std::future::pending().await,
     }
 }
 
