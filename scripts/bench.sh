@@ -329,4 +329,9 @@ for name in ["opus_encode_10ms", "opus_decode_10ms", "echo_cancel_10ms"]:
     ours = median_ms(name)
     if ours is not None:
         print(f"{name:32} {ours:10.3f}")
+adapt_ms = median_ms("adaptation_per_100ms")
+if adapt_ms is not None:
+    print("\nRate adaptation per 100 ms of a 30 fps call (receive meter, report, rate controller):\n")
+    # c ms every 100 ms is c / 100 of a core, c per cent.
+    print(f"{'adaptation_per_100ms':32} {adapt_ms:10.5f}   ({adapt_ms:.5f} % of a core)")
 PY
