@@ -127,7 +127,7 @@ pub struct MediaOptions {
     #[arg(long, value_name = "SOURCE", default_value = "auto", value_parser = parse_source)]
     pub source: SourceSpec,
 
-    /// Picture size to capture and send, WxH (even numbers)
+    /// Picture size to capture, and the largest to send (a slow link gets smaller), WxH (even numbers)
     #[arg(long, value_name = "WxH", default_value = "1280x720", value_parser = parse_size)]
     pub size: (usize, usize),
 
@@ -135,7 +135,7 @@ pub struct MediaOptions {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=60))]
     pub fps: Option<u32>,
 
-    /// Video bitrate in kbit/s (50-20000) [default: from the size, about 1900 for 1280x720 at 30 fps]
+    /// The most video bitrate to send, kbit/s (50-20000): less when the link carries less [default: from the size, about 1900 for 1280x720 at 30 fps]
     #[arg(long, value_name = "KBPS", value_parser = clap::value_parser!(u32).range(50..=20000))]
     pub bitrate: Option<u32>,
 
