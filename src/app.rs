@@ -110,12 +110,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .map(|path| JsonLines::create(path).with_context(|| format!("cannot write --stats-json {}", path.display())))
         .transpose()?
         .map(|json| Arc::new(Mutex::new(json)));
+    // What the source really gives (a file its own size, a camera its nearest): the hello
+    // announces it, and the adaptation never sends larger.
+    let size = capture.size;
     let ctx = Arc::new(CallContext {
         settings: CallSettings {
-            size: media.size,
+            size,
             encoder: EncoderSettings {
                 fps,
-                bitrate_kbps: media.bitrate.unwrap_or_else(|| default_bitrate_kbps(media.size.0, media.size.1, fps)),
+                bitrate_kbps: media.bitrate.unwrap_or_else(|| default_bitrate_kbps(size.0, size.1, fps)),
                 keyframe_interval_secs: KEYFRAME_INTERVAL_SECS,
             },
             duration: options.duration.map(Duration::from_secs_f64),

@@ -145,7 +145,7 @@ fn a_caller_without_a_certificate_gets_nothing() {
 }
 
 /// A man in the middle: accepts the caller with its own identity, calls the listener with
-/// the same identity, and passes every stream through.
+/// the same identity, and passes every stream and datagram through.
 async fn relay(front: quinn::Endpoint, listener: SocketAddr, identity: Arc<Identity>) {
     let Some(incoming) = front.accept().await else { return };
     let Ok(caller) = incoming.await else { return };
@@ -156,6 +156,9 @@ async fn relay(front: quinn::Endpoint, listener: SocketAddr, identity: Arc<Ident
         caller.close(0u32.into(), b"relay could not reach the listener");
         return;
     };
+    // As a peer does once both sides agreed to talk: let the other side's streams in.
+    endpoint::open_for_call(&caller);
+    endpoint::open_for_call(&callee);
     let pipe = |mut from: quinn::RecvStream, mut to: quinn::SendStream| {
         tokio::spawn(async move {
             let _ = tokio::io::copy(&mut from, &mut to).await;
@@ -169,6 +172,14 @@ async fn relay(front: quinn::Endpoint, listener: SocketAddr, identity: Arc<Ident
                 let Ok((to_callee, from_callee)) = callee.open_bi().await else { break };
                 pipe(from_caller, to_callee);
                 pipe(from_callee, to_caller);
+            }
+            datagram = caller.read_datagram() => {
+                let Ok(datagram) = datagram else { break };
+                let _ = callee.send_datagram(datagram);
+            }
+            datagram = callee.read_datagram() => {
+                let Ok(datagram) = datagram else { break };
+                let _ = caller.send_datagram(datagram);
             }
             uni = caller.accept_uni() => {
                 let Ok(from) = uni else { break };

@@ -79,6 +79,12 @@ impl CameraSource {
         &self.description
     }
 
+    /// The picture size the camera agreed to.
+    pub fn size(&self) -> (usize, usize) {
+        let format = self.camera.camera_format();
+        (format.width() as usize, format.height() as usize)
+    }
+
     /// Waits for the camera's next picture.
     pub fn next_frame(&mut self) -> Result<VideoFrame, SourceError> {
         let buffer = self.camera.frame().map_err(|e| SourceError::Camera(e.to_string()))?;

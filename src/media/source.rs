@@ -66,6 +66,15 @@ impl Source {
         }
     }
 
+    /// The size of the pictures it gives.
+    fn size(&self) -> (usize, usize) {
+        match self {
+            Self::Camera(camera) => camera.size(),
+            Self::Pattern { width, height, .. } => (*width, *height),
+            Self::File(reader) => (reader.header().width, reader.header().height),
+        }
+    }
+
     /// Cameras pace themselves; the others are paced by the capture loop.
     fn self_paced(&self) -> bool {
         matches!(self, Self::Camera(_))
@@ -116,6 +125,8 @@ pub struct Capture {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     pub description: String,
+    /// The size of its pictures (a camera's nearest to the one asked for, a file's own).
+    pub size: (usize, usize),
 }
 
 impl Drop for Capture {
@@ -144,7 +155,7 @@ pub fn start_capture(
         .spawn(move || {
             let source = match Source::open(&spec, width, height, fps) {
                 Ok(source) => {
-                    let _ = opened_tx.send(Ok(source.describe()));
+                    let _ = opened_tx.send(Ok((source.describe(), source.size())));
                     source
                 }
                 Err(e) => {
@@ -156,8 +167,9 @@ pub fn start_capture(
             capture_loop(source, reopen, fps, &outputs, &media, &thread_stop);
         })
         .expect("spawning the capture thread");
-    let description = opened_rx.recv().unwrap_or_else(|_| Err(SourceError::Camera("capture thread died".into())))?;
-    Ok(Capture { stop, thread: Some(thread), description })
+    let (description, size) =
+        opened_rx.recv().unwrap_or_else(|_| Err(SourceError::Camera("capture thread died".into())))?;
+    Ok(Capture { stop, thread: Some(thread), description, size })
 }
 
 fn capture_loop(
