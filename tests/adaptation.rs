@@ -31,7 +31,28 @@ fn per_second(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Prints a peer's seconds: shown when a test fails, or with `--no-capture`.
+/// A peer's seconds from its stats file, printed (shown when a test fails, or with
+/// `--no-capture`).
+fn seconds_of(peer: &Peer, path: &Path) -> Vec<serde_json::Value> {
+    let seconds = per_second(path);
+    print_seconds(&peer.name, &seconds);
+    seconds
+}
+
+/// Asserts that `peer` received at least `at_least` pictures a second over `window`;
+/// `when` says when, for the message.
+fn assert_fps(
+    peer: &Peer,
+    seconds: &[serde_json::Value],
+    window: std::ops::RangeInclusive<f64>,
+    at_least: f64,
+    when: &str,
+) {
+    let fps = mean_over(seconds, "fps_received", window);
+    assert!(fps >= at_least, "{}: {fps} fps {when}\n{}", peer.name, peer.describe());
+}
+
+/// Prints a peer's seconds.
 fn print_seconds(name: &str, seconds: &[serde_json::Value]) {
     println!("{name}:   t_s   fps  p95 ms  kbps sent  target  estimate  audio concealed  m2e p95  reconnecting");
     for s in seconds {
@@ -104,14 +125,12 @@ fn through_a_rate_drop_the_sender_fits_under_the_link_and_climbs_back() {
     let dir = tempfile::tempdir().unwrap();
     let (peers, relay) = call_through_relay(dir.path(), both_ways(plan), 18);
     for (peer, path) in &peers {
-        let (name, seconds) = (&peer.name, per_second(path));
-        print_seconds(name, &seconds);
+        let (name, seconds) = (&peer.name, seconds_of(peer, path));
         let before = mean_over(&seconds, "target_kbps", 3.0..=5.5);
         // Seconds well inside 6-12 s on the relay's clock, which runs a little ahead.
         let during = mean_over(&seconds, "target_kbps", 8.5..=11.5);
         assert!(during + AUDIO_KBPS < 500.0, "{name}: video target {during} kbit/s on a 0.5 Mbit/s link");
-        let fps = mean_over(&seconds, "fps_received", 8.5..=11.5);
-        assert!(fps >= 15.0, "{name}: {fps} fps through the drop\n{}", peer.describe());
+        assert_fps(peer, &seconds, 8.5..=11.5, 15.0, "through the drop");
         let after = mean_over(&seconds, "target_kbps", 16.5..=18.0);
         assert!(after >= 0.75 * before, "{name}: back at {after} kbit/s of the {before} before the drop");
     }
@@ -150,12 +169,10 @@ fn through_a_one_megabit_tbf_link_the_call_fits_and_the_kernel_drops_nothing() {
         a.describe()
     );
     for (peer, path) in [(&a, &a_json), (&b, &b_json)] {
-        let (name, seconds) = (&peer.name, per_second(path));
-        print_seconds(name, &seconds);
+        let (name, seconds) = (&peer.name, seconds_of(peer, path));
         let kbps = mean_over(&seconds, "kbps_sent", 2.0..=10.0);
         assert!(kbps + AUDIO_KBPS <= 1000.0, "{name}: sent {kbps} kbit/s of video through 1 Mbit/s");
-        let fps = mean_over(&seconds, "fps_received", 2.0..=10.0);
-        assert!(fps >= 25.0, "{name}: {fps} fps\n{}", peer.describe());
+        assert_fps(peer, &seconds, 2.0..=10.0, 25.0, "through 1 Mbit/s");
     }
     for side in [Side::A, Side::B] {
         let stats = link.qdisc_stats(side).unwrap();
@@ -172,8 +189,7 @@ fn after_an_outage_the_call_says_reconnecting_and_goes_on_with_fresh_pictures() 
     let (peers, relay) = call_through_relay(dir.path(), both_ways(plan), 10);
     assert!(relay.to_listener().outage_dropped > 0 && relay.to_caller().outage_dropped > 0);
     for (peer, path) in &peers {
-        let (name, seconds) = (&peer.name, per_second(path));
-        print_seconds(name, &seconds);
+        let (name, seconds) = (&peer.name, seconds_of(peer, path));
         let reconnecting: Vec<f64> =
             seconds.iter().filter(|s| s["reconnecting"] == true).map(|s| field(s, "t_s")).collect();
         assert!(
@@ -186,8 +202,7 @@ fn after_an_outage_the_call_says_reconnecting_and_goes_on_with_fresh_pictures() 
             let p95 = field(second, "latency_ms_p95");
             assert!(p95 < 500.0, "{name}: a picture {p95} ms old shown after the outage, second {second}");
         }
-        let fps = mean_over(&seconds, "fps_received", 7.5..=10.0);
-        assert!(fps >= 25.0, "{name}: {fps} fps after the outage\n{}", peer.describe());
+        assert_fps(peer, &seconds, 7.5..=10.0, 25.0, "after the outage");
     }
 }
 
@@ -199,10 +214,8 @@ fn a_nat_rebinding_mid_call_is_survived() {
     let dir = tempfile::tempdir().unwrap();
     let (peers, _relay) = call_through_relay(dir.path(), scenario, 8);
     for (peer, path) in &peers {
-        let (name, seconds) = (&peer.name, per_second(path));
-        print_seconds(name, &seconds);
-        let fps = mean_over(&seconds, "fps_received", 5.5..=8.0);
-        assert!(fps >= 25.0, "{name}: {fps} fps after the rebinding\n{}", peer.describe());
+        let seconds = seconds_of(peer, path);
+        assert_fps(peer, &seconds, 5.5..=8.0, 25.0, "after the rebinding");
     }
 }
 
@@ -215,10 +228,8 @@ fn when_the_callers_network_goes_away_it_moves_to_a_fresh_socket_and_the_call_go
     let (peers, relay) = call_through_relay(dir.path(), scenario, 10);
     assert!(relay.to_listener().outage_dropped > 0, "the old path never died");
     for (peer, path) in &peers {
-        let (name, seconds) = (&peer.name, per_second(path));
-        print_seconds(name, &seconds);
-        let fps = mean_over(&seconds, "fps_received", 7.5..=10.0);
-        assert!(fps >= 25.0, "{name}: {fps} fps after the caller moved\n{}", peer.describe());
+        let seconds = seconds_of(peer, path);
+        assert_fps(peer, &seconds, 7.5..=10.0, 25.0, "after the caller moved");
     }
 }
 
@@ -230,12 +241,10 @@ fn random_loss_is_not_taken_for_congestion() {
     let (peers, relay) = call_through_relay(dir.path(), both_ways(plan), 12);
     assert!(relay.to_listener().lost > 0 && relay.to_caller().lost > 0);
     for (peer, path) in &peers {
-        let (name, seconds) = (&peer.name, per_second(path));
-        print_seconds(name, &seconds);
+        let (name, seconds) = (&peer.name, seconds_of(peer, path));
         let first = mean_over(&seconds, "target_kbps", 1.0..=2.5);
         let later = mean_over(&seconds, "target_kbps", 6.0..=12.0);
         assert!(later >= 0.9 * first, "{name}: the target fell from {first} to {later} kbit/s under random loss");
-        let fps = mean_over(&seconds, "fps_received", 2.0..=12.0);
-        assert!(fps >= 25.0, "{name}: {fps} fps under 2 % loss\n{}", peer.describe());
+        assert_fps(peer, &seconds, 2.0..=12.0, 25.0, "under 2 % loss");
     }
 }

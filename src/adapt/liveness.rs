@@ -63,7 +63,8 @@ impl Liveness {
     }
 
     /// Whether the peer is silent now.
-    pub fn is_silent(&self) -> bool {
+    #[cfg(test)]
+    fn is_silent(&self) -> bool {
         self.silent
     }
 }

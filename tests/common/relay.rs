@@ -85,7 +85,11 @@ struct Counters {
 }
 
 impl Counters {
-    fn count(&self, fate: Fate) {
+    /// Counts one datagram's fate; a drop also counts in `all_dropped`, both ways' total.
+    fn count(&self, fate: Fate, all_dropped: &AtomicU64) {
+        if matches!(fate, Fate::Dropped(_)) {
+            all_dropped.fetch_add(1, Ordering::Relaxed);
+        }
         let counter = match fate {
             Fate::Delivered(_) => &self.delivered,
             Fate::Dropped(DropCause::Loss) => &self.lost,
@@ -231,16 +235,12 @@ impl UdpRelay {
                 }
                 let Ok((n, from)) = received else { continue };
                 if dead_rx.lock().unwrap().contains(&from) {
-                    counters.count(Fate::Dropped(DropCause::Outage));
-                    dropped_rx.fetch_add(1, Ordering::Relaxed);
+                    counters.count(Fate::Dropped(DropCause::Outage), &dropped_rx);
                     continue;
                 }
                 *client_rx.lock().unwrap() = Some(from);
                 let fate = link.admit(started.elapsed(), n);
-                counters.count(fate);
-                if matches!(fate, Fate::Dropped(_)) {
-                    dropped_rx.fetch_add(1, Ordering::Relaxed);
-                }
+                counters.count(fate, &dropped_rx);
                 schedule_rx(fate, &buf[..n], Hop::Listener);
             }
         }));
@@ -265,15 +265,11 @@ impl UdpRelay {
                 }
                 let Some(client) = *client_rx.lock().unwrap() else { continue };
                 if dead.lock().unwrap().contains(&client) {
-                    counters.count(Fate::Dropped(DropCause::Outage));
-                    dropped_rx.fetch_add(1, Ordering::Relaxed);
+                    counters.count(Fate::Dropped(DropCause::Outage), &dropped_rx);
                     continue;
                 }
                 let fate = link.admit(started.elapsed(), n);
-                counters.count(fate);
-                if matches!(fate, Fate::Dropped(_)) {
-                    dropped_rx.fetch_add(1, Ordering::Relaxed);
-                }
+                counters.count(fate, &dropped_rx);
                 schedule(fate, &buf[..n], Hop::Caller(client));
             }
         }));
