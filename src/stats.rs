@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::histogram::Histogram;
 use crate::media::audio::FRAME_US;
+use crate::media::audio::echo_path::EchoPath;
 use crate::media::audio::jitter::JitterCounters;
 
 /// A/V offsets are signed; the histogram holds offset + this bias (offsets of ±1 s fit).
@@ -59,6 +60,8 @@ pub struct CallStats {
     pub estimate_kbps: AtomicU64,
     /// Nothing has come from the peer for a while: the link is down, the call waits.
     pub reconnecting: AtomicBool,
+    /// Whether the peer's sound comes back into the microphone (`None`: not cancelling).
+    pub echo_path: Mutex<Option<EchoPath>>,
 }
 
 /// The encoder's operating point: picture size, frame rate and bitrate it was told.
@@ -112,6 +115,7 @@ impl CallStats {
             safety_code: Mutex::new(None),
             estimate_kbps: AtomicU64::new(0),
             reconnecting: AtomicBool::new(false),
+            echo_path: Mutex::new(None),
         }
     }
 
@@ -258,6 +262,9 @@ pub struct Report {
     pub peer_camera_off: bool,
     /// Nothing came from the peer for the last moments: the call waits for the link.
     pub reconnecting: bool,
+    /// Echo cancelling's view of the room: "unknown", "present" (cancelling) or "absent"
+    /// (the microphone passes untouched); `null` when it is off.
+    pub echo_path: Option<&'static str>,
     /// The safety code both ends should show (QUIC calls; `null` in raw mode).
     pub safety_code: Option<String>,
 }
@@ -396,6 +403,7 @@ impl Reporter {
             peer_muted: stats.peer_muted.load(Relaxed),
             peer_camera_off: stats.peer_camera_off.load(Relaxed),
             reconnecting: stats.reconnecting.load(Relaxed),
+            echo_path: stats.echo_path.lock().unwrap_or_else(|e| e.into_inner()).map(EchoPath::name),
             ..Report::default()
         }
     }

@@ -34,14 +34,16 @@ fn call(dir: &Path, secs: &str, extra_a: &[&str], extra_b: &[&str]) -> (serde_js
 }
 
 /// Checks a recording holds `hz` at the test tone's level (-15 dBFS RMS, give or take
-/// what the codec and the devices do), measured away from the start and the end.
-fn assert_tone(samples: &[f32], hz: f64, what: &str) {
+/// `within_db` for what the codec and the devices do), measured away from the start and
+/// the end.
+fn assert_tone(samples: &[f32], hz: f64, within_db: f64, what: &str) {
     assert!(samples.len() > RATE as usize * 2, "{what}: only {} samples", samples.len());
     let middle = &samples[samples.len() / 4..samples.len() * 3 / 4];
     let found = dominant_frequency(middle, RATE);
     assert!((found - hz).abs() <= 3.0, "{what}: strongest frequency {found} Hz, expected {hz} Hz");
     let level = rms_dbfs(middle);
-    assert!((level + 15.0).abs() <= 4.0, "{what}: level {level:.1} dBFS, expected about -15");
+    eprintln!("{what}: {level:.1} dBFS");
+    assert!((level + 15.0).abs() <= within_db, "{what}: level {level:.1} dBFS, expected -15 ± {within_db}");
 }
 
 #[test]
@@ -54,8 +56,8 @@ fn each_peer_hears_the_others_tone_in_a_wav_file() {
         &["--audio-source", "tone:440", "--audio-sink", a_wav.to_str().unwrap()],
         &["--audio-source", "tone:660", "--audio-sink", b_wav.to_str().unwrap()],
     );
-    assert_tone(&read_wav(&a_wav).unwrap(), 660.0, "what A heard");
-    assert_tone(&read_wav(&b_wav).unwrap(), 440.0, "what B heard");
+    assert_tone(&read_wav(&a_wav).unwrap(), 660.0, 4.0, "what A heard");
+    assert_tone(&read_wav(&b_wav).unwrap(), 440.0, 4.0, "what B heard");
     for (name, s) in [("A", &a), ("B", &b)] {
         assert!(number(s, "audio_packets_received") > 200.0, "{name}: {s}");
         assert!(number(s, "audio_kbps_received") <= 48.0, "{name}: {s}");
@@ -78,7 +80,7 @@ fn a_muted_peer_sends_silence_and_a_camera_turned_off_sends_no_pictures() {
     );
     let from_muted = read_wav(&b_wav).unwrap();
     assert!(rms_dbfs(&from_muted) < -60.0, "B heard {:.1} dBFS from a muted A", rms_dbfs(&from_muted));
-    assert_tone(&read_wav(&a_wav).unwrap(), 660.0, "what the muted A heard");
+    assert_tone(&read_wav(&a_wav).unwrap(), 660.0, 4.0, "what the muted A heard");
     // B knows, and got sound but no pictures from A.
     assert_eq!(b["peer_muted"], true, "{b}");
     assert_eq!(b["peer_camera_off"], true, "{b}");
@@ -88,8 +90,10 @@ fn a_muted_peer_sends_silence_and_a_camera_turned_off_sends_no_pictures() {
     assert!(number(&a, "frames_received") > 60.0, "{a}");
 }
 
-/// Runs a call between two peers whose microphones and speakers are PulseAudio null sinks.
-fn pulse_call(dir: &Path, extra_b: &[&str]) -> (Vec<f32>, Vec<f32>) {
+/// Runs a call between two peers whose microphones and speakers are PulseAudio null sinks:
+/// nothing either speaker plays reaches a microphone. Returns what each speaker played,
+/// and each peer's summary.
+fn pulse_call(dir: &Path, extra_b: &[&str]) -> (Vec<f32>, Vec<f32>, serde_json::Value, serde_json::Value) {
     let mut pulse = Pulse::start(dir, &["mic_a", "spk_a", "mic_b", "spk_b"]);
     let tone = |hz| -> Vec<f32> {
         let mut tone = Tone::new(hz);
@@ -100,31 +104,42 @@ fn pulse_call(dir: &Path, extra_b: &[&str]) -> (Vec<f32>, Vec<f32>) {
     let (a_heard, b_heard) = (pulse.record("spk_a", dir), pulse.record("spk_b", dir));
     let devices = ["--audio-source", "mic", "--audio-sink", "speaker"];
     let (env_a, env_b) = (pulse.peer_env("mic_a", "spk_a"), pulse.peer_env("mic_b", "spk_b"));
+    let (stats_a, stats_b) = (dir.join("a.json"), dir.join("b.json"));
 
-    let a_args = peer_args_with(dir, "a", &[&["--once"][..], &devices].concat());
+    let a_args =
+        peer_args_with(dir, "a", &[&["--once", "--stats-json", stats_a.to_str().unwrap()][..], &devices].concat());
     let (mut a, port) = start_listener_with_env(dir, "a", a_args, &env_a);
-    let b_args = peer_args_with(dir, "b", &[&["--duration", "5"][..], &devices, extra_b].concat());
+    let b_args = peer_args_with(
+        dir,
+        "b",
+        &[&["--duration", "5", "--stats-json", stats_b.to_str().unwrap()][..], &devices, extra_b].concat(),
+    );
     let mut b = start_caller_with_env(dir, "b", port, b_args, &env_b);
     assert!(b.expect_exit(Duration::from_secs(30)).success(), "{}", b.describe());
     assert!(a.expect_exit(Duration::from_secs(10)).success(), "{}", a.describe());
     assert!(a.stderr().contains("sending microphone"), "{}", a.describe());
-    (a_heard.stop(), b_heard.stop())
+    (a_heard.stop(), b_heard.stop(), summary(&stats_a), summary(&stats_b))
 }
 
+/// Both talk at once with no echo path (headphones): echo cancelling finds nothing to
+/// take out and leaves each voice as it was sent.
 #[test]
 fn through_real_sound_devices_each_peer_hears_the_others_microphone() {
     let dir = tempfile::tempdir().unwrap();
-    let (a_heard, b_heard) = pulse_call(dir.path(), &[]);
-    assert_tone(&a_heard, 660.0, "A's speaker");
-    assert_tone(&b_heard, 440.0, "B's speaker");
+    let (a_heard, b_heard, a, b) = pulse_call(dir.path(), &[]);
+    assert_tone(&a_heard, 660.0, 3.0, "A's speaker");
+    assert_tone(&b_heard, 440.0, 3.0, "B's speaker");
+    for (name, s) in [("A", &a), ("B", &b)] {
+        assert_eq!(s["echo_path"], "absent", "{name}: {s}");
+    }
 }
 
 #[test]
 fn through_real_sound_devices_a_muted_microphone_is_silent_at_the_far_end() {
     let dir = tempfile::tempdir().unwrap();
-    let (a_heard, b_heard) = pulse_call(dir.path(), &["--mute"]);
+    let (a_heard, b_heard, ..) = pulse_call(dir.path(), &["--mute"]);
     assert!(rms_dbfs(&a_heard) < -60.0, "A heard {:.1} dBFS from a muted B", rms_dbfs(&a_heard));
-    assert_tone(&b_heard, 440.0, "B's speaker");
+    assert_tone(&b_heard, 440.0, 4.0, "B's speaker");
 }
 
 /// Far-end "speech" for the echo test: a 150 Hz buzz rich in harmonics, in syllables.
@@ -141,8 +156,8 @@ fn speech(seconds: usize) -> Vec<f32> {
 
 /// B talks (a WAV file); A's speaker plays into the very sink its microphone listens to, the
 /// worst case of a laptop without headphones. Returns the level (dBFS) of what came back
-/// to B from A, over the second half of the call.
-fn echo_level(dir: &Path, a_extra: &[&str]) -> f64 {
+/// to B from A, over the second half of the call, and A's summary.
+fn echo_level(dir: &Path, a_extra: &[&str]) -> (f64, serde_json::Value) {
     let pulse = Pulse::start(dir, &["room_a"]);
     let talk = dir.join("talk.wav");
     let spec =
@@ -153,11 +168,17 @@ fn echo_level(dir: &Path, a_extra: &[&str]) -> f64 {
     }
     writer.finalize().unwrap();
     let back = dir.join("back.wav");
+    let stats_a = dir.join("a.json");
 
     let a_args = peer_args_with(
         dir,
         "a",
-        &[&["--once", "--audio-source", "mic", "--audio-sink", "speaker"][..], a_extra].concat(),
+        &[
+            &["--once", "--audio-source", "mic", "--audio-sink", "speaker", "--stats-json", stats_a.to_str().unwrap()]
+                [..],
+            a_extra,
+        ]
+        .concat(),
     );
     let (mut a, port) = start_listener_with_env(dir, "a", a_args, &pulse.peer_env("room_a", "room_a"));
     let b_extra = ["--duration", "8", "--audio-source", talk.to_str().unwrap(), "--audio-sink", back.to_str().unwrap()];
@@ -165,15 +186,16 @@ fn echo_level(dir: &Path, a_extra: &[&str]) -> f64 {
     assert!(b.expect_exit(Duration::from_secs(30)).success(), "{}", b.describe());
     assert!(a.expect_exit(Duration::from_secs(10)).success(), "{}", a.describe());
     let heard = read_wav(&back).unwrap();
-    rms_dbfs(&heard[heard.len() / 2..])
+    (rms_dbfs(&heard[heard.len() / 2..]), summary(&stats_a))
 }
 
 #[test]
 fn through_real_sound_devices_the_far_ends_echo_is_cancelled() {
     let (with, without) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let uncancelled = echo_level(without.path(), &["--no-echo-cancel"]);
-    let cancelled = echo_level(with.path(), &[]);
+    let (uncancelled, _) = echo_level(without.path(), &["--no-echo-cancel"]);
+    let (cancelled, a) = echo_level(with.path(), &[]);
+    assert_eq!(a["echo_path"], "present", "{a}");
     eprintln!("echo back to the talker: {uncancelled:.1} dBFS uncancelled, {cancelled:.1} dBFS cancelled");
     assert!(uncancelled > -40.0, "without cancelling, the echo should come back loud: {uncancelled:.1} dBFS");
-    assert!(uncancelled - cancelled >= 15.0, "cancelled only {:.1} dB", uncancelled - cancelled);
+    assert!(uncancelled - cancelled >= 30.0, "cancelled only {:.1} dB", uncancelled - cancelled);
 }

@@ -3,6 +3,10 @@
 //! comes back into this microphone, and takes it out before the microphone's frame is
 //! encoded. The playout thread shows it every frame it plays ("far end"); the sender
 //! thread passes every microphone frame through it ("near end").
+//!
+//! AEC3 always listens and learns, but its output replaces the microphone's only while
+//! `EchoPathDetector` has not found the far end missing from the microphone: with no echo
+//! to take out, AEC3 would only take from a voice talking at the same time as the other.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -10,12 +14,15 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use sonora::config::EchoCanceller as Aec3;
 use sonora::{AudioProcessing, Config, StreamConfig};
 
-use super::{AudioFrame, SAMPLE_RATE};
+use super::echo_path::{EchoPath, EchoPathDetector};
+use super::{AudioFrame, FRAME_SAMPLES, SAMPLE_RATE};
 use crate::net::clock::now_us;
 
 /// One call's echo canceller, shared by the sender and playout threads.
 pub struct EchoCanceller {
     apm: Mutex<AudioProcessing>,
+    /// Whether there is an echo at all, and what the last microphone frame was given.
+    path: Mutex<(EchoPathDetector, EchoPath)>,
     /// How long the last far-end frame took from here to the speaker, µs.
     render_delay_us: AtomicU64,
 }
@@ -31,13 +38,18 @@ impl EchoCanceller {
         let config = Config { echo_canceller: Some(Aec3::default()), ..Config::default() };
         let stream = StreamConfig::new(SAMPLE_RATE, 1);
         let apm = AudioProcessing::builder().config(config).capture_config(stream).render_config(stream).build();
-        Self { apm: Mutex::new(apm), render_delay_us: AtomicU64::new(0) }
+        Self {
+            apm: Mutex::new(apm),
+            path: Mutex::new((EchoPathDetector::new(), EchoPath::Unknown)),
+            render_delay_us: AtomicU64::new(0),
+        }
     }
 
     /// A frame of the peer's sound on its way to the speaker, heard `delay_us` from now.
     pub fn far_end(&self, frame: &AudioFrame, delay_us: u64) {
         self.render_delay_us.store(delay_us, Relaxed);
-        let mut out = [0.0; super::FRAME_SAMPLES];
+        self.path.lock().unwrap_or_else(|e| e.into_inner()).0.far_end(frame);
+        let mut out = [0.0; FRAME_SAMPLES];
         let mut apm = self.apm.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(e) = apm.process_render_f32(&[frame], &mut [&mut out]) {
             tracing::debug!("echo canceller (far end): {e:?}");
@@ -45,7 +57,7 @@ impl EchoCanceller {
     }
 
     /// Takes the peer's sound out of a microphone frame whose first sample was captured at
-    /// `capture_us`.
+    /// `capture_us`, if it comes back at all.
     pub fn near_end(&self, frame: &mut AudioFrame, capture_us: u64) {
         let capture_delay_us = now_us().saturating_sub(capture_us);
         let delay_ms = (self.render_delay_us.load(Relaxed) + capture_delay_us) / 1000;
@@ -54,11 +66,38 @@ impl EchoCanceller {
         // Out of AEC3's range (0-500 ms) the delay is clamped, which it reports as an
         // error while still processing the frame.
         let _ = apm.set_stream_delay_ms(delay_ms.min(500) as i32);
-        if let Err(e) = apm.process_capture_f32(&[&input], &mut [frame]) {
+        if let Err(e) = apm.process_capture_f32(&[&input], &mut [&mut *frame]) {
             tracing::debug!("echo canceller (near end): {e:?}");
             *frame = input;
         }
+        drop(apm);
+        let mut path = self.path.lock().unwrap_or_else(|e| e.into_inner());
+        let (was, now) = (path.1, path.0.near_end(&input));
+        path.1 = now;
+        drop(path);
+        if now != was {
+            let action = if now == EchoPath::Absent { "the microphone passes untouched" } else { "cancelling" };
+            tracing::info!("echo path {}: {action}", now.name());
+        }
+        // How much of the untouched microphone this frame gets: all or nothing, faded
+        // across the frame when that changes.
+        let (from, to) = (pass_weight(was), pass_weight(now));
+        let cancelled = *frame;
+        for (i, out) in frame.iter_mut().enumerate() {
+            let pass = from + (to - from) * i as f32 / FRAME_SAMPLES as f32;
+            *out = pass * input[i] + (1.0 - pass) * cancelled[i];
+        }
     }
+
+    /// What is known of the echo path, as of the last microphone frame.
+    pub fn path(&self) -> EchoPath {
+        self.path.lock().unwrap_or_else(|e| e.into_inner()).1
+    }
+}
+
+/// 1 where the microphone passes untouched, 0 where AEC3's output replaces it.
+fn pass_weight(path: EchoPath) -> f32 {
+    if path == EchoPath::Absent { 1.0 } else { 0.0 }
 }
 
 #[cfg(test)]
@@ -78,6 +117,40 @@ mod tests {
             *s = 0.2 * syllable * buzz;
         }
         out
+    }
+
+    /// A second voice, lower and at another syllable rate.
+    fn other_voice(frame: u64) -> AudioFrame {
+        let mut out = [0.0; FRAME_SAMPLES];
+        let syllable = ((frame as f32 * 0.33).sin() * 0.5 + 0.5).powi(2);
+        for (i, s) in out.iter_mut().enumerate() {
+            let t = (frame as usize * FRAME_SAMPLES + i) as f32 / SAMPLE_RATE as f32;
+            let buzz: f32 = (1..12).map(|h| (t * 210.0 * h as f32 * std::f32::consts::TAU).sin() / h as f32).sum();
+            *s = 0.2 * syllable * buzz;
+        }
+        out
+    }
+
+    #[test]
+    fn with_no_echo_path_a_voice_talking_over_the_far_end_is_left_alone() {
+        // Headphones: the far end plays and none of it reaches the microphone, where the
+        // near end talks at the same time. AEC3 alone took this voice down by 30 dB for
+        // its first 6 s.
+        let aec = EchoCanceller::new();
+        let (mut near_in, mut near_out) = (Vec::new(), Vec::new());
+        for n in 0..300u64 {
+            aec.far_end(&speech(n), 0);
+            let voice = other_voice(n);
+            let mut mic = voice;
+            aec.near_end(&mut mic, now_us() - FRAME_US);
+            if n >= 100 {
+                near_in.extend_from_slice(&voice);
+                near_out.extend_from_slice(&mic);
+            }
+        }
+        assert_eq!(aec.path(), EchoPath::Absent);
+        let change = rms_dbfs(&near_out) - rms_dbfs(&near_in);
+        assert!(change.abs() <= 1.0, "the voice changed by {change:.1} dB");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod analysis;
 pub mod device;
 pub mod echo;
+pub mod echo_path;
 pub mod jitter;
 pub mod microphone;
 pub mod opus_codec;

@@ -60,6 +60,7 @@ impl AudioSender {
         while let Some((mut frame, capture_us)) = source.next_frame(&self.stop) {
             if let Some(echo) = &self.echo {
                 echo.near_end(&mut frame, capture_us);
+                *self.stats.echo_path.lock().unwrap_or_else(|e| e.into_inner()) = Some(echo.path());
             }
             if self.media.borrow().muted {
                 frame.fill(0.0);
