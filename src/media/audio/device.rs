@@ -4,8 +4,8 @@
 //! resamples to the device's rate and copies to every channel. Neither locks nor
 //! allocates.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cpal::traits::{DeviceTrait, HostTrait};
@@ -158,14 +158,19 @@ pub fn probe(direction: Direction, wanted: Option<&str>) -> Result<String, Devic
 }
 
 /// Opens the microphone; samples flow into `ring` until the stream is dropped.
-pub fn open_microphone(wanted: Option<&str>, ring: rtrb::Producer<f32>, stamps: Stamps) -> Result<Stream, DeviceError> {
+pub fn open_microphone(
+    wanted: Option<&str>,
+    ring: rtrb::Producer<f32>,
+    stamps: Stamps,
+    health: Arc<StreamHealth>,
+) -> Result<Stream, DeviceError> {
     let chosen = Chosen::new(Direction::Input, wanted)?;
     let (device, config) = (&chosen.device, &chosen.config);
     let built = match chosen.format {
-        SampleFormat::F32 => build_input::<f32>(device, config, ring, stamps),
-        SampleFormat::I16 => build_input::<i16>(device, config, ring, stamps),
-        SampleFormat::I32 => build_input::<i32>(device, config, ring, stamps),
-        SampleFormat::U16 => build_input::<u16>(device, config, ring, stamps),
+        SampleFormat::F32 => build_input::<f32>(device, config, ring, stamps, health),
+        SampleFormat::I16 => build_input::<i16>(device, config, ring, stamps, health),
+        SampleFormat::I32 => build_input::<i32>(device, config, ring, stamps, health),
+        SampleFormat::U16 => build_input::<u16>(device, config, ring, stamps, health),
         _ => return Err(chosen.unsupported_format()),
     };
     chosen.start(built)
@@ -202,6 +207,7 @@ fn build_input<T>(
     config: &StreamConfig,
     mut ring: rtrb::Producer<f32>,
     mut stamps: Stamps,
+    health: Arc<StreamHealth>,
 ) -> Result<Stream, cpal::Error>
 where
     T: SizedSample,
@@ -210,9 +216,11 @@ where
     let channels = usize::from(config.channels.max(1));
     let mut resampler = Resampler::new(config.sample_rate, SAMPLE_RATE);
     let mut written = 0u64;
+    let reported = Arc::clone(&health);
     device.build_input_stream::<T, _, _>(
         *config,
         move |data: &[T], info: &cpal::InputCallbackInfo| {
+            health.callback();
             let ts = info.timestamp();
             let age = ts.callback.checked_duration_since(ts.capture).unwrap_or(Duration::ZERO);
             let _ = stamps.push((written, now_us().saturating_sub(age.as_micros() as u64)));
@@ -225,23 +233,53 @@ where
                 });
             }
         },
-        |e| tracing::warn!("microphone: {e}"),
+        move |e| reported.error("microphone", &e),
         None,
     )
 }
 
+/// How a device's stream is doing: how many times its callback ran and how many errors it
+/// reported (see `device_watch`). Both counts run on across reopened streams.
+#[derive(Debug, Default)]
+pub struct StreamHealth {
+    callbacks: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl StreamHealth {
+    /// (callbacks, errors) so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.callbacks.load(Relaxed), self.errors.load(Relaxed))
+    }
+
+    fn callback(&self) {
+        self.callbacks.fetch_add(1, Relaxed);
+    }
+
+    /// Logs a stream's first error and counts the rest: a dead ALSA stream repeats the
+    /// same one thousands of times a second.
+    fn error(&self, kind: &'static str, e: &impl std::fmt::Display) {
+        if self.errors.fetch_add(1, Relaxed) == 0 {
+            tracing::warn!("{kind}: {e}");
+        } else {
+            tracing::debug!("{kind}: {e}");
+        }
+    }
+}
+
 /// What the speaker callback reports: how far behind the callback the sound comes out,
-/// and how many 48 kHz samples it asks for at a time.
+/// how many 48 kHz samples it asks for at a time, and how its stream is doing.
 #[derive(Debug, Default)]
 pub struct SpeakerTiming {
     pub delay_us: AtomicU64,
     pub period_samples: AtomicU64,
+    pub health: StreamHealth,
 }
 
 /// Opens the speaker; it plays what arrives in `ring` until the stream is dropped.
 pub fn open_speaker(
     wanted: Option<&str>,
-    ring: rtrb::Consumer<f32>,
+    ring: Arc<Mutex<rtrb::Consumer<f32>>>,
     timing: Arc<SpeakerTiming>,
 ) -> Result<Stream, DeviceError> {
     let chosen = Chosen::new(Direction::Output, wanted)?;
@@ -259,7 +297,7 @@ pub fn open_speaker(
 fn build_output<T>(
     device: &cpal::Device,
     config: &StreamConfig,
-    mut ring: rtrb::Consumer<f32>,
+    ring: Arc<Mutex<rtrb::Consumer<f32>>>,
     timing: Arc<SpeakerTiming>,
 ) -> Result<Stream, cpal::Error>
 where
@@ -268,20 +306,25 @@ where
     let channels = usize::from(config.channels.max(1));
     let rate = u64::from(config.sample_rate.max(1));
     let mut resampler = Resampler::new(SAMPLE_RATE, config.sample_rate);
+    let reported = Arc::clone(&timing);
     device.build_output_stream::<T, _, _>(
         *config,
         move |data: &mut [T], info: &cpal::OutputCallbackInfo| {
+            timing.health.callback();
             let ts = info.timestamp();
             let ahead = ts.playback.checked_duration_since(ts.callback).unwrap_or(Duration::ZERO);
             let frames = (data.len() / channels) as u64;
             timing.delay_us.store(ahead.as_micros() as u64, Relaxed);
             timing.period_samples.store(frames * u64::from(SAMPLE_RATE) / rate, Relaxed);
+            // Only a stream being replaced (device_watch) holds the ring at the same time:
+            // this one plays silence rather than wait.
+            let mut ring = ring.try_lock().ok();
             for frame in data.chunks_mut(channels) {
-                let v = resampler.pull(|| ring.pop().unwrap_or(0.0));
+                let v = resampler.pull(|| ring.as_mut().and_then(|r| r.pop().ok()).unwrap_or(0.0));
                 frame.fill(T::from_sample(v));
             }
         },
-        |e| tracing::warn!("speaker: {e}"),
+        move |e| reported.health.error("speaker", &e),
         None,
     )
 }

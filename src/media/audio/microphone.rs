@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
-use super::device::{DeviceError, open_microphone};
+use super::device::{DeviceError, StreamHealth, open_microphone};
+use super::device_watch::{DeviceEvent, DeviceWatch};
 use super::pacer::Pacer;
 use super::tone::{DEFAULT_TONE_HZ, Tone};
 use super::{AudioFrame, FRAME_SAMPLES, FRAME_US, SAMPLE_RATE};
@@ -61,16 +62,102 @@ pub struct Microphone {
 }
 
 enum Inner {
-    Device {
-        _stream: cpal::Stream,
-        ring: rtrb::Consumer<f32>,
-        stamps: rtrb::Consumer<(u64, u64)>,
-        /// 48 kHz samples read so far, and the newest stamp at or before that point.
-        read: u64,
-        stamp: (u64, u64),
-    },
+    Device(DeviceInput),
     Tone(Tone, Pacer),
     Samples(Arc<[f32]>, usize, Pacer),
+}
+
+/// A microphone's stream and the rings its callback fills, reopened when it stops (see
+/// `device_watch`).
+struct DeviceInput {
+    wanted: Option<String>,
+    health: Arc<StreamHealth>,
+    watch: DeviceWatch,
+    /// `None` after a reopen failed, until the watch tries again.
+    stream: Option<cpal::Stream>,
+    ring: rtrb::Consumer<f32>,
+    stamps: rtrb::Consumer<(u64, u64)>,
+    /// 48 kHz samples read so far, and the newest stamp at or before that point.
+    read: u64,
+    stamp: (u64, u64),
+}
+
+impl DeviceInput {
+    fn open(wanted: Option<String>) -> Result<Self, DeviceError> {
+        let health = Arc::new(StreamHealth::default());
+        let (stream, ring, stamps) = Self::start(wanted.as_deref(), &health)?;
+        let now = now_us();
+        Ok(Self {
+            wanted,
+            health,
+            watch: DeviceWatch::new(now),
+            stream: Some(stream),
+            ring,
+            stamps,
+            read: 0,
+            stamp: (0, now),
+        })
+    }
+
+    /// A stream on fresh rings; `health` counts on from the streams before.
+    #[allow(clippy::type_complexity)]
+    fn start(
+        wanted: Option<&str>,
+        health: &Arc<StreamHealth>,
+    ) -> Result<(cpal::Stream, rtrb::Consumer<f32>, rtrb::Consumer<(u64, u64)>), DeviceError> {
+        let _quiet = super::device::quiet_alsa();
+        let (producer, ring) = rtrb::RingBuffer::new(RING_SAMPLES);
+        let (stamp_producer, stamps) = rtrb::RingBuffer::new(256);
+        let stream = open_microphone(wanted, producer, stamp_producer, Arc::clone(health))?;
+        Ok((stream, ring, stamps))
+    }
+
+    /// Reopens the stream if the watch says it has stopped.
+    fn keep_alive(&mut self) {
+        let (callbacks, errors) = self.health.counts();
+        match self.watch.observe(now_us(), callbacks, errors) {
+            None => {}
+            Some(DeviceEvent::Recovered) => tracing::info!("the microphone hears again"),
+            Some(DeviceEvent::Reopen { why, first }) => {
+                if first {
+                    tracing::warn!("the microphone {}; reopening it", why.verb());
+                }
+                // The old stream goes first: a device may take one stream at a time.
+                self.stream = None;
+                match Self::start(self.wanted.as_deref(), &self.health) {
+                    Ok((stream, ring, stamps)) => {
+                        (self.stream, self.ring, self.stamps) = (Some(stream), ring, stamps);
+                        (self.read, self.stamp) = (0, (0, now_us()));
+                    }
+                    // The watch tries again in 5 s.
+                    Err(e) => tracing::debug!("could not reopen the microphone: {e}"),
+                }
+            }
+        }
+    }
+
+    /// The next 10 ms if the device has captured them, and the capture time of the first
+    /// sample.
+    fn next_frame(&mut self) -> Option<(AudioFrame, u64)> {
+        if self.ring.slots() < FRAME_SAMPLES {
+            return None;
+        }
+        let mut frame = [0.0; FRAME_SAMPLES];
+        let chunk = self.ring.read_chunk(FRAME_SAMPLES).expect("slots checked");
+        let (a, b) = chunk.as_slices();
+        frame[..a.len()].copy_from_slice(a);
+        frame[a.len()..].copy_from_slice(b);
+        chunk.commit_all();
+        while let Ok(next) = self.stamps.peek()
+            && next.0 <= self.read
+        {
+            self.stamp = *next;
+            let _ = self.stamps.pop();
+        }
+        let captured = self.stamp.1 + (self.read - self.stamp.0) * FRAME_US / FRAME_SAMPLES as u64;
+        self.read += FRAME_SAMPLES as u64;
+        Some((frame, captured))
+    }
 }
 
 /// How long the ring from the device callback holds: one second.
@@ -81,13 +168,7 @@ impl Microphone {
     /// on the thread that reads it.
     pub fn open(plan: &MicPlan) -> Result<Self, DeviceError> {
         let inner = match plan {
-            MicPlan::Device(wanted) => {
-                let _quiet = super::device::quiet_alsa();
-                let (producer, ring) = rtrb::RingBuffer::new(RING_SAMPLES);
-                let (stamp_producer, stamps) = rtrb::RingBuffer::new(256);
-                let stream = open_microphone(wanted.as_deref(), producer, stamp_producer)?;
-                Inner::Device { _stream: stream, ring, stamps, read: 0, stamp: (0, now_us()) }
-            }
+            MicPlan::Device(wanted) => Inner::Device(DeviceInput::open(wanted.clone())?),
             MicPlan::Tone(hz) => Inner::Tone(Tone::new(*hz), Pacer::new()),
             MicPlan::Samples(samples) => Inner::Samples(Arc::clone(samples), 0, Pacer::new()),
         };
@@ -119,27 +200,13 @@ impl Microphone {
                         return Some((frame, now_us() - FRAME_US));
                     }
                 }
-                Inner::Device { ring, stamps, read, stamp, .. } => {
-                    if ring.slots() < FRAME_SAMPLES {
+                Inner::Device(input) => match input.next_frame() {
+                    Some(frame) => return Some(frame),
+                    None => {
+                        input.keep_alive();
                         std::thread::sleep(Duration::from_millis(2));
-                        continue;
                     }
-                    let mut frame = [0.0; FRAME_SAMPLES];
-                    let chunk = ring.read_chunk(FRAME_SAMPLES).expect("slots checked");
-                    let (a, b) = chunk.as_slices();
-                    frame[..a.len()].copy_from_slice(a);
-                    frame[a.len()..].copy_from_slice(b);
-                    chunk.commit_all();
-                    while let Ok(next) = stamps.peek()
-                        && next.0 <= *read
-                    {
-                        *stamp = *next;
-                        let _ = stamps.pop();
-                    }
-                    let captured = stamp.1 + (*read - stamp.0) * FRAME_US / FRAME_SAMPLES as u64;
-                    *read += FRAME_SAMPLES as u64;
-                    return Some((frame, captured));
-                }
+                },
             }
         }
     }

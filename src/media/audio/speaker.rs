@@ -3,15 +3,17 @@
 //! callback, the others by a paced thread), so the playout logic is the same for each.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::device::{DeviceError, SpeakerTiming, open_speaker};
+use super::device_watch::{DeviceEvent, DeviceWatch};
 use super::pacer::Pacer;
 use super::wav::{WavError, WavSink};
 use super::{AudioFrame, FRAME_SAMPLES, SAMPLE_RATE};
+use crate::net::clock::now_us;
 
 /// `--audio-sink`, as the user wrote it.
 #[derive(Clone, Debug, PartialEq)]
@@ -72,19 +74,19 @@ impl Speaker {
         let stop = Arc::new(AtomicBool::new(false));
         let worker = match plan {
             SpeakerPlan::Device(wanted) => {
-                // The stream lives on a thread of its own, which reports whether it opened.
+                // The stream lives on a thread of its own, which reports whether it opened
+                // and then keeps it running.
                 let (opened_tx, opened_rx) = std::sync::mpsc::sync_channel(1);
                 let (wanted, timing, stop) = (wanted.clone(), Arc::clone(&timing), Arc::clone(&stop));
                 let worker = std::thread::Builder::new()
                     .name("speaker".into())
                     .spawn(move || {
                         let _quiet = super::device::quiet_alsa();
-                        match open_speaker(wanted.as_deref(), consumer, timing) {
-                            Ok(_stream) => {
+                        let consumer = Arc::new(Mutex::new(consumer));
+                        match open_speaker(wanted.as_deref(), Arc::clone(&consumer), Arc::clone(&timing)) {
+                            Ok(stream) => {
                                 let _ = opened_tx.send(Ok(()));
-                                while !stop.load(Relaxed) {
-                                    std::thread::sleep(Duration::from_millis(20));
-                                }
+                                keep_playing(stream, wanted.as_deref(), &consumer, &timing, &stop);
                             }
                             Err(e) => {
                                 let _ = opened_tx.send(Err(e));
@@ -133,6 +135,40 @@ impl Drop for Speaker {
             let _ = worker.join();
         }
     }
+}
+
+/// Watches the speaker's stream until `stop`, and reopens it on the same ring whenever it
+/// stops playing (see `device_watch`).
+fn keep_playing(
+    stream: cpal::Stream,
+    wanted: Option<&str>,
+    consumer: &Arc<Mutex<rtrb::Consumer<f32>>>,
+    timing: &Arc<SpeakerTiming>,
+    stop: &AtomicBool,
+) {
+    let mut stream = Some(stream);
+    let mut watch = DeviceWatch::new(now_us());
+    while !stop.load(Relaxed) {
+        std::thread::sleep(Duration::from_millis(20));
+        let (callbacks, errors) = timing.health.counts();
+        match watch.observe(now_us(), callbacks, errors) {
+            None => {}
+            Some(DeviceEvent::Recovered) => tracing::info!("the speaker plays again"),
+            Some(DeviceEvent::Reopen { why, first }) => {
+                if first {
+                    tracing::warn!("the speaker {}; reopening it", why.verb());
+                }
+                // The old stream goes first: a device may take one stream at a time.
+                stream = None;
+                match open_speaker(wanted, Arc::clone(consumer), Arc::clone(timing)) {
+                    Ok(fresh) => stream = Some(fresh),
+                    // The watch tries again in 5 s.
+                    Err(e) => tracing::debug!("could not reopen the speaker: {e}"),
+                }
+            }
+        }
+    }
+    drop(stream);
 }
 
 /// A thread that takes a frame every 10 ms, as a sound card would, and writes it to `wav`.
