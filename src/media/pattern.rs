@@ -40,14 +40,69 @@ fn check_value(index: u32) -> u32 {
     (index.wrapping_mul(0x9E37_79B1) >> 24) ^ 0x5A
 }
 
+/// The scene repeats every 256 pixels both ways: the checker every 64, the texture's sines
+/// every 256.
+const PERIOD: usize = 256;
+
+/// One period of the scrolling scene (luma), each row written twice, so that any
+/// 256-pixel window of a row is one slice; and the blue-difference chroma's row pattern
+/// (a period of 128, twice over) for an even and an odd start. Made once: drawing a
+/// picture is then copying.
+struct Scene {
+    luma: Vec<[u8; 2 * PERIOD]>,
+    chroma_u: [[u8; PERIOD]; 2],
+}
+
+fn scene() -> &'static Scene {
+    static SCENE: std::sync::OnceLock<Scene> = std::sync::OnceLock::new();
+    SCENE.get_or_init(|| Scene {
+        luma: (0..PERIOD).map(|v| std::array::from_fn(|u| scene_luma(u, v))).collect(),
+        chroma_u: std::array::from_fn(|odd| std::array::from_fn(|j| (96 + sine(2 * j + odd) / 4) as u8)),
+    })
+}
+
+/// The scene's luma at (u, v), before scrolling.
+fn scene_luma(u: usize, v: usize) -> u8 {
+    let checker = (((u >> 5) + (v >> 5)) & 1) as i32 * 60;
+    (40 + checker + sine(u * 3) / 4 + sine(v * 5) / 4) as u8
+}
+
+/// Fills `row` with `pattern` (one period, written twice) read from `start` on, wrapping.
+fn fill_wrapping(row: &mut [u8], pattern: &[u8], start: usize) {
+    let period = pattern.len() / 2;
+    for chunk in row.chunks_mut(period) {
+        chunk.copy_from_slice(&pattern[start..start + chunk.len()]);
+    }
+}
+
 /// The pattern picture for frame `index`. `width` and `height` must be even and at
 /// least `MIN_WIDTH` x `MIN_HEIGHT`.
 pub fn pattern_frame(index: u32, width: usize, height: usize, capture_us: u64) -> VideoFrame {
     let mut frame = VideoFrame::black(width, height);
     frame.capture_us = capture_us;
     let t = index as usize;
+    let scene = scene();
     // The scene scrolls diagonally 2 px a frame; a square bounces across it.
     let (dx, dy) = (2 * t, 2 * t);
+    for (y, row) in frame.y.chunks_exact_mut(width).enumerate() {
+        fill_wrapping(row, &scene.luma[(y + dy) % PERIOD], dx % PERIOD);
+    }
+    draw_square(&mut frame, t);
+    let cw = width / 2;
+    for (cy, (u_row, v_row)) in frame.u.chunks_exact_mut(cw).zip(frame.v.chunks_exact_mut(cw)).enumerate() {
+        let v = cy + dy / 2;
+        // Blue difference: sine(2 (cx + dx/2) + v), which repeats every 128 along the row.
+        let start = 2 * (dx / 2) + v;
+        fill_wrapping(u_row, &scene.chroma_u[start & 1], (start >> 1) % (PERIOD / 2));
+        v_row.fill((96 + sine(v * 3 + 64) / 4) as u8);
+    }
+    stamp_index(&mut frame, index);
+    frame
+}
+
+/// The square that bounces across the scene, a cross on it.
+fn draw_square(frame: &mut VideoFrame, t: usize) {
+    let (width, height) = (frame.width, frame.height);
     let side = (height / 5).max(8) & !1;
     let bounce = |span: usize, speed: usize| {
         let span = span.max(1);
@@ -56,35 +111,14 @@ pub fn pattern_frame(index: u32, width: usize, height: usize, capture_us: u64) -
     };
     let sq_x = bounce(width.saturating_sub(side), 6) & !1;
     let sq_y = STAMP_ROWS + (bounce(height.saturating_sub(side + STAMP_ROWS), 4) & !1);
-
-    for y in 0..height {
-        let v = y + dy;
+    for y in sq_y..(sq_y + side).min(height) {
+        let inside = y - sq_y;
         let row = &mut frame.y[y * width..(y + 1) * width];
-        let tex_v = sine(v * 5) / 4;
-        for (x, out) in row.iter_mut().enumerate() {
-            let u = x + dx;
-            let checker = (((u >> 5) + (v >> 5)) & 1) as i32 * 60;
-            *out = (40 + checker + sine(u * 3) / 4 + tex_v) as u8;
-        }
-        if (sq_y..sq_y + side).contains(&y) {
-            let inside = y - sq_y;
-            for (x, out) in row[sq_x..sq_x + side].iter_mut().enumerate() {
-                let cross = x.abs_diff(side / 2) < side / 10 || inside.abs_diff(side / 2) < side / 10;
-                *out = if cross { 30 } else { (200 + (x + inside) % 32) as u8 };
-            }
+        for (x, out) in row[sq_x..sq_x + side].iter_mut().enumerate() {
+            let cross = x.abs_diff(side / 2) < side / 10 || inside.abs_diff(side / 2) < side / 10;
+            *out = if cross { 30 } else { (200 + (x + inside) % 32) as u8 };
         }
     }
-    let (cw, ch) = (width / 2, height / 2);
-    for cy in 0..ch {
-        let v = cy + dy / 2;
-        for cx in 0..cw {
-            let u = cx + dx / 2;
-            frame.u[cy * cw + cx] = (96 + sine(u * 2 + v) / 4) as u8;
-            frame.v[cy * cw + cx] = (96 + sine(v * 3 + 64) / 4) as u8;
-        }
-    }
-    stamp_index(&mut frame, index);
-    frame
 }
 
 fn stamp_index(frame: &mut VideoFrame, index: u32) {
@@ -139,6 +173,62 @@ pub fn read_index(frame: &VideoFrame) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The pattern as it was first written, pixel by pixel: what the copied one must equal.
+    fn drawn_pixel_by_pixel(index: u32, width: usize, height: usize, capture_us: u64) -> VideoFrame {
+        let mut frame = VideoFrame::black(width, height);
+        frame.capture_us = capture_us;
+        let t = index as usize;
+        // The scene scrolls diagonally 2 px a frame; a square bounces across it.
+        let (dx, dy) = (2 * t, 2 * t);
+        let side = (height / 5).max(8) & !1;
+        let bounce = |span: usize, speed: usize| {
+            let span = span.max(1);
+            let p = (t * speed) % (2 * span);
+            if p < span { p } else { 2 * span - p }
+        };
+        let sq_x = bounce(width.saturating_sub(side), 6) & !1;
+        let sq_y = STAMP_ROWS + (bounce(height.saturating_sub(side + STAMP_ROWS), 4) & !1);
+
+        for y in 0..height {
+            let v = y + dy;
+            let row = &mut frame.y[y * width..(y + 1) * width];
+            let tex_v = sine(v * 5) / 4;
+            for (x, out) in row.iter_mut().enumerate() {
+                let u = x + dx;
+                let checker = (((u >> 5) + (v >> 5)) & 1) as i32 * 60;
+                *out = (40 + checker + sine(u * 3) / 4 + tex_v) as u8;
+            }
+            if (sq_y..sq_y + side).contains(&y) {
+                let inside = y - sq_y;
+                for (x, out) in row[sq_x..sq_x + side].iter_mut().enumerate() {
+                    let cross = x.abs_diff(side / 2) < side / 10 || inside.abs_diff(side / 2) < side / 10;
+                    *out = if cross { 30 } else { (200 + (x + inside) % 32) as u8 };
+                }
+            }
+        }
+        let (cw, ch) = (width / 2, height / 2);
+        for cy in 0..ch {
+            let v = cy + dy / 2;
+            for cx in 0..cw {
+                let u = cx + dx / 2;
+                frame.u[cy * cw + cx] = (96 + sine(u * 2 + v) / 4) as u8;
+                frame.v[cy * cw + cx] = (96 + sine(v * 3 + 64) / 4) as u8;
+            }
+        }
+        stamp_index(&mut frame, index);
+        frame
+    }
+
+    #[test]
+    fn the_copied_pattern_equals_the_one_drawn_pixel_by_pixel() {
+        for (w, h) in [(MIN_WIDTH, MIN_HEIGHT), (320, 240), (642, 362), (1280, 720)] {
+            for index in [0, 1, 7, 63, 64, 127, 128, 300, 65_537] {
+                let (fast, slow) = (pattern_frame(index, w, h, 5), drawn_pixel_by_pixel(index, w, h, 5));
+                assert!(fast == slow, "{w}x{h} #{index}");
+            }
+        }
+    }
 
     #[test]
     fn pattern_is_a_pure_function_of_the_index() {
