@@ -205,7 +205,7 @@ fn through_real_sound_devices_the_far_ends_echo_is_cancelled() {
 }
 
 /// A 9 s call in which B's microphone hears a 660 Hz tone and A's speaker plays it;
-/// `disturb` runs 2 s in. Returns what A's speaker played from 5 to 7.5 s, and what each
+/// `disturb` runs 2 s in. Returns 2.5 s of what A's speaker played from 5 s on, and what each
 /// peer logged.
 fn sound_after(disturb: impl FnOnce(&Pulse)) -> (Vec<f32>, String, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -228,9 +228,7 @@ fn sound_after(disturb: impl FnOnce(&Pulse)) -> (Vec<f32>, String, String) {
     std::thread::sleep(Duration::from_secs(2));
     disturb(&pulse);
     std::thread::sleep(Duration::from_secs(3));
-    let heard = pulse.record("spk_a", dir);
-    std::thread::sleep(Duration::from_millis(2500));
-    let heard = heard.stop();
+    let heard = pulse.record("spk_a", dir).stop_after(2.5, Duration::from_secs(3));
     assert!(b.expect_exit(Duration::from_secs(30)).success(), "{}", b.describe());
     assert!(a.expect_exit(Duration::from_secs(10)).success(), "{}", a.describe());
     (heard, a.stderr(), b.stderr())

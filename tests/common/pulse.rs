@@ -124,6 +124,17 @@ pub struct Recording {
 }
 
 impl Recording {
+    /// Stops once `seconds` of sound have been written (parec starts late and writes in
+    /// bursts, so a fixed wait gives a varying length), or after `timeout` regardless.
+    pub fn stop_after(self, seconds: f64, timeout: Duration) -> Vec<f32> {
+        let wanted = (seconds * 48_000.0) as u64 * 2;
+        let deadline = Instant::now() + timeout;
+        while std::fs::metadata(&self.path).map_or(0, |m| m.len()) < wanted && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.stop()
+    }
+
     pub fn stop(mut self) -> Vec<f32> {
         let _ = self.child.kill();
         let _ = self.child.wait();
