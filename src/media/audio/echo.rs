@@ -21,8 +21,9 @@ use crate::net::clock::now_us;
 /// One call's echo canceller, shared by the sender and playout threads.
 pub struct EchoCanceller {
     apm: Mutex<AudioProcessing>,
-    /// Whether there is an echo at all, and what the last microphone frame was given.
-    path: Mutex<(EchoPathDetector, EchoPath)>,
+    /// Whether there is an echo at all; its verdict is what the last microphone frame
+    /// was given.
+    path: Mutex<EchoPathDetector>,
     /// How long the last far-end frame took from here to the speaker, µs.
     render_delay_us: AtomicU64,
 }
@@ -38,17 +39,13 @@ impl EchoCanceller {
         let config = Config { echo_canceller: Some(Aec3::default()), ..Config::default() };
         let stream = StreamConfig::new(SAMPLE_RATE, 1);
         let apm = AudioProcessing::builder().config(config).capture_config(stream).render_config(stream).build();
-        Self {
-            apm: Mutex::new(apm),
-            path: Mutex::new((EchoPathDetector::new(), EchoPath::Unknown)),
-            render_delay_us: AtomicU64::new(0),
-        }
+        Self { apm: Mutex::new(apm), path: Mutex::new(EchoPathDetector::new()), render_delay_us: AtomicU64::new(0) }
     }
 
     /// A frame of the peer's sound on its way to the speaker, heard `delay_us` from now.
     pub fn far_end(&self, frame: &AudioFrame, delay_us: u64) {
         self.render_delay_us.store(delay_us, Relaxed);
-        self.path.lock().unwrap_or_else(|e| e.into_inner()).0.far_end(frame);
+        self.path.lock().unwrap_or_else(|e| e.into_inner()).far_end(frame);
         let mut out = [0.0; FRAME_SAMPLES];
         let mut apm = self.apm.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(e) = apm.process_render_f32(&[frame], &mut [&mut out]) {
@@ -72,8 +69,7 @@ impl EchoCanceller {
         }
         drop(apm);
         let mut path = self.path.lock().unwrap_or_else(|e| e.into_inner());
-        let (was, now) = (path.1, path.0.near_end(&input));
-        path.1 = now;
+        let (was, now) = (path.verdict(), path.near_end(&input));
         drop(path);
         if now != was {
             let action = if now == EchoPath::Absent { "the microphone passes untouched" } else { "cancelling" };
@@ -91,7 +87,7 @@ impl EchoCanceller {
 
     /// What is known of the echo path, as of the last microphone frame.
     pub fn path(&self) -> EchoPath {
-        self.path.lock().unwrap_or_else(|e| e.into_inner()).1
+        self.path.lock().unwrap_or_else(|e| e.into_inner()).verdict()
     }
 }
 
@@ -107,28 +103,22 @@ mod tests {
     use crate::media::audio::tone::Tone;
     use crate::media::audio::{FRAME_SAMPLES, FRAME_US};
 
-    /// Far-end "speech": a 150 Hz buzz rich in harmonics, in syllables four times a second.
-    fn speech(frame: u64) -> AudioFrame {
+    /// A voice-like sound: a buzz at `pitch` Hz rich in harmonics, in syllables whose
+    /// envelope advances `syllable_step` radians a frame.
+    fn voice(frame: u64, pitch: f32, syllable_step: f32) -> AudioFrame {
         let mut out = [0.0; FRAME_SAMPLES];
-        let syllable = ((frame as f32 * 0.4).sin() * 0.5 + 0.5).powi(2);
+        let syllable = ((frame as f32 * syllable_step).sin() * 0.5 + 0.5).powi(2);
         for (i, s) in out.iter_mut().enumerate() {
             let t = (frame as usize * FRAME_SAMPLES + i) as f32 / SAMPLE_RATE as f32;
-            let buzz: f32 = (1..12).map(|h| (t * 150.0 * h as f32 * std::f32::consts::TAU).sin() / h as f32).sum();
+            let buzz: f32 = (1..12).map(|h| (t * pitch * h as f32 * std::f32::consts::TAU).sin() / h as f32).sum();
             *s = 0.2 * syllable * buzz;
         }
         out
     }
 
-    /// A second voice, lower and at another syllable rate.
-    fn other_voice(frame: u64) -> AudioFrame {
-        let mut out = [0.0; FRAME_SAMPLES];
-        let syllable = ((frame as f32 * 0.33).sin() * 0.5 + 0.5).powi(2);
-        for (i, s) in out.iter_mut().enumerate() {
-            let t = (frame as usize * FRAME_SAMPLES + i) as f32 / SAMPLE_RATE as f32;
-            let buzz: f32 = (1..12).map(|h| (t * 210.0 * h as f32 * std::f32::consts::TAU).sin() / h as f32).sum();
-            *s = 0.2 * syllable * buzz;
-        }
-        out
+    /// Far-end "speech": a 150 Hz buzz.
+    fn speech(frame: u64) -> AudioFrame {
+        voice(frame, 150.0, 0.4)
     }
 
     #[test]
@@ -140,11 +130,12 @@ mod tests {
         let (mut near_in, mut near_out) = (Vec::new(), Vec::new());
         for n in 0..300u64 {
             aec.far_end(&speech(n), 0);
-            let voice = other_voice(n);
-            let mut mic = voice;
+            // A second voice, higher and at another syllable rate.
+            let near = voice(n, 210.0, 0.33);
+            let mut mic = near;
             aec.near_end(&mut mic, now_us() - FRAME_US);
             if n >= 100 {
-                near_in.extend_from_slice(&voice);
+                near_in.extend_from_slice(&near);
                 near_out.extend_from_slice(&mic);
             }
         }

@@ -138,6 +138,11 @@ impl EchoPathDetector {
         }
     }
 
+    /// What is known, as of the last microphone frame.
+    pub fn verdict(&self) -> EchoPath {
+        self.verdict
+    }
+
     /// A frame the speaker is about to play (silence included).
     pub fn far_end(&mut self, frame: &AudioFrame) {
         self.far.extend(self.far_decimator.run(frame));
