@@ -1,52 +1,88 @@
-//! Colour conversion: camera formats (RGB, YUYV) to I420, and I420 to the window's 0RGB
-//! pixels with scaling. BT.601 limited range, integer arithmetic.
+//! Colour conversion through yuvutils-rs's SIMD converters: camera formats (RGB, BGR, YUYV,
+//! NV12) to I420, and I420 to BGR (raw mode) and to the window's 0RGB pixels, scaled. BT.601
+//! limited range, which is what the encoder signals in its stream.
+
+use yuvutils_rs::{BufferStoreMut, YuvConversionMode, YuvPlanarImage, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
 
 use super::frame::VideoFrame;
+use super::scale::scale_i420_for_window;
+
+const RANGE: YuvRange = YuvRange::Limited;
+const MATRIX: YuvStandardMatrix = YuvStandardMatrix::Bt601;
 
 /// Converts packed 8-bit RGB (`width * height * 3` bytes) to I420. Odd sizes are cropped
 /// to even ones. Returns `None` if `rgb` is too short for the size.
 pub fn rgb_to_i420(rgb: &[u8], width: usize, height: usize, capture_us: u64) -> Option<VideoFrame> {
-    packed_to_i420(rgb, width, height, capture_us, [0, 1, 2])
+    let mut frame = output_frame(rgb, 3, width, height, capture_us)?;
+    let stride = u32::try_from(width * 3).ok()?;
+    yuvutils_rs::rgb_to_yuv420(&mut planes_mut(&mut frame), rgb, stride, RANGE, MATRIX, YuvConversionMode::Balanced)
+        .ok()?;
+    Some(frame)
 }
 
 /// Converts packed 8-bit BGR (OpenCV's order) to I420, as `rgb_to_i420`.
 pub fn bgr_to_i420(bgr: &[u8], width: usize, height: usize, capture_us: u64) -> Option<VideoFrame> {
-    packed_to_i420(bgr, width, height, capture_us, [2, 1, 0])
+    let mut frame = output_frame(bgr, 3, width, height, capture_us)?;
+    let stride = u32::try_from(width * 3).ok()?;
+    yuvutils_rs::bgr_to_yuv420(&mut planes_mut(&mut frame), bgr, stride, RANGE, MATRIX, YuvConversionMode::Balanced)
+        .ok()?;
+    Some(frame)
 }
 
-fn packed_to_i420(
-    src: &[u8],
-    width: usize,
-    height: usize,
-    capture_us: u64,
-    [ri, gi, bi]: [usize; 3],
-) -> Option<VideoFrame> {
-    let mut frame = output_frame(src, 3, width, height, capture_us)?;
-    let (w, h, cw) = (frame.width, frame.height, frame.chroma_width());
-    for row in 0..h {
-        let line = &src[row * width * 3..];
-        let yrow = &mut frame.y[row * w..(row + 1) * w];
-        for (x, out) in yrow.iter_mut().enumerate() {
-            let p = &line[x * 3..x * 3 + 3];
-            *out = luma(p[ri], p[gi], p[bi]);
+/// Converts packed YUYV 4:2:2 (`width * height * 2` bytes) to I420, each pair of chroma
+/// rows averaged. A plain loop: yuvutils-rs 0.8.3's YUYV converters leave the last pixels
+/// of each row unwritten at some widths (320: the last 10), and its 4:2:0 one keeps only
+/// the upper row of each chroma pair.
+pub fn yuyv_to_i420(src: &[u8], width: usize, height: usize, capture_us: u64) -> Option<VideoFrame> {
+    let mut frame = output_frame(src, 2, width, height, capture_us)?;
+    let (w, cw) = (frame.width, frame.chroma_width());
+    let chroma = frame.u.chunks_exact_mut(cw).zip(frame.v.chunks_exact_mut(cw));
+    for ((luma, (u, v)), rows) in frame.y.chunks_exact_mut(2 * w).zip(chroma).zip(src.chunks_exact(4 * width)) {
+        let (top, bottom) = rows.split_at(2 * width);
+        let (luma_top, luma_bottom) = luma.split_at_mut(w);
+        let pixels = luma_top.chunks_exact_mut(2).zip(luma_bottom.chunks_exact_mut(2));
+        for (((yt, yb), (u, v)), (t, b)) in
+            pixels.zip(u.iter_mut().zip(v.iter_mut())).zip(top.chunks_exact(4).zip(bottom.chunks_exact(4)))
+        {
+            (yt[0], yt[1], yb[0], yb[1]) = (t[0], t[2], b[0], b[2]);
+            *u = ((u16::from(t[1]) + u16::from(b[1]) + 1) >> 1) as u8;
+            *v = ((u16::from(t[3]) + u16::from(b[3]) + 1) >> 1) as u8;
         }
     }
-    for cy in 0..h / 2 {
-        let top = &src[(cy * 2) * width * 3..];
-        let bottom = &src[(cy * 2 + 1) * width * 3..];
-        for cx in 0..cw {
-            let mut sum = [0u32; 3];
-            for line in [top, bottom] {
-                for dx in 0..2 {
-                    let p = &line[(cx * 2 + dx) * 3..];
-                    sum[0] += u32::from(p[ri]);
-                    sum[1] += u32::from(p[gi]);
-                    sum[2] += u32::from(p[bi]);
-                }
-            }
-            let (r, g, b) = ((sum[0] / 4) as u8, (sum[1] / 4) as u8, (sum[2] / 4) as u8);
-            frame.u[cy * cw + cx] = chroma_u(r, g, b);
-            frame.v[cy * cw + cx] = chroma_v(r, g, b);
+    Some(frame)
+}
+
+/// Halves a plane's height, 4:2:2 chroma to 4:2:0: each row of `out` (`width` samples,
+/// tightly packed) is the rounded mean of the next two rows of `plane`, `stride` apart.
+pub(crate) fn average_row_pairs(plane: &[u8], stride: usize, width: usize, out: &mut [u8]) {
+    if width == 0 || stride < width {
+        return;
+    }
+    for (row, pair) in out.chunks_exact_mut(width).zip(plane.chunks_exact(stride * 2)) {
+        let (top, bottom) = pair.split_at(stride);
+        for ((out, &a), &b) in row.iter_mut().zip(top).zip(bottom) {
+            *out = ((u16::from(a) + u16::from(b) + 1) >> 1) as u8;
+        }
+    }
+}
+
+/// Converts NV12 (a luma plane, then one plane of interleaved U and V at half size both
+/// ways; `width * height * 3 / 2` bytes) to I420. No crate offers this copy, and it is one.
+pub fn nv12_to_i420(src: &[u8], width: usize, height: usize, capture_us: u64) -> Option<VideoFrame> {
+    let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+    let luma = width.checked_mul(height)?;
+    if src.len() < luma.checked_add(cw.checked_mul(ch)?.checked_mul(2)?)? {
+        return None;
+    }
+    let mut frame = output_frame(src, 1, width, height, capture_us)?;
+    let (w, out_cw) = (frame.width, frame.chroma_width());
+    for (out, row) in frame.y.chunks_exact_mut(w).zip(src.chunks(width)) {
+        out.copy_from_slice(&row[..w]);
+    }
+    let chroma = src[luma..].chunks(cw * 2);
+    for ((u, v), row) in frame.u.chunks_exact_mut(out_cw).zip(frame.v.chunks_exact_mut(out_cw)).zip(chroma) {
+        for ((u, v), pair) in u.iter_mut().zip(v.iter_mut()).zip(row.chunks_exact(2)) {
+            (*u, *v) = (pair[0], pair[1]);
         }
     }
     Some(frame)
@@ -65,7 +101,7 @@ fn output_frame(
         return None;
     }
     let (w, h) = (width & !1, height & !1);
-    if w == 0 || h == 0 {
+    if w == 0 || h == 0 || u32::try_from(width * bytes_per_pixel.max(4)).is_err() || u32::try_from(h).is_err() {
         return None;
     }
     let mut frame = VideoFrame::black(w, h);
@@ -73,70 +109,45 @@ fn output_frame(
     Some(frame)
 }
 
-/// Converts packed YUYV 4:2:2 (`width * height * 2` bytes) to I420 by averaging chroma rows.
-pub fn yuyv_to_i420(src: &[u8], width: usize, height: usize, capture_us: u64) -> Option<VideoFrame> {
-    let mut frame = output_frame(src, 2, width, height, capture_us)?;
-    let (w, h, cw) = (frame.width, frame.height, frame.chroma_width());
-    for row in 0..h {
-        let line = &src[row * width * 2..];
-        for x in 0..w {
-            frame.y[row * w + x] = line[x * 2];
-        }
+/// `frame`'s planes for yuvutils-rs to write.
+fn planes_mut(frame: &mut VideoFrame) -> YuvPlanarImageMut<'_, u8> {
+    let (width, height, chroma_stride) = (frame.width as u32, frame.height as u32, frame.chroma_width() as u32);
+    YuvPlanarImageMut {
+        y_plane: BufferStoreMut::Borrowed(&mut frame.y),
+        y_stride: width,
+        u_plane: BufferStoreMut::Borrowed(&mut frame.u),
+        u_stride: chroma_stride,
+        v_plane: BufferStoreMut::Borrowed(&mut frame.v),
+        v_stride: chroma_stride,
+        width,
+        height,
     }
-    for cy in 0..h / 2 {
-        let top = &src[(cy * 2) * width * 2..];
-        let bottom = &src[(cy * 2 + 1) * width * 2..];
-        for cx in 0..cw {
-            let avg = |i: usize| (u16::from(top[i]) + u16::from(bottom[i])).div_ceil(2) as u8;
-            frame.u[cy * cw + cx] = avg(cx * 4 + 1);
-            frame.v[cy * cw + cx] = avg(cx * 4 + 3);
-        }
+}
+
+/// `frame`'s planes for yuvutils-rs to read, `width` x `height` of them (at most the frame's).
+fn planes(frame: &VideoFrame, width: usize, height: usize) -> YuvPlanarImage<'_, u8> {
+    let chroma_stride = frame.chroma_width() as u32;
+    YuvPlanarImage {
+        y_plane: &frame.y,
+        y_stride: frame.width as u32,
+        u_plane: &frame.u,
+        u_stride: chroma_stride,
+        v_plane: &frame.v,
+        v_stride: chroma_stride,
+        width: width as u32,
+        height: height as u32,
     }
-    Some(frame)
 }
 
 /// Converts I420 to packed BGR (OpenCV's order), `width * height * 3` bytes.
 pub fn i420_to_bgr(frame: &VideoFrame) -> Vec<u8> {
-    let mut out = Vec::with_capacity(frame.width * frame.height * 3);
-    for row in 0..frame.height {
-        for x in 0..frame.width {
-            let px = pixel_0rgb(frame, x, row);
-            out.extend_from_slice(&[px as u8, (px >> 8) as u8, (px >> 16) as u8]);
-        }
+    let mut out = vec![0; frame.width * frame.height * 3];
+    if !out.is_empty() {
+        let stride = (frame.width * 3) as u32;
+        yuvutils_rs::yuv420_to_bgr(&planes(frame, frame.width, frame.height), &mut out, stride, RANGE, MATRIX)
+            .expect("a VideoFrame's planes fit its size");
     }
     out
-}
-
-fn luma(r: u8, g: u8, b: u8) -> u8 {
-    let (r, g, b) = (i32::from(r), i32::from(g), i32::from(b));
-    (((66 * r + 129 * g + 25 * b + 128) >> 8) + 16) as u8
-}
-
-fn chroma_u(r: u8, g: u8, b: u8) -> u8 {
-    let (r, g, b) = (i32::from(r), i32::from(g), i32::from(b));
-    (((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128) as u8
-}
-
-fn chroma_v(r: u8, g: u8, b: u8) -> u8 {
-    let (r, g, b) = (i32::from(r), i32::from(g), i32::from(b));
-    (((112 * r - 94 * g - 18 * b + 128) >> 8) + 128) as u8
-}
-
-/// One I420 sample as a 0RGB pixel.
-fn yuv_to_0rgb(y: u8, u: u8, v: u8) -> u32 {
-    let c = 298 * (i32::from(y) - 16);
-    let d = i32::from(u) - 128;
-    let e = i32::from(v) - 128;
-    let clamp = |x: i32| (x >> 8).clamp(0, 255) as u32;
-    let r = clamp(c + 409 * e + 128);
-    let g = clamp(c - 100 * d - 208 * e + 128);
-    let b = clamp(c + 516 * d + 128);
-    (r << 16) | (g << 8) | b
-}
-
-fn pixel_0rgb(frame: &VideoFrame, x: usize, y: usize) -> u32 {
-    let ci = (y / 2) * frame.chroma_width() + x / 2;
-    yuv_to_0rgb(frame.y[y * frame.width + x], frame.u[ci], frame.v[ci])
 }
 
 /// A rectangle inside a pixel buffer.
@@ -163,24 +174,62 @@ impl Rect {
     }
 }
 
-/// Draws `frame` scaled (nearest sample) into `dst` (a `dst_width`-wide 0RGB buffer) at `area`.
+/// Draws `frame` scaled into `dst` (a `dst_width`-wide 0RGB buffer) at `area`. A picture
+/// not already of the area's size is scaled first (`scale_i420_for_window`), to the area rounded up to
+/// even sizes. The top byte of each pixel, which the window ignores, is set.
 pub fn blit_i420(frame: &VideoFrame, dst: &mut [u32], dst_width: usize, area: Rect) {
-    if area.width == 0 || area.height == 0 || frame.width == 0 || frame.height == 0 {
+    let start = area.y * dst_width + area.x;
+    if area.width == 0
+        || area.height == 0
+        || frame.width < 2
+        || frame.height < 2
+        || area.x + area.width > dst_width
+        || start + (area.height - 1) * dst_width + area.width > dst.len()
+    {
         return;
     }
-    let xs: Vec<usize> = (0..area.width).map(|x| x * frame.width / area.width).collect();
-    for row in 0..area.height {
-        let sy = row * frame.height / area.height;
-        let start = (area.y + row) * dst_width + area.x;
-        let Some(line) = dst.get_mut(start..start + area.width) else {
-            return;
-        };
-        let yrow = &frame.y[sy * frame.width..];
-        let crow = (sy / 2) * frame.chroma_width();
-        for (out, &sx) in line.iter_mut().zip(&xs) {
-            *out = yuv_to_0rgb(yrow[sx], frame.u[crow + sx / 2], frame.v[crow + sx / 2]);
+    let even = ((area.width + 1) & !1, (area.height + 1) & !1);
+    let scaled;
+    let source = if even == (frame.width, frame.height) {
+        frame
+    } else {
+        scaled = scale_i420_for_window(frame, even.0, even.1);
+        &scaled
+    };
+    // yuvutils-rs writes rows in whole strides, so the slice it is given must run a whole
+    // stride past the area's last row. Where the buffer ends sooner, the last rows are
+    // converted into a small buffer of their own and copied.
+    let direct_rows =
+        if start + area.height * dst_width <= dst.len() { area.height } else { area.height.saturating_sub(2) & !1 };
+    if direct_rows > 0 {
+        rows_to_0rgb(source, 0..direct_rows, area.width, &mut dst[start..start + direct_rows * dst_width], dst_width);
+    }
+    if direct_rows < area.height {
+        let mut tail = vec![0u32; (area.height - direct_rows) * area.width];
+        rows_to_0rgb(source, direct_rows..area.height, area.width, &mut tail, area.width);
+        for (row, line) in (direct_rows..).zip(tail.chunks_exact(area.width)) {
+            let at = start + row * dst_width;
+            dst[at..at + area.width].copy_from_slice(line);
         }
     }
+}
+
+/// Converts `rows` (starting at an even row) of `source`, `width` pixels of each, into
+/// `dst`, whose rows are `stride` pixels apart.
+fn rows_to_0rgb(source: &VideoFrame, rows: std::ops::Range<usize>, width: usize, dst: &mut [u32], stride: usize) {
+    let chroma_stride = source.chroma_width();
+    let image = YuvPlanarImage {
+        y_plane: &source.y[rows.start * source.width..],
+        y_stride: source.width as u32,
+        u_plane: &source.u[rows.start / 2 * chroma_stride..],
+        u_stride: chroma_stride as u32,
+        v_plane: &source.v[rows.start / 2 * chroma_stride..],
+        v_stride: chroma_stride as u32,
+        width: width as u32,
+        height: rows.len() as u32,
+    };
+    yuvutils_rs::yuv420_to_bgra(&image, bytemuck::cast_slice_mut(dst), (stride * 4) as u32, RANGE, MATRIX)
+        .expect("the rows lie inside the buffer and the picture covers them");
 }
 
 #[cfg(test)]
@@ -205,6 +254,59 @@ mod tests {
             for c in 0..3 {
                 assert!(px[c].abs_diff(back[c]) <= 3, "pixel {i}: {px:?} -> {back:?}");
             }
+        }
+    }
+
+    #[test]
+    fn known_colours_take_their_bt601_limited_range_values_and_come_back() {
+        // (R, G, B) -> (Y, U, V) by ITU-R BT.601, studio range.
+        let known = [
+            ([0u8, 0, 0], [16u8, 128, 128]),
+            ([255, 255, 255], [235, 128, 128]),
+            ([255, 0, 0], [81, 90, 240]),
+            ([0, 255, 0], [145, 54, 34]),
+            ([0, 0, 255], [41, 240, 110]),
+            ([128, 128, 128], [126, 128, 128]),
+        ];
+        for (rgb, yuv) in known {
+            let picture: Vec<u8> = rgb.iter().copied().cycle().take(16 * 16 * 3).collect();
+            let frame = rgb_to_i420(&picture, 16, 16, 0).unwrap();
+            let got = [frame.y[0], frame.u[0], frame.v[0]];
+            for c in 0..3 {
+                assert!(got[c].abs_diff(yuv[c]) <= 1, "{rgb:?} -> {got:?}, expected {yuv:?}");
+            }
+            let bgr = i420_to_bgr(&frame);
+            let mut window = vec![0u32; 16 * 16];
+            blit_i420(&frame, &mut window, 16, Rect { x: 0, y: 0, width: 16, height: 16 });
+            let shown = [(window[0] >> 16) as u8, (window[0] >> 8) as u8, window[0] as u8];
+            for back in [[bgr[2], bgr[1], bgr[0]], shown] {
+                for c in 0..3 {
+                    assert!(back[c].abs_diff(rgb[c]) <= 2, "{rgb:?} came back as {back:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nv12_splits_its_chroma_pairs() {
+        // 2x2 luma, then one U, V pair.
+        let frame = nv12_to_i420(&[1, 2, 3, 4, 100, 200], 2, 2, 7).unwrap();
+        assert_eq!((frame.y, frame.u, frame.v, frame.capture_us), (vec![1, 2, 3, 4], vec![100], vec![200], 7));
+        assert!(nv12_to_i420(&[0; 5], 2, 2, 0).is_none());
+    }
+
+    #[test]
+    fn yuyv_of_a_whole_picture_comes_back_exactly_at_any_width() {
+        for (w, h) in [(320, 240), (322, 66), (1280, 64), (130, 64)] {
+            let frame = crate::media::pattern::pattern_frame(3, w, h, 0);
+            let mut yuyv = Vec::new();
+            for (row, luma) in frame.y.chunks_exact(w).enumerate() {
+                let chroma = (row / 2) * (w / 2);
+                for (x, pair) in luma.chunks_exact(2).enumerate() {
+                    yuyv.extend([pair[0], frame.u[chroma + x], pair[1], frame.v[chroma + x]]);
+                }
+            }
+            assert_eq!(yuyv_to_i420(&yuyv, w, h, 0).unwrap(), frame, "{w}x{h}");
         }
     }
 
@@ -239,9 +341,28 @@ mod tests {
         frame.y.fill(235);
         let mut dst = vec![0u32; 8 * 8];
         blit_i420(&frame, &mut dst, 8, Rect { x: 2, y: 2, width: 4, height: 4 });
+        let rgb = |px: u32| px & 0x00ff_ffff;
         assert_eq!(dst[0], 0);
-        assert_eq!(dst[2 * 8 + 2], 0x00ff_ffff);
-        assert_eq!(dst[5 * 8 + 5], 0x00ff_ffff);
+        assert_eq!(rgb(dst[2 * 8 + 2]), 0x00ff_ffff);
+        assert_eq!(rgb(dst[5 * 8 + 5]), 0x00ff_ffff);
         assert_eq!(dst[6 * 8 + 6], 0);
+    }
+
+    #[test]
+    fn blit_fills_an_area_of_any_size_up_to_the_buffers_last_pixel() {
+        let mut frame = VideoFrame::black(64, 36);
+        frame.y.fill(235);
+        for (w, h) in [(1, 1), (3, 5), (4, 4), (17, 9), (64, 36), (23, 40)] {
+            let (dst_w, dst_h) = (w + 5, h + 3);
+            let mut dst = vec![0u32; dst_w * dst_h];
+            // Bottom right: the area's last pixel is the buffer's.
+            let area = Rect { x: dst_w - w, y: dst_h - h, width: w, height: h };
+            blit_i420(&frame, &mut dst, dst_w, area);
+            for (i, &px) in dst.iter().enumerate() {
+                let (x, y) = (i % dst_w, i / dst_w);
+                let inside = x >= area.x && y >= area.y;
+                assert_eq!(px & 0x00ff_ffff, if inside { 0x00ff_ffff } else { 0 }, "{w}x{h} at ({x}, {y})");
+            }
+        }
     }
 }

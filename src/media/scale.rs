@@ -1,14 +1,29 @@
-//! `scale_i420`: resizes an I420 picture by area averaging. Each output sample is the mean of
-//! the source area it covers, samples cut by its edges weighted by the part covered, so a
-//! shrunk picture keeps every source sample's contribution (no aliasing from skipped
-//! samples), and a flat area stays exactly flat. Growing a picture repeats samples, blending
-//! two where an output sample straddles them. Plain integer code: a SIMD scaler can replace it.
+//! Resizing I420 pictures with fast_image_resize's SIMD convolution, plane by plane. For
+//! the encoder (the adaptation ladder, odd-sized files) `scale_i420`: shrinking averages the
+//! area each output sample covers (a box filter: no aliasing, and a flat area stays exactly
+//! flat), growing interpolates. For the window `scale_i420_for_window`: the same when
+//! shrinking (the inset), nearest sample when growing, a third of the cost at full screen.
+
+use std::cell::RefCell;
+
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
 use super::frame::VideoFrame;
 
 /// `frame` resized to `width` x `height`, both rounded down to even numbers (4:2:0) and at
 /// least 2. Keeps the capture time. A picture already of that size is returned as a copy.
 pub fn scale_i420(frame: &VideoFrame, width: usize, height: usize) -> VideoFrame {
+    scale(frame, width, height, FilterType::Bilinear)
+}
+
+/// As `scale_i420`, but growing repeats the nearest sample.
+pub fn scale_i420_for_window(frame: &VideoFrame, width: usize, height: usize) -> VideoFrame {
+    scale(frame, width, height, FilterType::Box)
+}
+
+/// Scales with a box filter when shrinking, `growing` when not.
+fn scale(frame: &VideoFrame, width: usize, height: usize, growing: FilterType) -> VideoFrame {
     let (width, height) = ((width & !1).max(2), (height & !1).max(2));
     if (width, height) == (frame.width, frame.height) {
         return frame.clone();
@@ -18,58 +33,37 @@ pub fn scale_i420(frame: &VideoFrame, width: usize, height: usize) -> VideoFrame
     if frame.width < 2 || frame.height < 2 {
         return out;
     }
-    scale_plane(&frame.y, (frame.width, frame.height), &mut out.y, (width, height));
+    let shrinking = width * height < frame.width * frame.height;
+    let algorithm = match (shrinking, growing) {
+        (true, _) => ResizeAlg::Convolution(FilterType::Box),
+        (false, FilterType::Box) => ResizeAlg::Nearest,
+        (false, filter) => ResizeAlg::Convolution(filter),
+    };
+    let options = ResizeOptions::new().resize_alg(algorithm);
+    scale_plane(&frame.y, (frame.width, frame.height), &mut out.y, (width, height), &options);
     let (source_chroma, out_chroma) = ((frame.chroma_width(), frame.chroma_height()), (width / 2, height / 2));
-    scale_plane(&frame.u, source_chroma, &mut out.u, out_chroma);
-    scale_plane(&frame.v, source_chroma, &mut out.v, out_chroma);
+    scale_plane(&frame.u, source_chroma, &mut out.u, out_chroma, &options);
+    scale_plane(&frame.v, source_chroma, &mut out.v, out_chroma, &options);
     out
 }
 
-/// The source samples one output sample covers along an axis: the first, and the weight of
-/// each from there on. The weights of every output sample add up to the source length.
-struct Taps {
-    first: usize,
-    weights: Vec<u32>,
+thread_local! {
+    /// A resizer keeps its work buffers between pictures.
+    static RESIZER: RefCell<Resizer> = RefCell::new(Resizer::new());
 }
 
-/// Taps for shrinking or growing `source` samples to `output` samples. Output sample `i`
-/// covers `[i * source, (i + 1) * source)` in units where source sample `j` covers
-/// `[j * output, (j + 1) * output)`: both lengths are `source * output`, so all is integer.
-fn taps(source: usize, output: usize) -> Vec<Taps> {
-    (0..output)
-        .map(|i| {
-            let (start, end) = (i * source, (i + 1) * source);
-            let first = start / output;
-            let last = (end - 1) / output;
-            let weights = (first..=last).map(|j| (end.min((j + 1) * output) - start.max(j * output)) as u32).collect();
-            Taps { first, weights }
-        })
-        .collect()
-}
-
-/// Scales one tightly packed plane: rows first into sums, then columns of those sums.
-fn scale_plane(source: &[u8], (sw, sh): (usize, usize), out: &mut [u8], (ow, oh): (usize, usize)) {
-    let across = taps(sw, ow);
-    // Each row's samples summed with their weights: `sw` times the mean, at most 255 * 3840.
-    let mut row_sums = vec![0u32; ow * sh];
-    for (row, sums) in source.chunks_exact(sw).zip(row_sums.chunks_exact_mut(ow)) {
-        for (sum, tap) in sums.iter_mut().zip(&across) {
-            *sum = tap.weights.iter().zip(&row[tap.first..]).map(|(&w, &p)| w * u32::from(p)).sum();
-        }
-    }
-    let total = (sw * sh) as u64;
-    let mut column_sums = vec![0u64; ow];
-    for (tap, out_row) in taps(sh, oh).iter().zip(out.chunks_exact_mut(ow)) {
-        column_sums.fill(0);
-        for (&weight, sums) in tap.weights.iter().zip(row_sums[tap.first * ow..].chunks_exact(ow)) {
-            for (acc, &sum) in column_sums.iter_mut().zip(sums) {
-                *acc += u64::from(weight) * u64::from(sum);
-            }
-        }
-        for (sample, &acc) in out_row.iter_mut().zip(&column_sums) {
-            *sample = ((acc + total / 2) / total) as u8;
-        }
-    }
+/// Scales one tightly packed plane.
+fn scale_plane(
+    source: &[u8],
+    (sw, sh): (usize, usize),
+    out: &mut [u8],
+    (ow, oh): (usize, usize),
+    options: &ResizeOptions,
+) {
+    let size = |n: usize| u32::try_from(n).expect("picture sides fit in u32");
+    let source = ImageRef::new(size(sw), size(sh), source, PixelType::U8).expect("a plane of its own size");
+    let mut target = Image::from_slice_u8(size(ow), size(oh), out, PixelType::U8).expect("a plane of its own size");
+    RESIZER.with_borrow_mut(|resizer| resizer.resize(&source, &mut target, options)).expect("same pixel types");
 }
 
 #[cfg(test)]

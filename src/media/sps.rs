@@ -114,7 +114,12 @@ impl Bits<'_> {
 
 /// Width and height (in luma samples, before cropping) from an SPS payload.
 fn picture_size(rbsp: &[u8]) -> Result<(u64, u64), SpsError> {
-    let mut r = Bits { data: rbsp, pos: 0 };
+    read_to_size(&mut Bits { data: rbsp, pos: 0 })
+}
+
+/// Reads an SPS up to and including its size fields (and frame_mbs_only_flag), which it
+/// returns as width and height in luma samples.
+fn read_to_size(r: &mut Bits<'_>) -> Result<(u64, u64), SpsError> {
     let profile_idc = r.bits(8)?;
     r.bits(16)?; // constraint flags, level_idc
     if r.ue()? > 31 {
@@ -135,7 +140,7 @@ fn picture_size(rbsp: &[u8]) -> Result<(u64, u64), SpsError> {
             let lists = if chroma_format_idc == 3 { 12 } else { 8 };
             for i in 0..lists {
                 if r.bit()? == 1 {
-                    skip_scaling_list(&mut r, if i < 6 { 16 } else { 64 })?;
+                    skip_scaling_list(r, if i < 6 { 16 } else { 64 })?;
                 }
             }
         }
@@ -222,6 +227,53 @@ pub(crate) mod tests {
             assert_eq!(announced_sizes(&idr.data), Ok(vec![(w as u64, (h as u64).div_ceil(16) * 16)]), "{w}x{h}");
             assert_eq!(check_access_unit(&idr.data), Ok(()));
         }
+    }
+
+    /// What an SPS says of its colours: whether it is full range, and its matrix
+    /// coefficients, each `None` where the SPS leaves them out (the decoder then assumes
+    /// limited range and, for standard definition, BT.601).
+    fn signal_type(rbsp: &[u8]) -> (Option<bool>, Option<u64>) {
+        let mut r = Bits { data: rbsp, pos: 0 };
+        let (_, height) = read_to_size(&mut r).unwrap();
+        assert_eq!(height % 16, 0);
+        r.bit().unwrap(); // direct_8x8_inference_flag (frame_mbs_only: openh264 is progressive)
+        if r.bit().unwrap() == 1 {
+            for _ in 0..4 {
+                r.ue().unwrap(); // frame cropping offsets
+            }
+        }
+        if r.bit().unwrap() == 0 {
+            return (None, None); // no VUI
+        }
+        if r.bit().unwrap() == 1 && r.bits(8).unwrap() == 255 {
+            r.bits(32).unwrap(); // extended sample aspect ratio
+        }
+        if r.bit().unwrap() == 1 {
+            r.bit().unwrap(); // overscan_appropriate_flag
+        }
+        if r.bit().unwrap() == 0 {
+            return (None, None); // no video signal type
+        }
+        r.bits(3).unwrap(); // video_format
+        let full_range = r.bit().unwrap() == 1;
+        if r.bit().unwrap() == 0 {
+            return (Some(full_range), None);
+        }
+        r.bits(16).unwrap(); // colour_primaries, transfer_characteristics
+        (Some(full_range), Some(r.bits(8).unwrap()))
+    }
+
+    #[test]
+    fn openh264_signals_limited_range_bt601_colours_as_the_converters_use() {
+        // The converters (media::convert) use BT.601 limited range: the stream must say so,
+        // or say nothing, which a decoder reads the same way.
+        let settings = EncoderSettings { fps: 30, bitrate_kbps: 1000, keyframe_interval_secs: 0 };
+        let idr = VideoEncoder::new(settings).unwrap().encode(&pattern_frame(0, 1280, 720, 0)).unwrap().unwrap();
+        let sps = nal_units(&idr.data).find(|nal| nal[0] & 0x1f == 7).unwrap();
+        let (full_range, matrix) = signal_type(&unescape(&sps[1..]));
+        assert_ne!(full_range, Some(true), "the stream says full range");
+        // 5 and 6 are BT.601 (625 and 525 lines); 2 is "unspecified".
+        assert!(matrix.is_none_or(|m| [2, 5, 6].contains(&m)), "matrix coefficients {matrix:?}");
     }
 
     #[test]
