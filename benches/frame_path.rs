@@ -8,10 +8,12 @@ use chat::adapt::controller::RateController;
 use chat::adapt::estimator::TransportStats;
 use chat::adapt::policy::PolicyConfig;
 use chat::adapt::receive_meter::{FrameArrival, ReceiveMeter};
+use chat::media::camera_buffer::{PixelLayout, buffer_to_i420};
 use chat::media::codec::{EncoderSettings, VideoDecoder, VideoEncoder};
-use chat::media::convert::{Rect, blit_i420, rgb_to_i420};
+use chat::media::convert::{Rect, blit_i420, i420_to_bgr, rgb_to_i420};
 use chat::media::pattern::{pattern_frame, read_index};
 use chat::media::quality::psnr;
+use chat::media::scale::scale_i420;
 use criterion::{Criterion, criterion_group, criterion_main};
 use openh264::formats::{RgbSliceU8, YUVBuffer};
 
@@ -149,5 +151,53 @@ fn adaptation(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, conversion, pattern_and_quality, codec, sound, adaptation);
+/// A camera's pictures to I420: a webcam's MJPEG (4:2:2, quality 85) decoded straight to
+/// its YUV planes, beside decoding it to RGB (what nokhwa does) and converting that with
+/// openh264-rs; YUYV; and the scaling of the adaptation ladder and of a full-screen window.
+fn camera_path(c: &mut Criterion) {
+    let picture = pattern_frame(7, W, H, 0);
+    let bgr = i420_to_bgr(&picture);
+    let rgb: Vec<u8> = bgr.chunks_exact(3).flat_map(|p| [p[2], p[1], p[0]]).collect();
+    let mut compress = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+    compress.set_fastest_defaults(); // baseline JPEG, as cameras send
+    compress.set_size(W, H);
+    compress.set_quality(85.0);
+    compress.set_chroma_sampling_pixel_sizes((2, 1), (2, 1));
+    let mut started = compress.start_compress(Vec::new()).unwrap();
+    started.write_scanlines(&rgb).unwrap();
+    let jpeg = started.finish().unwrap();
+
+    let mut group = c.benchmark_group("mjpeg_to_i420_720p");
+    group.bench_function("chat", |b| b.iter(|| buffer_to_i420(PixelLayout::Mjpeg, black_box(&jpeg), (W, H), 0)));
+    group.bench_function("via-rgb", |b| {
+        b.iter(|| {
+            let mut started = mozjpeg::Decompress::new_mem(black_box(&jpeg)).unwrap().rgb().unwrap();
+            let rgb: Vec<u8> = started.read_scanlines().unwrap();
+            started.finish().unwrap();
+            YUVBuffer::from_rgb8_source(RgbSliceU8::new(&rgb, (W, H)))
+        })
+    });
+    group.finish();
+
+    let yuyv: Vec<u8> = picture
+        .y
+        .chunks_exact(2)
+        .enumerate()
+        .flat_map(|(i, y)| {
+            let (row, pair) = (i * 2 / W, i % (W / 2));
+            let c = (row / 2) * (W / 2) + pair;
+            [y[0], picture.u[c], y[1], picture.v[c]]
+        })
+        .collect();
+    c.bench_function("yuyv_to_i420_720p", |b| {
+        b.iter(|| buffer_to_i420(PixelLayout::Yuyv, black_box(&yuyv), (W, H), 0))
+    });
+    c.bench_function("scale_720p_to_540p", |b| b.iter(|| scale_i420(black_box(&picture), 960, 540)));
+    let mut screen = vec![0u32; 1920 * 1080];
+    c.bench_function("window_1080p_from_720p", |b| {
+        b.iter(|| blit_i420(black_box(&picture), &mut screen, 1920, Rect { x: 0, y: 0, width: 1920, height: 1080 }))
+    });
+}
+
+criterion_group!(benches, conversion, camera_path, pattern_and_quality, codec, sound, adaptation);
 criterion_main!(benches);

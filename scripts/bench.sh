@@ -312,12 +312,15 @@ crit = "target/criterion"
 def median_ms(*parts):
     path = os.path.join(crit, *parts, "new", "estimates.json")
     return json.load(open(path))["median"]["point_estimate"] / 1e6 if os.path.exists(path) else None
-print(f"{'step':32} {'chat ms':>10} {'openh264-rs ms':>15} {'ratio':>8}")
-for group in ["rgb_to_i420_720p", "i420_to_rgb_720p"]:
-    ours, peer = median_ms(group, "chat"), median_ms(group, "openh264-rs")
+print(f"{'step':32} {'chat ms':>10} {'peer ms':>15} {'ratio':>8}  peer")
+for group, peer_name, about in [("rgb_to_i420_720p", "openh264-rs", "openh264-rs"),
+                                ("i420_to_rgb_720p", "openh264-rs", "openh264-rs"),
+                                ("mjpeg_to_i420_720p", "via-rgb", "JPEG to RGB, openh264-rs to I420")]:
+    ours, peer = median_ms(group, "chat"), median_ms(group, peer_name)
     if ours and peer:
-        print(f"{group:32} {ours:10.3f} {peer:15.3f} {ours / peer:7.2f}x")
-for name in ["pattern_frame_720p", "read_index_720p", "psnr_luma_720p", "encode_720p_p_frame"]:
+        print(f"{group:32} {ours:10.3f} {peer:15.3f} {ours / peer:7.2f}x  {about}")
+for name in ["yuyv_to_i420_720p", "scale_720p_to_540p", "window_1080p_from_720p",
+             "pattern_frame_720p", "read_index_720p", "psnr_luma_720p", "encode_720p_p_frame"]:
     ours = median_ms(name)
     if ours is not None:
         print(f"{name:32} {ours:10.3f} {'-':>15} {'-':>8}")

@@ -13,6 +13,7 @@ command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz >&2
 seeds() {
   case $1 in
     raw_pickle) echo "../tests/fixtures/pickles" ;;
+    mjpeg) echo "../tests/fixtures/mjpeg" ;;
   esac
 }
 for target in $(cargo +nightly fuzz list); do

@@ -45,7 +45,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         return Ok(());
     }
     if cli.list_devices {
-        let cameras = list_cameras()?;
+        let fps = cli.media.fps.unwrap_or(30);
+        let cameras = list_cameras(cli.media.size, fps)?;
         if cameras.is_empty() {
             println!("no cameras found (use --source test for the test pattern)");
         }
@@ -53,6 +54,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("camera {}: {}", camera.index, camera.name);
             for format in camera.formats {
                 println!("    {format}");
+            }
+            match camera.chosen {
+                Some(chosen) => println!(
+                    "    uses {chosen} for {}x{}@{fps} (cheapest to convert)",
+                    cli.media.size.0, cli.media.size.1
+                ),
+                None => println!("    offers no format chat can use"),
             }
         }
         let (microphones, speakers) = list_devices();

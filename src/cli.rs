@@ -7,6 +7,7 @@ use clap::{ArgGroup, Parser};
 
 use crate::media::audio::microphone::AudioSource;
 use crate::media::audio::speaker::AudioSink;
+use crate::media::camera_buffer::PixelLayout;
 use crate::media::pattern;
 use crate::net::identity::Fingerprint;
 use crate::net::known_peers::check_name;
@@ -123,7 +124,7 @@ pub enum ListenAddr {
 /// What this peer captures and sends.
 #[derive(Debug, clap::Args)]
 pub struct MediaOptions {
-    /// Video source: auto (first camera, else the test pattern), camera, camera:N, test, or a PATH.y4m file (loops)
+    /// Video source: auto (first camera, else the test pattern), camera, camera:N, test, a PATH.y4m file, or a camera-like PATH.mjpeg (JPEG pictures one after another) or PATH.yuyv (raw YUYV of --size) file; files loop
     #[arg(long, value_name = "SOURCE", default_value = "auto", value_parser = parse_source)]
     pub source: SourceSpec,
 
@@ -225,6 +226,9 @@ pub enum SourceSpec {
     Test,
     /// A YUV4MPEG2 file, played in a loop.
     Y4m(PathBuf),
+    /// A file of camera buffers (MJPEG or raw YUYV), played in a loop through the camera's
+    /// conversion path.
+    CameraFile(PathBuf, PixelLayout),
 }
 
 /// A peer to call, as typed and resolved.
@@ -304,10 +308,19 @@ fn parse_source(text: &str) -> Result<SourceSpec, String> {
                     .map(|i| SourceSpec::Camera(Some(i)))
                     .map_err(|_| format!("'{text}': camera index must be a number, as in camera:0"));
             }
-            if text.to_ascii_lowercase().ends_with(".y4m") {
+            let lower = text.to_ascii_lowercase();
+            if lower.ends_with(".y4m") {
                 return Ok(SourceSpec::Y4m(PathBuf::from(text)));
             }
-            Err(format!("'{text}' is not a source: use auto, camera, camera:N, test, or a file ending in .y4m"))
+            if lower.ends_with(".mjpeg") || lower.ends_with(".mjpg") {
+                return Ok(SourceSpec::CameraFile(PathBuf::from(text), PixelLayout::Mjpeg));
+            }
+            if lower.ends_with(".yuyv") {
+                return Ok(SourceSpec::CameraFile(PathBuf::from(text), PixelLayout::Yuyv));
+            }
+            Err(format!(
+                "'{text}' is not a source: use auto, camera, camera:N, test, or a file ending in .y4m, .mjpeg or .yuyv"
+            ))
         }
     }
 }
@@ -389,6 +402,8 @@ mod tests {
         assert_eq!(parse_source("camera:2"), Ok(SourceSpec::Camera(Some(2))));
         assert_eq!(parse_source("clip.Y4M"), Ok(SourceSpec::Y4m("clip.Y4M".into())));
         assert!(parse_source("clip.mp4").unwrap_err().contains(".y4m"));
+        assert_eq!(parse_source("cam.MJPG"), Ok(SourceSpec::CameraFile("cam.MJPG".into(), PixelLayout::Mjpeg)));
+        assert_eq!(parse_source("cam.yuyv"), Ok(SourceSpec::CameraFile("cam.yuyv".into(), PixelLayout::Yuyv)));
         assert_eq!(parse_size("640x480"), Ok((640, 480)));
         assert!(parse_size("641x480").unwrap_err().contains("even"));
         assert!(parse_size("8x8").is_err());

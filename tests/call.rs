@@ -114,6 +114,79 @@ fn a_y4m_file_loops_as_the_source_and_the_record_holds_every_shown_frame() {
     assert!(number(&summary(&a_json), "psnr_db") >= 35.0);
 }
 
+/// Ten pattern pictures at `width` x `height` as a camera would give them: an MJPEG stream
+/// (4:2:2, as webcams send) or raw YUYV.
+fn camera_clip(path: &std::path::Path, width: usize, height: usize) {
+    use chat::media::{convert, pattern};
+    let mut bytes = Vec::new();
+    for i in 0..10 {
+        let frame = pattern::pattern_frame(i, width, height, 0);
+        if path.extension().is_some_and(|e| e == "yuyv") {
+            for (row, luma) in frame.y.chunks_exact(width).enumerate() {
+                let chroma = (row / 2) * (width / 2);
+                for (x, pair) in luma.chunks_exact(2).enumerate() {
+                    bytes.extend([pair[0], frame.u[chroma + x], pair[1], frame.v[chroma + x]]);
+                }
+            }
+            continue;
+        }
+        let rgb: Vec<u8> = convert::i420_to_bgr(&frame).chunks_exact(3).flat_map(|p| [p[2], p[1], p[0]]).collect();
+        let mut compress = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+        compress.set_fastest_defaults(); // baseline JPEG, as cameras send
+        compress.set_size(width, height);
+        compress.set_quality(90.0);
+        compress.set_chroma_sampling_pixel_sizes((2, 1), (2, 1));
+        let mut started = compress.start_compress(Vec::new()).unwrap();
+        started.write_scanlines(&rgb).unwrap();
+        bytes.extend(started.finish().unwrap());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A call whose caller sends `clip` (made by `camera_clip`) with `extra`; checks the listener
+/// was shown the clip's pictures, looping, and returns the caller's start-up lines.
+fn call_with_camera_clip(clip_name: &str, extra: &[&str]) -> String {
+    use chat::media::{pattern, y4m};
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join(clip_name);
+    camera_clip(&clip, 320, 240);
+    let (record, a_json) = (dir.path().join("seen.y4m"), dir.path().join("a.json"));
+    let (mut a, port) = listener(
+        dir.path(),
+        "a",
+        &["--once", "--record", record.to_str().unwrap(), "--stats-json", a_json.to_str().unwrap()],
+    );
+    let mut args = vec!["--duration", "2", "--source", clip.to_str().unwrap()];
+    args.extend(extra);
+    let mut b = caller(dir.path(), "b", port, &args);
+    assert!(b.expect_exit(Duration::from_secs(20)).success(), "{}", b.describe());
+    assert!(a.expect_exit(Duration::from_secs(10)).success(), "{}", a.describe());
+
+    let a_summary = summary(&a_json);
+    let shown = number(&a_summary, "frames_received") as usize;
+    assert!(shown >= 50, "{shown} frames in 2 s: {a_summary}");
+    let mut reader = y4m::Y4mReader::open(&record).unwrap();
+    assert_eq!((reader.header().width, reader.header().height), (320, 240));
+    let indexes: Vec<u32> = (0..shown).map(|_| pattern::read_index(&reader.next_frame().unwrap()).unwrap()).collect();
+    assert!(indexes.windows(2).any(|w| w[1] < w[0]), "no wrap-around in {indexes:?}");
+    assert!(indexes.iter().all(|&i| i < 10), "{indexes:?}");
+    // The pictures went through JPEG or YUYV's chroma and H.264, and still match the pattern.
+    assert!(number(&a_summary, "psnr_db") >= 30.0, "{a_summary}");
+    b.stderr()
+}
+
+#[test]
+fn an_mjpeg_file_runs_the_cameras_path_end_to_end() {
+    let started = call_with_camera_clip("clip.mjpeg", &[]);
+    assert!(started.contains("320x240 MJPEG camera-like file"), "{started}");
+}
+
+#[test]
+fn a_raw_yuyv_file_runs_the_cameras_path_end_to_end() {
+    let started = call_with_camera_clip("clip.yuyv", &["--size", "320x240"]);
+    assert!(started.contains("320x240 YUYV camera-like file"), "{started}");
+}
+
 #[test]
 fn a_second_caller_is_told_busy_and_the_listener_takes_the_next_call() {
     let dir = tempfile::tempdir().unwrap();
@@ -238,10 +311,14 @@ fn bad_command_lines_are_refused_with_the_reason() {
 fn a_failure_names_its_cause_once() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing");
+    let not_mjpeg = dir.path().join("notes.mjpeg");
+    std::fs::write(&not_mjpeg, "a text file, named as if it were MJPEG").unwrap();
     let (_a, port) = start_listener(dir.path(), "a", peer_args(dir.path(), "a"));
     let taken = format!("127.0.0.1:{port}");
     for (extra, cause) in [
         (vec!["--source", &format!("{}.y4m", missing.display())], "No such file or directory"),
+        (vec!["--source", not_mjpeg.to_str().unwrap()], "is not an MJPEG stream at byte 0"),
+        (vec!["--source", &format!("{}.yuyv", missing.display())], "No such file or directory"),
         (vec!["--audio-source", &format!("{}.wav", missing.display())], "No such file or directory"),
         (vec!["--listen", &taken], "Address already in use"),
     ] {

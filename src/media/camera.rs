@@ -1,5 +1,6 @@
-//! Cameras through nokhwa: listing them with their formats, and capturing I420 pictures
-//! (YUYV converted directly, MJPEG and others decoded to RGB first).
+//! Cameras through nokhwa: listing them with their formats, opening the format cheapest to
+//! convert at the wanted size and rate (`camera_format`), and turning each buffer into I420
+//! (`camera_buffer`: MJPEG decoded straight to YUV, YUYV and NV12 split into planes).
 
 use nokhwa::Camera;
 use nokhwa::pixel_format::RgbFormat;
@@ -7,7 +8,8 @@ use nokhwa::utils::{
     ApiBackend, CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType, Resolution,
 };
 
-use super::convert::{rgb_to_i420, yuyv_to_i420};
+use super::camera_buffer::{PixelLayout, buffer_to_i420};
+use super::camera_format::{Offered, choose_format};
 use super::frame::VideoFrame;
 use super::source::SourceError;
 use crate::net::clock::now_us;
@@ -19,29 +21,59 @@ pub struct CameraDescription {
     pub name: String,
     /// `WxH@FPS FORMAT` entries; empty if the camera could not be opened to ask.
     pub formats: Vec<String>,
+    /// The format chat would open for the size and rate asked for, if any is usable.
+    pub chosen: Option<String>,
 }
 
-/// Every camera the platform reports.
-pub fn list_cameras() -> Result<Vec<CameraDescription>, SourceError> {
+/// Every camera the platform reports, and the format each would be opened in for
+/// `wanted` pictures at `fps`.
+pub fn list_cameras(wanted: (usize, usize), fps: u32) -> Result<Vec<CameraDescription>, SourceError> {
     let cameras = nokhwa::query(ApiBackend::Auto).map_err(|e| SourceError::Camera(e.to_string()))?;
     Ok(cameras
         .into_iter()
         .map(|info| {
-            let formats = Camera::new(
-                info.index().clone(),
-                RequestedFormat::new::<RgbFormat>(RequestedFormatType::AbsoluteHighestFrameRate),
-            )
-            .and_then(|mut camera| camera.compatible_camera_formats())
-            .map(|formats| {
-                formats
-                    .iter()
-                    .map(|f| format!("{}x{}@{} {}", f.width(), f.height(), f.frame_rate(), f.format()))
-                    .collect()
-            })
-            .unwrap_or_default();
-            CameraDescription { index: info.index().to_string(), name: info.human_name(), formats }
+            let offered = Camera::new(info.index().clone(), any_format())
+                .and_then(|mut camera| camera.compatible_camera_formats())
+                .unwrap_or_default();
+            let formats = offered.iter().map(describe_format).collect();
+            let chosen = choose(&offered, wanted, fps).map(|f| describe_format(&f));
+            CameraDescription { index: info.index().to_string(), name: info.human_name(), formats, chosen }
         })
         .collect())
+}
+
+fn any_format() -> RequestedFormat<'static> {
+    RequestedFormat::new::<RgbFormat>(RequestedFormatType::AbsoluteHighestFrameRate)
+}
+
+fn describe_format(format: &CameraFormat) -> String {
+    format!("{}x{}@{} {}", format.width(), format.height(), format.frame_rate(), format.format())
+}
+
+fn layout(format: FrameFormat) -> PixelLayout {
+    match format {
+        FrameFormat::MJPEG => PixelLayout::Mjpeg,
+        FrameFormat::YUYV => PixelLayout::Yuyv,
+        FrameFormat::NV12 => PixelLayout::Nv12,
+        FrameFormat::GRAY => PixelLayout::Grey,
+        FrameFormat::RAWRGB => PixelLayout::Rgb,
+        FrameFormat::RAWBGR => PixelLayout::Bgr,
+    }
+}
+
+/// The camera format `camera_format::choose_format` picks among `offered`.
+fn choose(offered: &[CameraFormat], wanted: (usize, usize), fps: u32) -> Option<CameraFormat> {
+    let offers: Vec<Offered> = offered
+        .iter()
+        .map(|f| Offered {
+            width: f.width() as usize,
+            height: f.height() as usize,
+            fps: f.frame_rate(),
+            layout: layout(f.format()),
+        })
+        .collect();
+    let best = choose_format(&offers, wanted, fps)?;
+    offers.iter().position(|o| *o == best).map(|i| offered[i])
 }
 
 /// An open camera stream.
@@ -58,11 +90,20 @@ impl CameraSource {
             return Err(SourceError::NoCamera);
         }
         let index = CameraIndex::Index(index.unwrap_or(0));
-        let wanted = CameraFormat::new(Resolution::new(width as u32, height as u32), FrameFormat::MJPEG, fps);
-        let request = RequestedFormat::new::<RgbFormat>(RequestedFormatType::Closest(wanted));
-        let mut camera =
-            Camera::new(index.clone(), request).map_err(|e| SourceError::Camera(format!("camera {index}: {e}")))?;
-        camera.open_stream().map_err(|e| SourceError::Camera(format!("camera {index}: {e}")))?;
+        let failed = |e: nokhwa::NokhwaError| SourceError::Camera(format!("camera {index}: {e}"));
+        let mut camera = Camera::new(index.clone(), any_format()).map_err(failed)?;
+        let offered = camera.compatible_camera_formats().unwrap_or_default();
+        let request = match choose(&offered, (width, height), fps) {
+            Some(format) => RequestedFormatType::Exact(format),
+            // The camera would not list its formats: ask for the nearest MJPEG.
+            None => RequestedFormatType::Closest(CameraFormat::new(
+                Resolution::new(width as u32, height as u32),
+                FrameFormat::MJPEG,
+                fps,
+            )),
+        };
+        camera.set_camera_requset(RequestedFormat::new::<RgbFormat>(request)).map_err(failed)?;
+        camera.open_stream().map_err(failed)?;
         let format = camera.camera_format();
         let description = format!(
             "camera {index} ({}) {}x{}@{} {}",
@@ -91,13 +132,6 @@ impl CameraSource {
         let captured = now_us();
         let res = buffer.resolution();
         let (w, h) = (res.width() as usize, res.height() as usize);
-        let frame = match buffer.source_frame_format() {
-            FrameFormat::YUYV => yuyv_to_i420(buffer.buffer(), w, h, captured),
-            _ => {
-                let rgb = buffer.decode_image::<RgbFormat>().map_err(|e| SourceError::Camera(e.to_string()))?;
-                rgb_to_i420(rgb.as_raw(), w, h, captured)
-            }
-        };
-        frame.ok_or_else(|| SourceError::Camera(format!("camera gave a short {w}x{h} picture")))
+        Ok(buffer_to_i420(layout(buffer.source_frame_format()), buffer.buffer(), (w, h), captured)?)
     }
 }

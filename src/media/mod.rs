@@ -6,6 +6,9 @@
 pub mod adaptive_encoder;
 pub mod audio;
 pub mod camera;
+pub mod camera_buffer;
+pub mod camera_file;
+pub mod camera_format;
 pub mod codec;
 pub mod convert;
 pub mod decode_loop;
@@ -16,6 +19,8 @@ pub mod frame;
 pub mod frame_pacer;
 pub mod freshness;
 pub mod lip_sync;
+pub mod mjpeg;
+pub mod mjpeg_stream;
 pub mod pattern;
 pub mod quality;
 pub mod scale;

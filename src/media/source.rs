@@ -10,8 +10,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::camera::CameraSource;
+use super::camera_buffer::{BufferError, buffer_to_i420};
+use super::camera_file::{CameraFile, CameraFileError};
 use super::frame::{SharedFrame, VideoFrame};
 use super::pattern::pattern_frame;
+use super::scale::scale_i420;
 use super::y4m::{Y4mError, Y4mReader};
 use crate::cli::SourceSpec;
 use crate::latest::Latest;
@@ -30,6 +33,12 @@ pub enum SourceError {
     /// The Y4M file could not be used.
     #[error(transparent)]
     Y4m(#[from] Y4mError),
+    /// The camera-like file could not be used.
+    #[error(transparent)]
+    CameraFile(#[from] CameraFileError),
+    /// A camera-like file's picture did not convert.
+    #[error("{0}")]
+    Buffer(#[from] BufferError),
 }
 
 /// An opened source.
@@ -37,6 +46,7 @@ enum Source {
     Camera(Box<CameraSource>),
     Pattern { index: u32, width: usize, height: usize },
     File(Y4mReader),
+    CameraFile(CameraFile),
 }
 
 impl Source {
@@ -52,6 +62,9 @@ impl Source {
                 }
             },
             SourceSpec::Y4m(path) => Ok(Self::File(Y4mReader::open(path)?)),
+            SourceSpec::CameraFile(path, layout) => {
+                Ok(Self::CameraFile(CameraFile::open(path, *layout, (width, height))?))
+            }
         }
     }
 
@@ -63,6 +76,10 @@ impl Source {
                 let h = reader.header();
                 format!("{}x{} video file", h.width, h.height)
             }
+            Self::CameraFile(file) => {
+                let (width, height) = file.size();
+                format!("{width}x{height} {} camera-like file", file.layout())
+            }
         }
     }
 
@@ -72,6 +89,7 @@ impl Source {
             Self::Camera(camera) => camera.size(),
             Self::Pattern { width, height, .. } => (*width, *height),
             Self::File(reader) => (reader.header().width, reader.header().height),
+            Self::CameraFile(file) => file.size(),
         }
     }
 
@@ -92,6 +110,17 @@ impl Source {
                 let mut frame = reader.next_frame()?;
                 frame.capture_us = now_us();
                 Ok(frame)
+            }
+            Self::CameraFile(file) => {
+                let buffer = file.next_buffer()?;
+                let frame = buffer_to_i420(file.layout(), &buffer, file.size(), now_us())?;
+                // An MJPEG picture has its own size: keep to the first one's.
+                let (width, height) = file.size();
+                Ok(if (frame.width, frame.height) == (width, height) {
+                    frame
+                } else {
+                    scale_i420(&frame, width, height)
+                })
             }
         }
     }
@@ -183,6 +212,7 @@ fn capture_loop(
     let interval = Duration::from_secs_f64(1.0 / f64::from(fps.max(1)));
     let mut next = Instant::now();
     let mut open = Some(source);
+    let mut broken = 0u64;
     while !stop.load(Ordering::Relaxed) {
         if media.borrow().camera_off {
             // A camera is closed while switched off; a pattern or file just waits.
@@ -219,6 +249,13 @@ fn capture_loop(
                 let frame: SharedFrame = Arc::new(frame);
                 outputs.preview.put(Arc::clone(&frame));
                 outputs.encoder.put(frame);
+            }
+            Err(SourceError::Buffer(e)) => {
+                // A camera sends a broken MJPEG picture now and then: skip it, say so rarely.
+                broken += 1;
+                if broken == 1 || broken.is_multiple_of(100) {
+                    tracing::warn!("skipped {broken} broken pictures from the video source so far; the last was {e}");
+                }
             }
             Err(e) => {
                 tracing::error!("video source stopped: {e}");
