@@ -2,12 +2,14 @@
 # Benchmarks a chat call on loopback beside the original Python streamer, and its sound
 # beside an ffmpeg Opus round trip, measured in the same run on the same machine; then a
 # 720p call through each impaired link of tests/network_bench.rs, adapting and with
-# --no-adapt, charted with scripts/plot_stats; then per-picture costs (criterion); and
+# --no-adapt, charted with scripts/plot_stats; the camera path (an MJPEG file, with the
+# window under Xvfb) beside the test pattern; then per-picture costs (criterion); and
 # prints the tables. Medians of one run each: the
 # machine is shared and noisy, so compare ratios, not single digits.
 #   BENCH_SECONDS (10)   length of each loopback call
 #   BENCH_SIZES ("640x480 1280x720")
-#   BENCH_LOOPBACK, BENCH_NET, BENCH_CRITERION (1)   0 skips that section
+#   BENCH_CAMERA_SIZES ("1280x720 1920x1080")   sizes of the camera-path calls (MJPEG file, window)
+#   BENCH_LOOPBACK, BENCH_CAMERA, BENCH_NET, BENCH_CRITERION (1)   0 skips that section
 #   BENCH_NET_SCENARIOS ("drop tbf_1mbit outage loss2")   the network scenarios to run
 #   BENCH_PLOTS (target/bench-plots)   where the network charts and their stats files go
 set -euo pipefail
@@ -28,39 +30,31 @@ timed() { /usr/bin/time -f "%U %S %e %M" -o "$1" "${@:2}"; }
 # The seed server binds without SO_REUSEADDR, so it fails on a port still in TIME_WAIT from
 # an earlier run: let the kernel pick a port that is free in every sense.
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# One call on loopback with "$@" on both sides, its files in $1 named by $2 (NAMEa.json for
+# the listener, NAMEb.json for the caller, .time for CPU and memory).
+call() {
+  local dir=$1 name=$2 a port
+  shift 2
+  timed "$dir/${name}a.time" "$bin" --listen 127.0.0.1:0 --once "$@" --certs "$dir/certs-a" \
+    --stats-json "$dir/${name}a.json" >"$dir/${name}a.out" 2>"$dir/${name}a.err" &
+  a=$!
+  for _ in $(seq 200); do grep -q "listening on" "$dir/${name}a.out" 2>/dev/null && break; sleep 0.05; done
+  port=$(grep -o '127.0.0.1:[0-9]*' "$dir/${name}a.out" | head -1 | cut -d: -f2)
+  timed "$dir/${name}b.time" "$bin" --call "127.0.0.1:$port" --duration "$seconds" "$@" --certs "$dir/certs-b" \
+    --stats-json "$dir/${name}b.json" >"$dir/${name}b.out" 2>"$dir/${name}b.err"
+  wait "$a"
+}
 for size in $sizes; do
   dir=$tmp/$size
   mkdir -p "$dir"
   common=(--headless --source test --size "$size" --fps 30 --quiet --accept-new)
   # The QUIC call carries sound too (a tone each way, played to nowhere in real time).
-  sound=(--audio-source tone --audio-sink none)
-  timed "$dir/a.time" "$bin" --listen 127.0.0.1:0 --once "${common[@]}" "${sound[@]}" --certs "$dir/certs-a" \
-    --stats-json "$dir/a.json" >"$dir/a.out" 2>"$dir/a.err" &
-  a=$!
-  for _ in $(seq 200); do grep -q "listening on" "$dir/a.out" 2>/dev/null && break; sleep 0.05; done
-  port=$(grep -o '127.0.0.1:[0-9]*' "$dir/a.out" | head -1 | cut -d: -f2)
-  timed "$dir/b.time" "$bin" --call "127.0.0.1:$port" --duration "$seconds" "${common[@]}" "${sound[@]}" --certs "$dir/certs-b" \
-    --stats-json "$dir/b.json" >"$dir/b.out" 2>"$dir/b.err"
-  wait "$a"
+  call "$dir" "" "${common[@]}" --audio-source tone --audio-sink none
   # The same call without sound: nothing to hold the pictures for, so this is the video
   # path's own latency.
-  timed "$dir/va.time" "$bin" --listen 127.0.0.1:0 --once "${common[@]}" --audio-source none --certs "$dir/certs-a" \
-    --stats-json "$dir/va.json" >"$dir/va.out" 2>"$dir/va.err" &
-  a=$!
-  for _ in $(seq 200); do grep -q "listening on" "$dir/va.out" 2>/dev/null && break; sleep 0.05; done
-  port=$(grep -o '127.0.0.1:[0-9]*' "$dir/va.out" | head -1 | cut -d: -f2)
-  timed "$dir/vb.time" "$bin" --call "127.0.0.1:$port" --duration "$seconds" "${common[@]}" --audio-source none \
-    --certs "$dir/certs-b" --stats-json "$dir/vb.json" >"$dir/vb.out" 2>"$dir/vb.err"
-  wait "$a"
+  call "$dir" v "${common[@]}" --audio-source none
   # Raw mode, chat to chat, both ways at 30 fps.
-  timed "$dir/ra.time" "$bin" --listen 127.0.0.1:0 --raw --once "${common[@]}" \
-    --stats-json "$dir/ra.json" >"$dir/ra.out" 2>"$dir/ra.err" &
-  a=$!
-  for _ in $(seq 200); do grep -q "listening on" "$dir/ra.out" 2>/dev/null && break; sleep 0.05; done
-  port=$(grep -o '127.0.0.1:[0-9]*' "$dir/ra.out" | head -1 | cut -d: -f2)
-  timed "$dir/rb.time" "$bin" --call "127.0.0.1:$port" --raw --duration "$seconds" "${common[@]}" \
-    --stats-json "$dir/rb.json" >"$dir/rb.out" 2>"$dir/rb.err"
-  wait "$a"
+  call "$dir" r "${common[@]}" --raw
   if [ -x "$seed" ]; then
     # Raw mode receiving as fast as the original server sends (unpaced), beside the
     # original client doing the same.
@@ -77,6 +71,29 @@ for size in $sizes; do
       >"$dir/seed.out" 2>"$dir/seed.err" || { echo "bench: the Python streamer failed at $size:" >&2; cat "$dir/seed.err" "$dir/seed.out" >&2; }
   fi
 done
+
+# A camera's path: both peers send an MJPEG file (ffmpeg's testsrc2 as a webcam encodes it,
+# 4:2:2) through the code a camera's buffers take, with the window open under Xvfb; beside
+# the test pattern with the window, video only, at each of BENCH_CAMERA_SIZES.
+camera_sizes=${BENCH_CAMERA_SIZES:-1280x720 1920x1080}
+[ "${BENCH_CAMERA:-1}" != 0 ] || camera_sizes=""
+if [ -n "$camera_sizes" ]; then
+  display=:$((200 + RANDOM % 100))
+  Xvfb "$display" -screen 0 1920x1080x24 -nolisten tcp >/dev/null 2>&1 &
+  xvfb=$!
+  trap 'kill "$xvfb" 2>/dev/null; rm -rf "$tmp"' EXIT
+  sleep 1
+  for size in $camera_sizes; do
+    dir=$tmp/camera-$size
+    mkdir -p "$dir"
+    echo "bench: camera path at $size" >&2
+    ffmpeg -loglevel error -f lavfi -i "testsrc2=size=$size:rate=30" -frames:v 300 -c:v mjpeg -q:v 4 \
+      -pix_fmt yuvj422p -f mjpeg "$dir/clip.mjpeg"
+    window=(--size "$size" --fps 30 --quiet --accept-new --audio-source none)
+    DISPLAY=$display call "$dir" p --source test "${window[@]}"
+    DISPLAY=$display call "$dir" m --source "$dir/clip.mjpeg" "${window[@]}"
+  done
+fi
 
 if [ -n "$sizes" ]; then
   echo "bench: ffmpeg Opus round trip" >&2
@@ -221,6 +238,32 @@ if os.path.exists(ff) and open(ff).read().strip():
     print(f"{'ffmpeg Opus (RTP, UDP)':36} {'-':9} {float(fields['p50']):11.1f} {float(fields['p95']):11.1f} {'-':>11} {'-':>11} {'-':>7} {'-':>10} {'-':>10}")
 else:
     print("ffmpeg Opus: not run (see the error above)")
+PY
+
+[ -z "$camera_sizes" ] || python3 - "$tmp" $camera_sizes <<'PY'
+import json, sys
+tmp, sizes = sys.argv[1], sys.argv[2:]
+def summary(path):
+    with open(path) as f:
+        return [json.loads(l) for l in f if '"summary":true' in l][-1]
+def cpu(path):
+    user, system, wall, rss_kb = open(path).read().split()[-4:]
+    return (float(user) + float(system)) / float(wall), int(rss_kb) / 1024
+print("\nThe camera path: both peers send the test pattern, or an MJPEG file through the code a camera's")
+print("buffers take (decoded straight to I420), each with its window open under Xvfb; video only, 30 fps, loopback.\n")
+print(f"{'system':40} {'size':9} {'recv fps':>9} {'p50 ms':>7} {'p95 ms':>7} {'Mbit/s':>7} {'CPU/peer':>9} {'CPU pair':>9} {'RSS MiB':>8}")
+for size in sizes:
+    for name, title in [("p", "chat, test pattern, window"), ("m", "chat, MJPEG camera-like file, window")]:
+        d = f"{tmp}/camera-{size}"
+        try:
+            a, b = summary(f"{d}/{name}a.json"), summary(f"{d}/{name}b.json")
+        except (OSError, IndexError):
+            print(f"{title:40} {size:9} did not run (see {name}a.err / {name}b.err above)")
+            continue
+        (ca, ma), (cb, mb) = cpu(f"{d}/{name}a.time"), cpu(f"{d}/{name}b.time")
+        print(f"{title:40} {size:9} {min(a['fps_received'], b['fps_received']):9.1f}"
+              f" {max(a['latency_ms_p50'], b['latency_ms_p50']):7.1f} {max(a['latency_ms_p95'], b['latency_ms_p95']):7.1f}"
+              f" {max(a['kbps_received'], b['kbps_received']) / 1000:7.2f} {max(ca, cb):9.2f} {ca + cb:9.2f} {max(ma, mb):8.0f}")
 PY
 
 [ -z "$net_scenarios" ] || python3 - "$tmp/net" $net_scenarios <<'PY'

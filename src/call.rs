@@ -13,6 +13,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::adapt::REPORT_INTERVAL_US;
 use crate::adapt::controller::RateController;
+use crate::adapt::cpu_load::CpuLoad;
+use crate::adapt::ladder::rungs;
 use crate::adapt::liveness::Liveness;
 use crate::adapt::policy::PolicyConfig;
 use crate::adapt::receive_meter::ReceiveMeter;
@@ -224,6 +226,7 @@ impl CallContext {
             keyframe_wanted: Arc::clone(&keyframe_wanted),
             stats: Arc::clone(&stats),
             stop: Arc::clone(&stop),
+            cpu: s.adapt.then(|| CpuLoad::new(rungs(s.size.0 as u32, s.size.1 as u32, s.encoder.fps))),
         }
         .spawn()?;
         let sender = tokio::spawn(video_out::send_video(

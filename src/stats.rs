@@ -58,10 +58,23 @@ pub struct CallStats {
     safety_code: Mutex<Option<String>>,
     /// What the rate controller estimates the path carries, kbit/s (0: not adapting).
     pub estimate_kbps: AtomicU64,
+    /// How much of a frame interval a picture takes from capture to encoded, per cent,
+    /// smoothed (0: not measured).
+    pub cpu_usage_pct: AtomicU64,
     /// Nothing has come from the peer for a while: the link is down, the call waits.
     pub reconnecting: AtomicBool,
     /// Whether the peer's sound comes back into the microphone (`None`: not cancelling).
     pub echo_path: Mutex<Option<EchoPath>>,
+}
+
+/// What holds the video below the most the user allows (`--bitrate`, `--size`, `--fps`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Limit {
+    /// The network: the rate controller's target is below `--bitrate`.
+    Link,
+    /// This machine: pictures take too long from capture to encoded (`adapt::cpu_load`).
+    Cpu,
 }
 
 /// The encoder's operating point: picture size, frame rate and bitrate it was told.
@@ -71,6 +84,7 @@ struct Sending {
     height: u64,
     fps: u64,
     target_kbps: u64,
+    limit: Option<Limit>,
 }
 
 #[derive(Debug, Default)]
@@ -114,6 +128,7 @@ impl CallStats {
             quality: Mutex::new(Quality::default()),
             safety_code: Mutex::new(None),
             estimate_kbps: AtomicU64::new(0),
+            cpu_usage_pct: AtomicU64::new(0),
             reconnecting: AtomicBool::new(false),
             echo_path: Mutex::new(None),
         }
@@ -178,13 +193,14 @@ impl CallStats {
     }
 
     /// The encoder encoded its last picture at `width` x `height`, held to `fps` frames a
-    /// second and `target_kbps` kbit/s.
-    pub fn record_sending(&self, width: usize, height: usize, fps: u32, target_kbps: u32) {
+    /// second and `target_kbps` kbit/s, by `limit` if anything.
+    pub fn record_sending(&self, width: usize, height: usize, fps: u32, target_kbps: u32, limit: Option<Limit>) {
         let sending = Sending {
             width: width as u64,
             height: height as u64,
             fps: u64::from(fps),
             target_kbps: u64::from(target_kbps),
+            limit,
         };
         *self.sending.lock().unwrap_or_else(|e| e.into_inner()) = Some(sending);
     }
@@ -224,6 +240,11 @@ pub struct Report {
     pub target_kbps: Option<u64>,
     /// What the path is estimated to carry (media included); `null` with `--no-adapt`.
     pub estimate_kbps: Option<u64>,
+    /// What holds the video below `--bitrate`/`--size`/`--fps`: "link", "cpu", or `null`.
+    pub limited_by: Option<Limit>,
+    /// How much of a frame interval a picture takes from capture to encoded, per cent,
+    /// smoothed; above 85 this machine cannot keep up. `null` with `--no-adapt`.
+    pub cpu_usage_pct: Option<u64>,
     pub latency_ms_p50: Option<f64>,
     pub latency_ms_p95: Option<f64>,
     pub psnr_db: Option<f64>,
@@ -288,6 +309,9 @@ impl Report {
             (self.send_width, self.send_height, self.send_fps, self.target_kbps)
         {
             line.push_str(&format!(" | sending {w}x{h}@{fps} {kbps} kbps"));
+            if self.limited_by == Some(Limit::Cpu) {
+                line.push_str(", held down by the CPU");
+            }
             if let Some(link) = self.estimate_kbps {
                 line.push_str(&format!(" (link ~{link} kbps)"));
             }
@@ -384,6 +408,8 @@ impl Reporter {
             send_fps: sending.map(|s| s.fps),
             target_kbps: sending.map(|s| s.target_kbps),
             estimate_kbps: Some(stats.estimate_kbps.load(Relaxed)).filter(|&kbps| kbps > 0),
+            limited_by: sending.and_then(|s| s.limit),
+            cpu_usage_pct: Some(stats.cpu_usage_pct.load(Relaxed)).filter(|&pct| pct > 0),
             rtt_ms: rtt.map(|d| round2(d.as_secs_f64() * 1000.0)),
             keyframes_requested: stats.keyframes_requested.load(Relaxed),
             decode_errors: stats.decode_errors.load(Relaxed),
@@ -535,8 +561,8 @@ mod tests {
     fn the_encoders_operating_point_is_reported_as_last_set() {
         let stats = CallStats::new(Instant::now());
         let mut reporter = Reporter::new(&stats);
-        stats.record_sending(1280, 720, 30, 1935);
-        stats.record_sending(640, 360, 15, 300);
+        stats.record_sending(1280, 720, 30, 1935, None);
+        stats.record_sending(640, 360, 15, 300, Some(Limit::Link));
         let report = reporter.tick(&stats, None);
         assert_eq!(
             (report.send_width, report.send_height, report.send_fps, report.target_kbps),

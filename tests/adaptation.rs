@@ -54,10 +54,12 @@ fn assert_fps(
 
 /// Prints a peer's seconds.
 fn print_seconds(name: &str, seconds: &[serde_json::Value]) {
-    println!("{name}:   t_s   fps  p95 ms  kbps sent  target  estimate  audio concealed  m2e p95  reconnecting");
+    println!(
+        "{name}:   t_s   fps  p95 ms  kbps sent  target  estimate  audio concealed  m2e p95  sending    cpu %  limited by  reconnecting"
+    );
     for s in seconds {
         println!(
-            "{name}: {:5.1} {:5.1} {:7.0} {:10.0} {:7.0} {:9.0} {:16.0} {:8.0}  {}",
+            "{name}: {:5.1} {:5.1} {:7.0} {:10.0} {:7.0} {:9.0} {:16.0} {:8.0}  {:>9}  {:5.0}  {:10}  {}",
             field(s, "t_s"),
             field(s, "fps_received"),
             field(s, "latency_ms_p95"),
@@ -66,6 +68,9 @@ fn print_seconds(name: &str, seconds: &[serde_json::Value]) {
             field(s, "estimate_kbps"),
             field(s, "audio_concealed"),
             field(s, "mouth_to_ear_ms_p95"),
+            format!("{}x{}@{}", s["send_width"], s["send_height"], s["send_fps"]),
+            field(s, "cpu_usage_pct"),
+            s["limited_by"].as_str().unwrap_or("-"),
             s["reconnecting"],
         );
     }
@@ -246,5 +251,77 @@ fn random_loss_is_not_taken_for_congestion() {
         let later = mean_over(&seconds, "target_kbps", 6.0..=12.0);
         assert!(later >= 0.9 * first, "{name}: the target fell from {first} to {later} kbit/s under random loss");
         assert_fps(peer, &seconds, 2.0..=12.0, 25.0, "under 2 % loss");
+    }
+}
+
+/// Pins every thread of process `pid` (and those it starts later) to the first CPU.
+fn pin_to_one_cpu(pid: u32) {
+    let status = std::process::Command::new("taskset")
+        .args(["--all-tasks", "--cpu-list", "--pid", "0", &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("taskset (util-linux) is installed");
+    assert!(status.success(), "taskset failed for process {pid}");
+}
+
+/// Busy loops on the first CPU, stopped when dropped: another program eating the machine.
+struct CpuHogs(Vec<std::process::Child>);
+
+impl CpuHogs {
+    fn start(count: usize) -> Self {
+        Self(
+            (0..count)
+                .map(|_| {
+                    let hog = std::process::Command::new("yes")
+                        .stdout(std::process::Stdio::null())
+                        .spawn()
+                        .expect("yes (coreutils)");
+                    pin_to_one_cpu(hog.id());
+                    hog
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for CpuHogs {
+    fn drop(&mut self) {
+        for hog in &mut self.0 {
+            let _ = hog.kill();
+            let _ = hog.wait();
+        }
+    }
+}
+
+#[test]
+fn a_machine_that_cannot_keep_up_sends_smaller_pictures_and_says_why() {
+    // Both peers on one core shared with two busy loops, at 1080p30: whatever size the
+    // link allows, more than the quarter of a core each peer gets.
+    let _hogs = CpuHogs::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (a_json, b_json) = (dir.join("a.json"), dir.join("b.json"));
+    let heavy = ["--size", "1920x1080", "--audio-source", "none"];
+    let mut args = vec!["--once", "--stats-json", a_json.to_str().unwrap()];
+    args.extend(heavy);
+    let (mut a, port) = start_listener(dir, "a", peer_args_with(dir, "a", &args));
+    pin_to_one_cpu(a.pid());
+    let mut args = vec!["--duration", "12", "--stats-json", b_json.to_str().unwrap()];
+    args.extend(heavy);
+    let mut b = start_caller(dir, "b", port, peer_args_with(dir, "b", &args));
+    pin_to_one_cpu(b.pid());
+    assert!(b.expect_exit(Duration::from_secs(60)).success(), "{}", b.describe());
+    assert!(a.expect_exit(Duration::from_secs(15)).success(), "{}", a.describe());
+
+    for (peer, json) in [(&a, &a_json), (&b, &b_json)] {
+        let seconds = seconds_of(peer, json);
+        let held: Vec<_> = seconds.iter().filter(|s| s["limited_by"] == "cpu").collect();
+        assert!(!held.is_empty(), "{} never said the CPU held it down:\n{seconds:#?}", peer.name);
+        assert!(
+            held.iter().all(|s| field(s, "send_width") < 1920.0 || field(s, "send_fps") < 60.0),
+            "{}: held down by the CPU at full size and rate:\n{held:#?}",
+            peer.name
+        );
+        assert!(held.iter().all(|s| field(s, "cpu_usage_pct") > 0.0), "{}: no usage figure", peer.name);
     }
 }

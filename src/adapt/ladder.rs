@@ -37,6 +37,20 @@ impl Rung {
     }
 }
 
+/// The rungs below `width` x `height` at `camera_fps`, largest first.
+pub fn rungs(width: u32, height: u32, camera_fps: u32) -> Vec<Rung> {
+    let camera_fps = camera_fps.max(1);
+    let side = |full: u32, num: u32, den: u32| ((full * num / den) & !1).max(MIN_SIDE.min(full));
+    SCALES
+        .iter()
+        .map(|&(num, den, halve)| Rung {
+            width: side(width, num, den),
+            height: side(height, num, den),
+            fps: if halve { (camera_fps / 2).max(1) } else { camera_fps },
+        })
+        .collect()
+}
+
 /// See the module documentation.
 #[derive(Debug)]
 pub struct Ladder {
@@ -50,16 +64,7 @@ impl Ladder {
     /// The ladder below `width` x `height` at `camera_fps`, starting on the largest rung that
     /// `video_kbps` keeps above the low mark.
     pub fn new(width: u32, height: u32, camera_fps: u32, video_kbps: u32) -> Self {
-        let camera_fps = camera_fps.max(1);
-        let side = |full: u32, num: u32, den: u32| ((full * num / den) & !1).max(MIN_SIDE.min(full));
-        let rungs: Vec<Rung> = SCALES
-            .iter()
-            .map(|&(num, den, halve)| Rung {
-                width: side(width, num, den),
-                height: side(height, num, den),
-                fps: if halve { (camera_fps / 2).max(1) } else { camera_fps },
-            })
-            .collect();
+        let rungs = rungs(width, height, camera_fps);
         let current = rungs
             .iter()
             .position(|rung| rung.bits_per_pixel(video_kbps) >= LOW_BITS_PER_PIXEL)

@@ -25,6 +25,7 @@
 //!   "reconnecting…", and the return of the link restarts the video group.
 
 pub mod controller;
+pub mod cpu_load;
 pub mod estimator;
 pub mod ladder;
 pub mod liveness;

@@ -41,6 +41,16 @@ impl From<crate::adapt::policy::Target> for Target {
 }
 
 impl Target {
+    /// This target held to `rung`'s size and frame rate, where they are lower.
+    pub fn within(self, rung: crate::adapt::ladder::Rung) -> Self {
+        Self {
+            width: self.width.min(rung.width as usize),
+            height: self.height.min(rung.height as usize),
+            fps: self.fps.min(rung.fps),
+            ..self
+        }
+    }
+
     /// What the call starts with: the settings' bitrate and rate, pictures as captured.
     pub fn initial(settings: EncoderSettings) -> Self {
         Self { video_kbps: settings.bitrate_kbps, width: usize::MAX, height: usize::MAX, fps: settings.fps }

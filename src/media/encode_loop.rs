@@ -6,8 +6,10 @@
 //!
 //! What to send (bitrate, largest size, frame rate) comes as a `Target` through a
 //! `tokio::sync::watch` channel: the newest value wins, the sender (async or not) never
-//! waits, and each picture reads the current one. The thread publishes the operating point
-//! it applied in the call's stats.
+//! waits, and each picture reads the current one. When adapting, the thread also tells a
+//! `CpuLoad` how long each picture took from capture to encoded, and holds the target to
+//! the ladder's rung the machine keeps up with. It publishes the operating point it
+//! applied, and what limited it, in the call's stats.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,8 +22,11 @@ use tokio::sync::watch;
 use super::adaptive_encoder::{AdaptiveEncoder, Target};
 use super::codec::{CodecError, EncodedFrame, EncoderSettings};
 use super::frame::SharedFrame;
+use crate::adapt::cpu_load::CpuLoad;
+use crate::adapt::ladder::Rung;
 use crate::latest::Latest;
-use crate::stats::CallStats;
+use crate::net::clock::now_us;
+use crate::stats::{CallStats, Limit};
 use crate::view::MediaState;
 
 /// Everything the encoder thread needs.
@@ -36,6 +41,8 @@ pub struct EncodeLoop {
     pub keyframe_wanted: Arc<AtomicBool>,
     pub stats: Arc<CallStats>,
     pub stop: Arc<AtomicBool>,
+    /// CPU overuse handling; `None` with `--no-adapt`.
+    pub cpu: Option<CpuLoad>,
 }
 
 impl EncodeLoop {
@@ -50,7 +57,7 @@ impl EncodeLoop {
             .expect("spawning the encoder thread"))
     }
 
-    fn run(self, mut encoder: AdaptiveEncoder) {
+    fn run(mut self, mut encoder: AdaptiveEncoder) {
         let mut camera_was_off = false;
         while !self.stop.load(Ordering::Relaxed) {
             // While switched off the capture sends nothing; remember it either way.
@@ -73,10 +80,34 @@ impl EncodeLoop {
                 self.stats.frames_skipped_sending.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            let target = *self.targets.borrow();
+            let link = *self.targets.borrow();
+            let allowed = self.cpu.as_ref().and_then(CpuLoad::allowed);
+            let target = allowed.map_or(link, |rung| link.within(rung));
             let encoded = encoder.encode(&frame, target);
             if let Some(applied) = encoder.applied() {
-                self.stats.record_sending(applied.width, applied.height, applied.fps, applied.video_kbps);
+                let limit = match () {
+                    _ if target != link => Some(Limit::Cpu),
+                    _ if link.video_kbps < self.settings.bitrate_kbps => Some(Limit::Link),
+                    _ => None,
+                };
+                self.stats.record_sending(applied.width, applied.height, applied.fps, applied.video_kbps, limit);
+            }
+            if let (Some(cpu), Ok(Some(_)), Some(applied)) = (self.cpu.as_mut(), &encoded, encoder.applied()) {
+                let sent = Rung { width: applied.width as u32, height: applied.height as u32, fps: applied.fps };
+                if let Some(steps) = cpu.on_encoded(frame.capture_us, now_us(), sent) {
+                    match cpu.allowed() {
+                        Some(rung) => tracing::info!(
+                            "this machine cannot keep up: sending at most {}x{}@{} ({steps} steps down)",
+                            rung.width,
+                            rung.height,
+                            rung.fps
+                        ),
+                        None => tracing::info!("this machine keeps up again: no limit from the CPU"),
+                    }
+                }
+                self.stats
+                    .cpu_usage_pct
+                    .store(cpu.usage().map_or(0, |u| (u * 100.0).round() as u64), Ordering::Relaxed);
             }
             let packet = match encoded {
                 Ok(Some(packet)) => packet,
