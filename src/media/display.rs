@@ -6,10 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use minifb::{Key, KeyRepeat, Window, WindowOptions};
+use minifb::{Key, KeyRepeat, ScaleMode, Window, WindowOptions};
 
 use super::convert::{Rect, blit_i420};
 use super::frame::VideoFrame;
+use super::scale::scale_i420_for_window;
 use crate::view::View;
 
 const BACKGROUND: u32 = 0x0018_1a1f;
@@ -105,14 +106,75 @@ pub fn display_available() -> bool {
     std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty())
 }
 
-/// Draws one window picture into `buffer` (`width` x `height`, 0RGB).
-/// `phase` animates the waiting view (0..1).
-pub fn compose(
+/// The window's pixels (0RGB), and each side's picture as last scaled into them: a redraw
+/// for a new picture of one side (they come at 30 a second each, not together) does not
+/// scale the other's again.
+#[derive(Default)]
+pub struct Canvas {
+    pub pixels: Vec<u32>,
+    remote: ScaledPicture,
+    local: ScaledPicture,
+}
+
+/// Which picture was scaled to which size: the source's address and capture time, its size
+/// and the size scaled to.
+type ScaleKey = (usize, u64, (usize, usize), (usize, usize));
+
+/// A picture scaled to an area, and which picture and size it was.
+#[derive(Default)]
+struct ScaledPicture {
+    key: Option<ScaleKey>,
+    scaled: Option<VideoFrame>,
+}
+
+impl ScaledPicture {
+    /// `frame` at `area`'s size rounded up to even numbers, scaled once per picture and size.
+    fn fit<'a>(&'a mut self, frame: &'a VideoFrame, area: Rect) -> &'a VideoFrame {
+        let size = ((area.width + 1) & !1, (area.height + 1) & !1);
+        if size == (frame.width, frame.height) {
+            return frame;
+        }
+        let key = (std::ptr::from_ref(frame) as usize, frame.capture_us, (frame.width, frame.height), size);
+        if self.key != Some(key) {
+            self.scaled = Some(scale_i420_for_window(frame, size.0, size.1));
+            self.key = Some(key);
+        }
+        self.scaled.as_ref().unwrap_or(frame)
+    }
+}
+
+impl Canvas {
+    /// Draws one window picture, `width` x `height`. `phase` animates the waiting view (0..1).
+    pub fn compose(
+        &mut self,
+        (width, height): (usize, usize),
+        remote: Option<&VideoFrame>,
+        local: Option<&VideoFrame>,
+        switches: Switches,
+        phase: f64,
+    ) {
+        self.pixels.resize(width * height, 0);
+        let Self { pixels, remote: remote_scaled, local: local_scaled } = self;
+        compose(
+            pixels,
+            width,
+            height,
+            remote.map(|frame| (frame, remote_scaled)),
+            local.map(|frame| (frame, local_scaled)),
+            switches,
+            phase,
+        );
+    }
+}
+
+/// Draws one window picture into `buffer` (`width` x `height`), each picture scaled through
+/// its `ScaledPicture`.
+fn compose(
     buffer: &mut [u32],
     width: usize,
     height: usize,
-    remote: Option<&VideoFrame>,
-    local: Option<&VideoFrame>,
+    remote: Option<(&VideoFrame, &mut ScaledPicture)>,
+    local: Option<(&VideoFrame, &mut ScaledPicture)>,
     switches: Switches,
     phase: f64,
 ) {
@@ -125,7 +187,10 @@ pub fn compose(
             let area = Rect { x: (width - icon) / 2, y: (height - icon) / 2, width: icon, height: icon * 2 / 3 };
             camera_off_icon(buffer, width, area);
         }
-        Some(frame) => blit_i420(frame, buffer, width, Rect::fit(frame.width, frame.height, whole)),
+        Some((frame, scaled)) => {
+            let area = Rect::fit(frame.width, frame.height, whole);
+            blit_i420(scaled.fit(frame, area), buffer, width, area);
+        }
         None => {
             // A bar sliding across the middle: the call is not up yet, but the app is alive.
             let bar_w = (width / 6).max(1);
@@ -142,7 +207,7 @@ pub fn compose(
     if switches.peer_muted && badge + 2 * margin < width.min(height) {
         muted_icon(buffer, width, Rect { x: margin, y: margin, width: badge, height: badge });
     }
-    if let Some(frame) = local {
+    if let Some((frame, scaled)) = local {
         let pip_w = (width / 4).max(8);
         let pip_h = (pip_w * frame.height / frame.width.max(1)).max(2);
         if pip_w + 2 * margin > width || pip_h + 2 * margin > height {
@@ -162,7 +227,7 @@ pub fn compose(
             };
             camera_off_icon(buffer, width, small);
         } else {
-            blit_i420(frame, buffer, width, area);
+            blit_i420(scaled.fit(frame, area), buffer, width, area);
         }
         if switches.muted && badge < area.width / 2 && badge < area.height {
             let corner =
@@ -174,12 +239,14 @@ pub fn compose(
 
 /// Runs the window until the user closes it or the peer logic finishes.
 pub fn run_window(view: &View, initial: (usize, usize)) -> Result<(), DisplayError> {
-    let options = WindowOptions { resize: true, ..WindowOptions::default() };
+    // The pixels are always the window's size: copied as they are, not run through minifb's
+    // default stretch (a per-pixel resampling loop even at the same size).
+    let options = WindowOptions { resize: true, scale_mode: ScaleMode::UpperLeft, ..WindowOptions::default() };
     let mut window = Window::new("chat", initial.0, initial.1, options).map_err(|e| DisplayError(e.to_string()))?;
     window.set_target_fps(60);
     tracing::info!("window open");
     let started = Instant::now();
-    let mut buffer = Vec::new();
+    let mut canvas = Canvas::default();
     let (mut remote, mut local): (Option<super::frame::SharedFrame>, _) = (None, None);
     let mut last_title = Instant::now() - Duration::from_secs(1);
     let mut drawn_size = (0, 0);
@@ -235,10 +302,9 @@ pub fn run_window(view: &View, initial: (usize, usize)) -> Result<(), DisplayErr
             last_title = Instant::now();
         }
         if changed {
-            buffer.resize(size.0 * size.1, 0);
             let phase = (started.elapsed().as_secs_f64() / 2.0).fract();
-            compose(&mut buffer, size.0, size.1, remote.as_deref(), local.as_deref(), switches, phase);
-            window.update_with_buffer(&buffer, size.0, size.1).map_err(|e| DisplayError(e.to_string()))?;
+            canvas.compose(size, remote.as_deref(), local.as_deref(), switches, phase);
+            window.update_with_buffer(&canvas.pixels, size.0, size.1).map_err(|e| DisplayError(e.to_string()))?;
             drawn_size = size;
             drawn_switches = switches;
         } else {
@@ -251,16 +317,28 @@ pub fn run_window(view: &View, initial: (usize, usize)) -> Result<(), DisplayErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The window picture drawn on a fresh canvas.
+    fn drawn(
+        size: (usize, usize),
+        remote: Option<&VideoFrame>,
+        local: Option<&VideoFrame>,
+        switches: Switches,
+        phase: f64,
+    ) -> Vec<u32> {
+        let mut canvas = Canvas::default();
+        canvas.compose(size, remote, local, switches, phase);
+        canvas.pixels
+    }
     use crate::media::pattern::pattern_frame;
 
     #[test]
     fn remote_fills_the_window_and_the_inset_sits_bottom_right() {
         let (w, h) = (640, 360);
-        let mut buffer = vec![0; w * h];
         let remote = pattern_frame(3, 1280, 720, 0);
         let mut local = VideoFrame::black(320, 180);
         local.y.fill(235);
-        compose(&mut buffer, w, h, Some(&remote), Some(&local), Switches::default(), 0.0);
+        let buffer = drawn((w, h), Some(&remote), Some(&local), Switches::default(), 0.0);
         // The remote picture covers the top-left corner (same aspect ratio: no bars).
         assert_ne!(buffer[h / 2 * w + 10], BACKGROUND);
         // The inset is white, inside a border, in the bottom-right quarter.
@@ -277,34 +355,49 @@ mod tests {
         // keeps showing them at the window's size, and the inset does not move.
         let (w, h) = (640, 360);
         let local = VideoFrame::black(320, 180);
-        let drawn: Vec<Vec<u32>> = [(1280, 720), (320, 180), (160, 90)]
+        let pictures: Vec<Vec<u32>> = [(1280, 720), (320, 180), (160, 90)]
             .into_iter()
             .map(|(pw, ph)| {
                 let mut remote = VideoFrame::black(pw, ph);
                 remote.y.fill(235);
-                let mut buffer = vec![0; w * h];
-                compose(&mut buffer, w, h, Some(&remote), Some(&local), Switches::default(), 0.0);
-                buffer
+                drawn((w, h), Some(&remote), Some(&local), Switches::default(), 0.0)
             })
             .collect();
-        assert!(drawn.iter().all(|buffer| buffer == &drawn[0]));
-        assert_eq!(drawn[0][0] & 0x00ff_ffff, 0x00ff_ffff, "the remote picture reaches the corner");
+        assert!(pictures.iter().all(|buffer| buffer == &pictures[0]));
+        assert_eq!(pictures[0][0] & 0x00ff_ffff, 0x00ff_ffff, "the remote picture reaches the corner");
+    }
+
+    #[test]
+    fn each_new_picture_is_scaled_and_one_unchanged_is_not_scaled_again() {
+        let mut canvas = Canvas::default();
+        let (mut white, mut black) = (VideoFrame::black(1280, 720), VideoFrame::black(1280, 720));
+        (white.capture_us, black.capture_us) = (1, 2);
+        white.y.fill(235);
+        let local = VideoFrame::black(640, 360);
+        let centre = 180 * 640 + 320;
+        for (remote, shown) in [(&white, 0x00ff_ffff), (&black, 0), (&white, 0x00ff_ffff)] {
+            canvas.compose((640, 360), Some(remote), Some(&local), Switches::default(), 0.0);
+            assert_eq!(canvas.pixels[centre] & 0x00ff_ffff, shown);
+        }
+        // A redraw for the inset alone reuses the remote picture's scaling.
+        let before = canvas.remote.scaled.as_ref().map(|f| f.y.as_ptr());
+        canvas.compose((640, 360), Some(&white), Some(&VideoFrame::black(320, 180)), Switches::default(), 0.0);
+        assert_eq!(canvas.remote.scaled.as_ref().map(|f| f.y.as_ptr()), before);
     }
 
     #[test]
     fn the_waiting_view_has_no_remote_picture() {
         let (w, h) = (200, 100);
-        let mut buffer = vec![0; w * h];
-        compose(&mut buffer, w, h, None, None, Switches::default(), 0.25);
+        let buffer = drawn((w, h), None, None, Switches::default(), 0.25);
         assert!(buffer.contains(&WAITING_BAR));
         assert!(buffer.iter().all(|&p| p == BACKGROUND || p == WAITING_BAR));
         // Tiny windows do not panic.
-        let mut tiny = vec![0; 4];
         let all = Switches { peer_muted: true, peer_camera_off: true, muted: true, camera_off: true };
-        compose(&mut tiny, 2, 2, Some(&VideoFrame::black(64, 64)), Some(&VideoFrame::black(64, 64)), all, 0.9);
+        let tiny = drawn((2, 2), Some(&VideoFrame::black(64, 64)), Some(&VideoFrame::black(64, 64)), all, 0.9);
+        assert_eq!(tiny.len(), 4);
         for (w, h) in [(9, 9), (33, 17), (64, 480)] {
-            let mut small = vec![0; w * h];
-            compose(&mut small, w, h, None, Some(&VideoFrame::black(64, 64)), all, 0.5);
+            let small = drawn((w, h), None, Some(&VideoFrame::black(64, 64)), all, 0.5);
+            assert_eq!(small.len(), w * h);
         }
     }
 
@@ -313,26 +406,16 @@ mod tests {
         let (w, h) = (640, 360);
         let remote = pattern_frame(3, 1280, 720, 0);
         let local = VideoFrame::black(320, 180);
-        let mut plain = vec![0; w * h];
-        compose(&mut plain, w, h, Some(&remote), Some(&local), Switches::default(), 0.0);
+        let plain = drawn((w, h), Some(&remote), Some(&local), Switches::default(), 0.0);
         assert!(!plain.contains(&ICON_SLASH));
         // The peer's camera is off: a placeholder, not its last picture.
-        let mut off = vec![0; w * h];
         let switches = Switches { peer_camera_off: true, ..Switches::default() };
-        compose(&mut off, w, h, Some(&remote), Some(&local), switches, 0.0);
+        let off = drawn((w, h), Some(&remote), Some(&local), switches, 0.0);
         assert_eq!(off[10 * w + 10], PLACEHOLDER);
         assert!(off.contains(&ICON_SLASH));
         // The peer is muted: a crossed-out microphone in the top-left corner.
-        let mut muted = vec![0; w * h];
-        compose(
-            &mut muted,
-            w,
-            h,
-            Some(&remote),
-            Some(&local),
-            Switches { peer_muted: true, ..Switches::default() },
-            0.0,
-        );
+        let muted =
+            drawn((w, h), Some(&remote), Some(&local), Switches { peer_muted: true, ..Switches::default() }, 0.0);
         let corner = &muted[..h / 4 * w];
         assert!(corner.iter().enumerate().any(|(i, &p)| p == ICON_SLASH && i % w < w / 4));
     }
