@@ -25,6 +25,13 @@ fn power_at(samples: &[f32], hz: f64, rate: u32) -> f64 {
     (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (n * n)
 }
 
+/// The RMS level (dBFS) of the sine at `hz` in the samples, whatever else they hold.
+pub fn tone_dbfs(samples: &[f32], hz: f64, rate: u32) -> f64 {
+    // A sine of amplitude a gives power a^2 / 4 here, and an RMS of a / sqrt(2).
+    let power = 2.0 * power_at(samples, hz, rate);
+    if power <= 1e-20 { -200.0 } else { 10.0 * power.log10() }
+}
+
 /// The strongest frequency between 50 Hz and 4 kHz, to within 1 Hz.
 pub fn dominant_frequency(samples: &[f32], rate: u32) -> f64 {
     let strongest = |from: f64, to: f64, step: f64| {
@@ -54,5 +61,14 @@ mod tests {
         assert!((rms_dbfs(&[1.0; 100])).abs() < 1e-9);
         let sine: Vec<f32> = (0..4800).map(|n| (n as f32 * 1000.0 * std::f32::consts::TAU / 48000.0).sin()).collect();
         assert!((dominant_frequency(&sine, 48_000) - 1000.0).abs() <= 1.0);
+        // Half a full-scale sine is -9 dBFS RMS, and noise at another frequency beside it
+        // does not count.
+        let mixed: Vec<f32> = (0..48_000)
+            .map(|n| {
+                let t = n as f32 / 48_000.0;
+                0.5 * (t * 660.0 * std::f32::consts::TAU).sin() + 0.3 * (t * 150.0 * std::f32::consts::TAU).sin()
+            })
+            .collect();
+        assert!((tone_dbfs(&mixed, 660.0, 48_000) + 9.03).abs() < 0.1, "{}", tone_dbfs(&mixed, 660.0, 48_000));
     }
 }
