@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::convert::{bgr_to_i420, nv12_to_i420, rgb_to_i420, yuyv_to_i420};
+use super::convert::{bgr_to_i420, grey_to_i420, nv12_to_i420, rgb_to_i420, yuyv_to_i420};
 use super::frame::VideoFrame;
 use super::mjpeg::{MjpegError, mjpeg_to_i420};
 
@@ -76,18 +76,6 @@ pub fn buffer_to_i420(
         PixelLayout::Grey => grey_to_i420(data, width, height, capture_us),
     };
     frame.ok_or(BufferError::Short { layout, len: data.len(), width, height })
-}
-
-fn grey_to_i420(data: &[u8], width: usize, height: usize, capture_us: u64) -> Option<VideoFrame> {
-    if data.len() < width.checked_mul(height)? || width < 2 || height < 2 {
-        return None;
-    }
-    let mut frame = VideoFrame::black(width & !1, height & !1);
-    frame.capture_us = capture_us;
-    for (out, row) in frame.y.chunks_exact_mut(frame.width).zip(data.chunks(width)) {
-        out.copy_from_slice(&row[..out.len()]);
-    }
-    Some(frame)
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
-//! Colour conversion through yuvutils-rs's SIMD converters: camera formats (RGB, BGR, YUYV,
-//! NV12) to I420, and I420 to BGR (raw mode) and to the window's 0RGB pixels, scaled. BT.601
-//! limited range, which is what the encoder signals in its stream.
+//! Colour conversion: camera formats (RGB, BGR, YUYV, NV12, grey) to I420, and I420 to BGR
+//! (raw mode) and to the window's 0RGB pixels, scaled; through yuvutils-rs's SIMD converters
+//! where they serve. BT.601 limited range, which is what the encoder signals in its stream.
 
-use yuvutils_rs::{BufferStoreMut, YuvConversionMode, YuvPlanarImage, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
+use yuvutils_rs::{
+    BufferStoreMut, YuvConversionMode, YuvError, YuvPlanarImage, YuvPlanarImageMut, YuvRange, YuvStandardMatrix,
+};
 
 use super::frame::VideoFrame;
 use super::scale::scale_i420_for_window;
@@ -13,20 +15,49 @@ const MATRIX: YuvStandardMatrix = YuvStandardMatrix::Bt601;
 /// Converts packed 8-bit RGB (`width * height * 3` bytes) to I420. Odd sizes are cropped
 /// to even ones. Returns `None` if `rgb` is too short for the size.
 pub fn rgb_to_i420(rgb: &[u8], width: usize, height: usize, capture_us: u64) -> Option<VideoFrame> {
-    let mut frame = output_frame(rgb, 3, width, height, capture_us)?;
-    let stride = u32::try_from(width * 3).ok()?;
-    yuvutils_rs::rgb_to_yuv420(&mut planes_mut(&mut frame), rgb, stride, RANGE, MATRIX, YuvConversionMode::Balanced)
-        .ok()?;
-    Some(frame)
+    packed_to_i420(rgb, width, height, capture_us, yuvutils_rs::rgb_to_yuv420)
 }
 
 /// Converts packed 8-bit BGR (OpenCV's order) to I420, as `rgb_to_i420`.
 pub fn bgr_to_i420(bgr: &[u8], width: usize, height: usize, capture_us: u64) -> Option<VideoFrame> {
-    let mut frame = output_frame(bgr, 3, width, height, capture_us)?;
+    packed_to_i420(bgr, width, height, capture_us, yuvutils_rs::bgr_to_yuv420)
+}
+
+/// One of yuvutils-rs's packed 8-bit, three bytes a pixel, to 4:2:0 converters.
+type PackedConverter = fn(
+    &mut YuvPlanarImageMut<'_, u8>,
+    &[u8],
+    u32,
+    YuvRange,
+    YuvStandardMatrix,
+    YuvConversionMode,
+) -> Result<(), YuvError>;
+
+fn packed_to_i420(
+    src: &[u8],
+    width: usize,
+    height: usize,
+    capture_us: u64,
+    convert: PackedConverter,
+) -> Option<VideoFrame> {
+    let mut frame = output_frame(src, 3, width, height, capture_us)?;
     let stride = u32::try_from(width * 3).ok()?;
-    yuvutils_rs::bgr_to_yuv420(&mut planes_mut(&mut frame), bgr, stride, RANGE, MATRIX, YuvConversionMode::Balanced)
-        .ok()?;
+    convert(&mut planes_mut(&mut frame), src, stride, RANGE, MATRIX, YuvConversionMode::Balanced).ok()?;
     Some(frame)
+}
+
+/// Converts greyscale (`width * height` bytes of luma) to I420 with neutral chroma.
+pub fn grey_to_i420(src: &[u8], width: usize, height: usize, capture_us: u64) -> Option<VideoFrame> {
+    let mut frame = output_frame(src, 1, width, height, capture_us)?;
+    copy_rows(src, width, frame.width, &mut frame.y);
+    Some(frame)
+}
+
+/// Copies the first `width` samples of each of `out`'s rows from `plane`'s, `stride` apart.
+pub(crate) fn copy_rows(plane: &[u8], stride: usize, width: usize, out: &mut [u8]) {
+    for (row, line) in out.chunks_exact_mut(width).zip(plane.chunks(stride)) {
+        row.copy_from_slice(&line[..width]);
+    }
 }
 
 /// Converts packed YUYV 4:2:2 (`width * height * 2` bytes) to I420, each pair of chroma
@@ -76,9 +107,7 @@ pub fn nv12_to_i420(src: &[u8], width: usize, height: usize, capture_us: u64) ->
     }
     let mut frame = output_frame(src, 1, width, height, capture_us)?;
     let (w, out_cw) = (frame.width, frame.chroma_width());
-    for (out, row) in frame.y.chunks_exact_mut(w).zip(src.chunks(width)) {
-        out.copy_from_slice(&row[..w]);
-    }
+    copy_rows(src, width, w, &mut frame.y);
     let chroma = src[luma..].chunks(cw * 2);
     for ((u, v), row) in frame.u.chunks_exact_mut(out_cw).zip(frame.v.chunks_exact_mut(out_cw)).zip(chroma) {
         for ((u, v), pair) in u.iter_mut().zip(v.iter_mut()).zip(row.chunks_exact(2)) {

@@ -7,7 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use mozjpeg::{ColorSpace, CompInfoExt, Decompress};
 
-use super::convert::average_row_pairs;
+use super::convert::{average_row_pairs, copy_rows};
 use super::frame::VideoFrame;
 
 /// The largest picture decoded, either side: a 4K camera's.
@@ -94,13 +94,6 @@ fn decode(jpeg: &[u8]) -> Result<VideoFrame, MjpegError> {
     }
     frame.y.iter_mut().for_each(|y| *y = limited_luma(*y));
     Ok(frame)
-}
-
-/// Copies the first `width` samples of each of `out`'s rows from `plane`'s, `stride` apart.
-fn copy_rows(plane: &[u8], stride: usize, width: usize, out: &mut [u8]) {
-    for (row, line) in out.chunks_exact_mut(width).zip(plane.chunks(stride)) {
-        row.copy_from_slice(&line[..width]);
-    }
 }
 
 /// A chroma plane sampled `(across, down)` to 4:2:0 (`width` samples a row of `out`).
