@@ -1,6 +1,6 @@
 //! The command line: what `chat --help` shows. Every option here is also in the README.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{ArgGroup, Parser};
@@ -20,7 +20,7 @@ pub const DEFAULT_PORT: u16 = 1254;
 #[command(version, about, after_help = "Keys in the window: Esc or Q hangs up.\nLogs: RUST_LOG=debug chat ...")]
 #[command(group(ArgGroup::new("mode").required(true).args(["listen", "call", "fingerprint", "list_devices"])))]
 pub struct Cli {
-    /// Wait for calls on ADDR: an IP, IP:PORT or a bare PORT [default: 0.0.0.0:1254; with --raw 127.0.0.1:1254]
+    /// Wait for calls on ADDR: an IP, IP:PORT or a bare PORT [default: [::]:1254, IPv6 and IPv4 (0.0.0.0:1254 where the system has no IPv6); with --raw 127.0.0.1:1254]
     #[arg(long, value_name = "ADDR", num_args = 0..=1, value_parser = parse_listen_addr)]
     pub listen: Option<Option<ListenAddr>>,
 
@@ -79,7 +79,7 @@ impl Cli {
     /// Where `--listen` binds: what was given, filled in with the mode's defaults.
     pub fn listen_addr(&self) -> Option<SocketAddr> {
         let given = self.listen?;
-        let default_ip: IpAddr = if self.raw.raw { [127, 0, 0, 1].into() } else { [0, 0, 0, 0].into() };
+        let default_ip: IpAddr = if self.raw.raw { [127, 0, 0, 1].into() } else { Ipv6Addr::UNSPECIFIED.into() };
         Some(match given {
             None => SocketAddr::new(default_ip, DEFAULT_PORT),
             Some(ListenAddr::Port(port)) => SocketAddr::new(default_ip, port),
@@ -362,8 +362,9 @@ mod tests {
             let cli = Cli::try_parse_from([&["chat"], args].concat()).unwrap();
             cli.listen_addr().unwrap().to_string()
         };
-        assert_eq!(listen(&["--listen"]), "0.0.0.0:1254");
-        assert_eq!(listen(&["--listen", "9000"]), "0.0.0.0:9000");
+        assert_eq!(listen(&["--listen"]), "[::]:1254");
+        assert_eq!(listen(&["--listen", "9000"]), "[::]:9000");
+        assert_eq!(listen(&["--listen", "0.0.0.0"]), "0.0.0.0:1254");
         assert_eq!(listen(&["--listen", "127.0.0.1"]), "127.0.0.1:1254");
         assert_eq!(listen(&["--listen", "::1"]), "[::1]:1254");
         assert_eq!(listen(&["--listen", "[::]:9000"]), "[::]:9000");

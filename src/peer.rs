@@ -15,16 +15,14 @@ use rustls::pki_types::CertificateDer;
 use crate::call::{CallContext, CallOutcome, CallSide};
 use crate::cli::PeerAddress;
 use crate::net::admission::{Admission, AdmissionLimits, Decision};
-use crate::net::endpoint::{self, CloseCode, Ending, IDLE_TIMEOUT};
+use crate::net::endpoint::{self, CONNECT_TIMEOUT, CloseCode, Ending, IDLE_TIMEOUT};
 use crate::net::identity::{Fingerprint, Identity};
-use crate::net::known_peers::{ANY_ADDRESS, KnownPeers};
+use crate::net::known_peers::{ANY_ADDRESS, KnownPeer, KnownPeers};
+use crate::net::port_probe::{self, PortProbe};
 use crate::net::safety::safety_code;
 use crate::net::trust::{TrustPolicy, Verdict};
 use crate::prompt::Answer;
 use crate::view::View;
-
-/// How long a call attempt waits for the listener to answer.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a finished call means for the user.
 pub(crate) fn judge(outcome: &CallOutcome, peer: &str) -> anyhow::Result<()> {
@@ -118,6 +116,29 @@ impl Trust {
         }
     }
 
+    /// A known peer answered at a new address: says so, and moves its entry there; a
+    /// failure to write is reported, not fatal.
+    fn moved(&self, peer: &KnownPeer, address: &str) {
+        let before = if peer.address == ANY_ADDRESS {
+            "it called here before".to_string()
+        } else {
+            format!("known at {} before", peer.address)
+        };
+        let result = KnownPeers::load(&self.certs_dir).and_then(|mut known| {
+            let line = known.moved(peer, address)?;
+            Ok((line, known.path().to_path_buf()))
+        });
+        match result {
+            Ok((line, path)) => println!(
+                "{} now answers at {address} ({before}): same identity {}, accepted; line {line} of {} updated",
+                peer.label(),
+                peer.fingerprint,
+                path.display()
+            ),
+            Err(e) => eprintln!("chat: could not update the known peers: {e}"),
+        }
+    }
+
     /// Remembers a newly accepted peer; a failure to write is reported, not fatal.
     fn remember(&self, address: &str, fingerprint: Fingerprint) {
         let result = KnownPeers::load(&self.certs_dir)
@@ -165,7 +186,7 @@ async fn vet_caller(
     in_call: Arc<AtomicBool>,
 ) -> Result<Accepted, NoCall> {
     let started = Instant::now();
-    let remote = incoming.remote_address();
+    let remote = endpoint::canonical(incoming.remote_address());
     let connecting = incoming.accept().map_err(|e| format!("a caller at {remote} could not connect: {e}"))?;
     let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
         Ok(Ok(conn)) => conn,
@@ -190,6 +211,7 @@ async fn vet_caller(
     })?;
     let (remember, announcement) = match trust.policy.judge_caller(&known, presented) {
         Verdict::Known(label) => (false, format!("call from {remote} ({label}), fingerprint {presented}")),
+        Verdict::Moved(peer) => (false, format!("call from {remote} ({}), fingerprint {presented}", peer.label())),
         Verdict::New => {
             (true, format!("call from {remote}: new peer, fingerprint {presented}, accepted (--accept-new)"))
         }
@@ -242,7 +264,11 @@ async fn answer(caller: Accepted, ctx: Arc<CallContext>, trust: Arc<Trust>) -> a
 pub async fn listen(addr: SocketAddr, trust: Arc<Trust>, ctx: Arc<CallContext>, once: bool) -> anyhow::Result<()> {
     let endpoint = endpoint::listener(addr, &trust.identity)?;
     let local = endpoint.local_addr().context("reading the listening address")?;
-    println!("listening on {local} (UDP); this peer's fingerprint: {}", trust.identity.fingerprint());
+    println!(
+        "listening on {local} (UDP, {}); this peer's fingerprint: {}",
+        endpoint::families(local),
+        trust.identity.fingerprint()
+    );
     ctx.view.set_headline(format!("waiting for a call on {local}"));
     let mut admission = Admission::new(HANDSHAKE_LIMITS);
     let mut vetting = tokio::task::JoinSet::new();
@@ -252,7 +278,7 @@ pub async fn listen(addr: SocketAddr, trust: Arc<Trust>, ctx: Arc<CallContext>, 
         tokio::select! {
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break Ok(()) };
-                let source = incoming.remote_address().ip();
+                let source = endpoint::canonical(incoming.remote_address()).ip();
                 match admission.decide(source, incoming.remote_address_validated()) {
                     Decision::Retry => {
                         if let Err(e) = incoming.retry() {
@@ -325,20 +351,60 @@ pub async fn call(
     let known = KnownPeers::load(&trust.certs_dir)?;
     let expected = trust.policy.expected_listener(&known, &key);
     let seen = Arc::new(Mutex::new(None));
+    let probe = PortProbe::open(addr).await.map_err(|e| {
+        if port_probe::is_no_route(&e) {
+            anyhow::anyhow!(
+                "cannot reach {key}: this machine has no route to {} ({e}). Check the address, and that this \
+                 machine is online{}",
+                addr.ip(),
+                if addr.is_ipv6() { " with IPv6 (or call an IPv4 address)" } else { "" }
+            )
+        } else {
+            anyhow::Error::new(e).context(format!("cannot open a UDP socket to call {key}"))
+        }
+    })?;
     let endpoint = endpoint::caller(addr)?;
     ctx.view.set_headline(format!("calling {key}"));
     println!("calling {key} ({addr}); this peer's fingerprint: {}", trust.identity.fingerprint());
     let connecting = endpoint::connect(&endpoint, addr, &trust.identity, expected, Arc::clone(&seen))?;
-    let conn = tokio::select! {
-        conn = tokio::time::timeout(CONNECT_TIMEOUT, connecting) => conn,
-        _ = ctx.view.wait_for_quit() => return Ok(()),
+    let handshake = tokio::time::timeout(CONNECT_TIMEOUT, connecting);
+    tokio::pin!(handshake);
+    let mut port_answered = false;
+    let conn = loop {
+        tokio::select! {
+            conn = &mut handshake => break conn,
+            answer = probe.answer(), if !port_answered => match answer {
+                port_probe::Answer::Refused => bail!(
+                    "{key} refused the call: nothing listens on UDP port {} there (its machine said so). \
+                     Check the port, and that `chat --listen` is running there",
+                    peer.port
+                ),
+                port_probe::Answer::Quic => port_answered = true,
+            },
+            _ = ctx.view.wait_for_quit() => return Ok(()),
+        }
+    };
+    let no_answer = || {
+        if port_answered {
+            anyhow::anyhow!(
+                "{key} answers on UDP port {}, but the call's handshake did not finish within {} s: \
+                 packets are lost on the way (try again), or it is not chat",
+                peer.port,
+                CONNECT_TIMEOUT.as_secs()
+            )
+        } else {
+            anyhow::anyhow!(
+                "nothing answers at {key} (UDP port {}) within {} s: the listener is offline, behind a router \
+                 that does not forward the port, or a firewall drops UDP. Ask them to run `chat --reachability`, \
+                 or to call you instead",
+                peer.port,
+                CONNECT_TIMEOUT.as_secs()
+            )
+        }
     };
     let conn = match conn {
-        Err(_) => bail!(
-            "no answer from {key} within {} s: is `chat --listen` running there, and is UDP port {} open?",
-            CONNECT_TIMEOUT.as_secs(),
-            peer.port
-        ),
+        Err(_) => return Err(no_answer()),
+        Ok(Err(quinn::ConnectionError::TimedOut)) => return Err(no_answer()),
         Ok(Err(e)) => {
             // A listener that failed the pin in the handshake: say whose identity it showed.
             let presented = *seen.lock().unwrap_or_else(|e| e.into_inner());
@@ -355,6 +421,7 @@ pub async fn call(
     let mut remember = false;
     match trust.policy.judge_listener(&known, &key, presented) {
         Verdict::Known(_) => {}
+        Verdict::Moved(peer) => trust.moved(&peer, &key),
         Verdict::New => {
             println!("{key} is a new peer, fingerprint {presented}: accepted (--accept-new)");
             remember = true;

@@ -16,6 +16,10 @@ use super::tls::{self, SeenFingerprint};
 
 /// A peer that sends nothing (not even keep-alives) for this long is gone.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+/// How long a caller waits for the listener to answer. The caller's own idle timeout is
+/// this long, so a slow path gets its whole time; once the handshake is done, QUIC takes
+/// the smaller of the two sides' timeouts, the listener's `IDLE_TIMEOUT`.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const KEEP_ALIVE: Duration = Duration::from_millis(500);
 
 /// Why a call was closed, carried in QUIC's application close code.
@@ -97,9 +101,9 @@ const DATAGRAM_BUFFER: usize = 64 << 10;
 /// every packet quinn builds.
 const DATAGRAM_SEND_BUFFER: usize = 1400;
 
-fn transport() -> Arc<TransportConfig> {
+fn transport(idle_timeout: Duration) -> Arc<TransportConfig> {
     let mut t = TransportConfig::default();
-    t.max_idle_timeout(Some(IdleTimeout::try_from(IDLE_TIMEOUT).expect("small timeout")));
+    t.max_idle_timeout(Some(IdleTimeout::try_from(idle_timeout).expect("small timeout")));
     t.keep_alive_interval(Some(KEEP_ALIVE));
     // One control stream; video streams only once the call is on (`open_for_call`).
     t.max_concurrent_bidi_streams(VarInt::from_u32(1));
@@ -117,13 +121,60 @@ fn transport() -> Arc<TransportConfig> {
     Arc::new(t)
 }
 
-/// An endpoint that accepts calls on `addr`.
+/// An endpoint that accepts calls on `addr`. The IPv6 wildcard `[::]` takes IPv4 callers
+/// too (as IPv4-mapped addresses); where the system has no IPv6 at all, it falls back to
+/// the IPv4 wildcard on the same port.
 pub fn listener(addr: SocketAddr, identity: &Identity) -> Result<Endpoint, EndpointError> {
     let crypto =
         QuicServerConfig::try_from(tls::server_config(identity)?).map_err(|e| EndpointError::Crypto(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    config.transport_config(transport());
-    Endpoint::server(config, addr).map_err(|error| EndpointError::Bind { addr, error })
+    config.transport_config(transport(IDLE_TIMEOUT));
+    let socket = match bind_listening_socket(addr) {
+        Err(error) if addr.ip() == Ipv6Addr::UNSPECIFIED && no_ipv6(&error) => {
+            let v4 = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), addr.port());
+            tracing::info!(%error, "no IPv6 on this system: listening on IPv4 only");
+            bind_listening_socket(v4).map_err(|error| EndpointError::Bind { addr: v4, error })?
+        }
+        other => other.map_err(|error| EndpointError::Bind { addr, error })?,
+    };
+    let runtime = quinn::default_runtime().ok_or_else(|| EndpointError::Crypto("no async runtime".into()))?;
+    Endpoint::new(quinn::EndpointConfig::default(), Some(config), socket, runtime)
+        .map_err(|error| EndpointError::Bind { addr, error })
+}
+
+/// A UDP socket on `addr`; on the IPv6 wildcard, one that takes IPv4 as well.
+fn bind_listening_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        socket.set_only_v6(false)?;
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// Whether a bind failed because the system has no IPv6 (disabled, or no kernel support).
+fn no_ipv6(error: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    if error.raw_os_error() == Some(rustix::io::Errno::AFNOSUPPORT.raw_os_error()) {
+        return true;
+    }
+    error.kind() == std::io::ErrorKind::AddrNotAvailable
+}
+
+/// What a listening address takes, for the start-up line.
+pub fn families(local: SocketAddr) -> &'static str {
+    match local {
+        SocketAddr::V6(v6) if v6.ip().is_unspecified() => "IPv6 and IPv4",
+        SocketAddr::V6(_) => "IPv6",
+        SocketAddr::V4(_) => "IPv4",
+    }
+}
+
+/// An address as people write it: an IPv4 caller reaching a dual-stack listener shows as
+/// `[::ffff:192.0.2.7]:5000`, which is `192.0.2.7:5000`.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// Lets the peer's call in: the receive window and video streams a call needs. Until this,
@@ -167,7 +218,7 @@ pub fn connect(
     let crypto = QuicClientConfig::try_from(tls::client_config(identity, expected, seen)?)
         .map_err(|e| EndpointError::Crypto(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(transport());
+    config.transport_config(transport(CONNECT_TIMEOUT));
     endpoint.connect_with(config, peer, tls::SERVER_NAME).map_err(|error| EndpointError::Connect { addr: peer, error })
 }
 

@@ -1,8 +1,9 @@
 //! The known-peers file: the identities this peer has accepted. One peer per line,
-//! `ADDRESS FINGERPRINT [NAME]`: ADDRESS is the `host:port` we called it at (its identity
-//! is pinned to that address, like SSH's known_hosts), or `*` for a peer accepted when it
-//! called us (callers come from any address). `#` starts a comment. Written with
-//! `write_private_file`: mode 0600, replaced whole, never through a symlink.
+//! `ADDRESS FINGERPRINT [NAME]`. A peer is known by its FINGERPRINT; ADDRESS is where we
+//! last called it (`host:port`), a hint that pins the identity expected there, or `*` for a
+//! peer accepted when it called us (callers come from any address). When a known identity
+//! answers at a new address, its line moves there (`moved`). `#` starts a comment. Written
+//! with `write_private_file`: mode 0600, replaced whole, never through a symlink.
 
 use std::fs;
 use std::io::Read;
@@ -138,6 +139,42 @@ impl KnownPeers {
         self.peers.push(KnownPeer { address: address.to_string(), fingerprint, name: name.map(String::from), line });
         Ok(())
     }
+
+    /// Records that `peer` now answers at `address`: its line takes the new address. A peer
+    /// known only as a caller (`*`) keeps that line, so it may still call from anywhere, and
+    /// gains one with the address. Returns the line now holding the address.
+    pub fn moved(&mut self, peer: &KnownPeer, address: &str) -> Result<usize, KnownPeersError> {
+        if peer.address == ANY_ADDRESS {
+            self.remember(address, peer.fingerprint, peer.name.as_deref())?;
+            return Ok(self.peers.last().map_or(0, |p| p.line));
+        }
+        // Read again: the file may have changed since it was loaded. Only the line that
+        // still holds the peer's old address and identity is changed.
+        let text = read_text(&self.path)?;
+        let old = format!("{} {}", peer.address, peer.fingerprint.to_hex());
+        let mut changed = None;
+        let lines: Vec<String> = text
+            .lines()
+            .enumerate()
+            .map(|(i, line)| match line.trim_start().strip_prefix(&old) {
+                Some(rest) if changed.is_none() && (rest.is_empty() || rest.starts_with([' ', '\t'])) => {
+                    changed = Some(i + 1);
+                    format!("{address} {}{rest}", peer.fingerprint.to_hex())
+                }
+                _ => line.to_string(),
+            })
+            .collect();
+        let Some(line) = changed else {
+            // The line went away meanwhile: remember the peer afresh.
+            self.remember(address, peer.fingerprint, peer.name.as_deref())?;
+            return Ok(self.peers.last().map_or(0, |p| p.line));
+        };
+        write_private_file(&self.path, format!("{}\n", lines.join("\n")).as_bytes())?;
+        if let Some(entry) = self.peers.iter_mut().find(|p| p.line == line) {
+            entry.address = address.to_string();
+        }
+        Ok(line)
+    }
 }
 
 /// The file's text, empty when there is no file yet.
@@ -189,6 +226,26 @@ mod tests {
         let caller = reloaded.by_fingerprint(&Fingerprint([2; 32])).unwrap();
         assert_eq!((caller.line, caller.label()), (2, "*"));
         assert!(reloaded.by_fingerprint(&Fingerprint([3; 32])).is_none());
+    }
+
+    #[test]
+    fn a_peer_that_moved_keeps_its_line_name_and_comment_at_the_new_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(KNOWN_PEERS_FILE);
+        let (one, two) = ("01".repeat(32), "02".repeat(32));
+        fs::write(&path, format!("# mine\nold:1 {one} alice # laptop\n* {two}\n")).unwrap();
+        let mut known = KnownPeers::load(dir.path()).unwrap();
+        let alice = known.by_fingerprint(&Fingerprint([1; 32])).unwrap().clone();
+        assert_eq!(known.moved(&alice, "new:2").unwrap(), 2);
+        assert_eq!(fs::read_to_string(&path).unwrap(), format!("# mine\nnew:2 {one} alice # laptop\n* {two}\n"));
+        assert!(KnownPeers::load(dir.path()).unwrap().by_address("new:2").is_some());
+
+        // A caller we now call keeps its `*` line and gains one with the address.
+        let caller = known.by_fingerprint(&Fingerprint([2; 32])).unwrap().clone();
+        assert_eq!(known.moved(&caller, "[::1]:3").unwrap(), 4);
+        let reloaded = KnownPeers::load(dir.path()).unwrap();
+        assert_eq!(reloaded.by_address("[::1]:3").unwrap().fingerprint, Fingerprint([2; 32]));
+        assert_eq!(reloaded.by_address(ANY_ADDRESS).unwrap().fingerprint, Fingerprint([2; 32]));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod endpoint;
 pub mod flood_guard;
 pub mod identity;
 pub mod known_peers;
+pub mod port_probe;
 pub mod private_file;
 pub mod raw;
 pub mod safety;

@@ -21,6 +21,9 @@ pub struct TrustPolicy {
 pub enum Verdict {
     /// Known, or pinned: go ahead.
     Known(String),
+    /// A known identity answering at an address it was not known at (a dynamic home IP, a
+    /// new port): go ahead, and move its entry to the new address.
+    Moved(KnownPeer),
     /// New, and new peers are accepted: go ahead and remember it once the call is up.
     New,
     /// New: ask the person at the terminal.
@@ -65,7 +68,9 @@ impl Refusal {
 }
 
 impl TrustPolicy {
-    /// The listener we called at `address` presented `presented`.
+    /// The listener we called at `address` presented `presented`. Peers are known by their
+    /// fingerprint, with the address as a hint: a known identity at a new address is the same
+    /// peer, but another identity at a known address is refused.
     pub fn judge_listener(&self, known: &KnownPeers, address: &str, presented: Fingerprint) -> Verdict {
         if let Some(verdict) = self.judge_pin(presented, address) {
             return verdict;
@@ -73,7 +78,10 @@ impl TrustPolicy {
         match known.by_address(address) {
             Some(peer) if peer.fingerprint == presented => Verdict::Known(peer.label().to_string()),
             Some(peer) => Verdict::Refuse(Refusal::Changed { known: peer.clone(), presented }),
-            None => self.new_peer(presented),
+            None => match known.by_fingerprint(&presented) {
+                Some(peer) => Verdict::Moved(peer.clone()),
+                None => self.new_peer(presented),
+            },
         }
     }
 
@@ -129,7 +137,7 @@ mod tests {
     }
 
     #[test]
-    fn listeners_are_known_by_address() {
+    fn listeners_are_checked_against_the_identity_known_at_their_address() {
         let (_dir, known) = known_with(&[("a:1", 1)]);
         let policy = TrustPolicy::default();
         assert_eq!(policy.judge_listener(&known, "a:1", Fingerprint([1; 32])), Verdict::Known("a:1".into()));
@@ -138,11 +146,25 @@ mod tests {
             Verdict::Refuse(Refusal::Changed { .. })
         ));
         assert!(matches!(
-            policy.judge_listener(&known, "b:1", Fingerprint([1; 32])),
+            policy.judge_listener(&known, "b:1", Fingerprint([3; 32])),
             Verdict::Refuse(Refusal::Unknown { .. })
         ));
         assert_eq!(policy.expected_listener(&known, "a:1"), Some(Fingerprint([1; 32])));
         assert_eq!(policy.expected_listener(&known, "b:1"), None);
+    }
+
+    #[test]
+    fn a_known_identity_at_a_new_address_has_moved_but_a_new_identity_at_a_known_address_is_refused() {
+        let (_dir, known) = known_with(&[("a:1", 1), (ANY_ADDRESS, 2)]);
+        let policy = TrustPolicy::default();
+        let Verdict::Moved(peer) = policy.judge_listener(&known, "b:9", Fingerprint([1; 32])) else { panic!() };
+        assert_eq!((peer.address.as_str(), peer.line), ("a:1", 1));
+        let Verdict::Moved(peer) = policy.judge_listener(&known, "c:9", Fingerprint([2; 32])) else { panic!() };
+        assert_eq!(peer.address, ANY_ADDRESS, "a peer that called us before is known wherever we call it");
+        assert!(matches!(
+            policy.judge_listener(&known, "a:1", Fingerprint([3; 32])),
+            Verdict::Refuse(Refusal::Changed { .. })
+        ));
     }
 
     #[test]
