@@ -44,6 +44,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         println!("{}", identity.fingerprint());
         return Ok(());
     }
+    if cli.reachability {
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+        for line in runtime.block_on(crate::reachability::report(cli.port_map.port_map)) {
+            println!("{line}");
+        }
+        return Ok(());
+    }
     if cli.list_devices {
         let fps = cli.media.fps.unwrap_or(30);
         let cameras = list_cameras(cli.media.size, fps)?;
@@ -147,7 +155,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let (listen, call, once) = (cli.listen_addr(), cli.call.clone(), options.once);
+    let (listen, call, once, port_map) = (cli.listen_addr(), cli.call.clone(), options.once, cli.port_map.methods());
     let raw_limits = cli.raw.raw.then(|| RawLimits {
         max_frame_bytes: cli.raw.max_frame_bytes(),
         picture: PictureLimits { max_width: cli.raw.raw_max_size.0, max_height: cli.raw.raw_max_size.1 },
@@ -161,12 +169,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let peer_run = async move {
         let quit_view = Arc::clone(&peer_view);
         tokio::spawn(async move {
-            // The first Ctrl-C hangs up (within a second, whatever the peer does); a second
-            // one does not wait for that.
-            if tokio::signal::ctrl_c().await.is_ok() {
+            // The first Ctrl-C (or SIGTERM) hangs up (within a second, whatever the peer
+            // does); a second one does not wait for that.
+            if interrupted_or_terminated().await {
                 quit_view.request_quit();
             }
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if interrupted_or_terminated().await {
                 eprintln!("chat: interrupted again: exiting now");
                 std::process::exit(INTERRUPTED_EXIT);
             }
@@ -174,7 +182,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         let result = match (listen, &call, raw_limits, trust) {
             (Some(addr), _, Some(limits), _) => raw::peer::listen(addr, ctx, limits, once).await,
             (None, Some(peer), Some(limits), _) => raw::peer::call(peer, ctx, limits, started).await,
-            (Some(addr), _, None, Some(trust)) => peer::listen(addr, trust, ctx, once).await,
+            (Some(addr), _, None, Some(trust)) => peer::listen(addr, trust, ctx, once, port_map).await,
             (None, Some(peer), None, Some(trust)) => peer::call(peer, trust, ctx, started).await,
             _ => unreachable!("clap requires a mode; QUIC has an identity"),
         };
@@ -200,6 +208,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     };
     drop(capture);
     result
+}
+
+/// Resolves on the first Ctrl-C, or SIGTERM where there is one: both hang up and leave
+/// cleanly (the router's port mapping removed). Whether a signal came.
+async fn interrupted_or_terminated() -> bool {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                interrupted = tokio::signal::ctrl_c() => interrupted.is_ok(),
+                terminated = terminate.recv() => terminated.is_some(),
+            };
+        }
+    }
+    tokio::signal::ctrl_c().await.is_ok()
 }
 
 /// What every call of this run does with sound.

@@ -119,9 +119,10 @@ impl CallContext {
         self.write_json(report);
     }
 
-    fn write_json(&self, report: &Report) {
+    /// Writes one line to `--stats-json`, if asked for.
+    pub fn write_json<T: serde::Serialize>(&self, value: &T) {
         if let Some(json) = &self.stats_json
-            && let Err(e) = json.lock().unwrap_or_else(|e| e.into_inner()).write(report)
+            && let Err(e) = json.lock().unwrap_or_else(|e| e.into_inner()).write(value)
         {
             tracing::warn!("--stats-json: {e}");
         }

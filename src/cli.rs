@@ -11,6 +11,7 @@ use crate::media::camera_buffer::PixelLayout;
 use crate::media::pattern;
 use crate::net::identity::Fingerprint;
 use crate::net::known_peers::check_name;
+use crate::net::port_map::{Method, Methods};
 
 /// The UDP (QUIC) port a listener uses unless told otherwise.
 pub const DEFAULT_PORT: u16 = 1254;
@@ -18,7 +19,7 @@ pub const DEFAULT_PORT: u16 = 1254;
 /// Peer-to-peer video calls over QUIC: `chat --listen` on one machine, `chat --call HOST` on the other.
 #[derive(Debug, Parser)]
 #[command(version, about, after_help = "Keys in the window: Esc or Q hangs up.\nLogs: RUST_LOG=debug chat ...")]
-#[command(group(ArgGroup::new("mode").required(true).args(["listen", "call", "fingerprint", "list_devices"])))]
+#[command(group(ArgGroup::new("mode").required(true).args(["listen", "call", "fingerprint", "list_devices", "reachability"])))]
 pub struct Cli {
     /// Wait for calls on ADDR: an IP, IP:PORT or a bare PORT [default: [::]:1254, IPv6 and IPv4 (0.0.0.0:1254 where the system has no IPv6); with --raw 127.0.0.1:1254]
     #[arg(long, value_name = "ADDR", num_args = 0..=1, value_parser = parse_listen_addr)]
@@ -36,6 +37,13 @@ pub struct Cli {
     #[arg(long)]
     pub list_devices: bool,
 
+    /// Show how callers can reach this machine (its addresses, whether the router maps ports, the public address), then exit
+    #[arg(long)]
+    pub reachability: bool,
+
+    #[command(flatten)]
+    pub port_map: PortMapOptions,
+
     #[command(flatten)]
     pub media: MediaOptions,
 
@@ -47,6 +55,35 @@ pub struct Cli {
 
     #[command(flatten)]
     pub raw: RawOptions,
+}
+
+/// Asking the router to forward the listening port.
+#[derive(Debug, clap::Args)]
+pub struct PortMapOptions {
+    /// How a listener asks the router to forward its port: auto (PCP, NAT-PMP and UPnP-IGD, the first that answers), pcp, nat-pmp or upnp
+    #[arg(long, value_name = "METHOD", default_value = "auto", value_parser = parse_port_map)]
+    pub port_map: Methods,
+
+    /// Do not ask the router to forward the listening port
+    #[arg(long, conflicts_with = "port_map")]
+    pub no_port_map: bool,
+}
+
+impl PortMapOptions {
+    /// The protocols to try, or `None` when mapping is off.
+    pub fn methods(&self) -> Option<Methods> {
+        (!self.no_port_map).then_some(self.port_map)
+    }
+}
+
+fn parse_port_map(text: &str) -> Result<Methods, String> {
+    Ok(match text {
+        "auto" => Methods::ALL,
+        "pcp" => Methods::only(Method::Pcp),
+        "nat-pmp" => Methods::only(Method::NatPmp),
+        "upnp" => Methods::only(Method::Upnp),
+        _ => return Err(format!("'{text}' is not a port mapping method: use auto, pcp, nat-pmp or upnp")),
+    })
 }
 
 /// Whom to accept.

@@ -29,5 +29,6 @@ pub mod media;
 pub mod net;
 pub mod peer;
 pub mod prompt;
+pub mod reachability;
 pub mod stats;
 pub mod view;

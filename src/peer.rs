@@ -18,10 +18,13 @@ use crate::net::admission::{Admission, AdmissionLimits, Decision};
 use crate::net::endpoint::{self, CONNECT_TIMEOUT, CloseCode, Ending, IDLE_TIMEOUT};
 use crate::net::identity::{Fingerprint, Identity};
 use crate::net::known_peers::{ANY_ADDRESS, KnownPeer, KnownPeers};
+use crate::net::port_map::Methods;
+use crate::net::port_map_keeper::{Event as PortMapEvent, PortMapKeeper};
 use crate::net::port_probe::{self, PortProbe};
 use crate::net::safety::safety_code;
 use crate::net::trust::{TrustPolicy, Verdict};
 use crate::prompt::Answer;
+use crate::reachability;
 use crate::view::View;
 
 /// What a finished call means for the user.
@@ -261,7 +264,13 @@ async fn answer(caller: Accepted, ctx: Arc<CallContext>, trust: Arc<Trust>) -> a
 /// Connection attempts are vetted side by side (address proven by Retry, handshake, trust
 /// decision), and only a caller that passed all three takes the one call slot; while a call
 /// is on, another vetted caller is told it is busy.
-pub async fn listen(addr: SocketAddr, trust: Arc<Trust>, ctx: Arc<CallContext>, once: bool) -> anyhow::Result<()> {
+pub async fn listen(
+    addr: SocketAddr,
+    trust: Arc<Trust>,
+    ctx: Arc<CallContext>,
+    once: bool,
+    port_map: Option<Methods>,
+) -> anyhow::Result<()> {
     let endpoint = endpoint::listener(addr, &trust.identity)?;
     let local = endpoint.local_addr().context("reading the listening address")?;
     println!(
@@ -269,6 +278,20 @@ pub async fn listen(addr: SocketAddr, trust: Arc<Trust>, ctx: Arc<CallContext>, 
         endpoint::families(local),
         trust.identity.fingerprint()
     );
+    if let Some(line) = reachability::ipv6_line(local) {
+        println!("{line}");
+    }
+    let keeper = port_map.filter(|_| reachability::wants_port_map(local)).map(|methods| {
+        let ctx = Arc::clone(&ctx);
+        PortMapKeeper::start(local.port(), methods, move |event| {
+            let (line, json) = reachability::port_map_line(&event, local.port());
+            match event {
+                PortMapEvent::Lost(_) => eprintln!("chat: {line}"),
+                _ => println!("{line}"),
+            }
+            ctx.write_json(&json);
+        })
+    });
     ctx.view.set_headline(format!("waiting for a call on {local}"));
     let mut admission = Admission::new(HANDSHAKE_LIMITS);
     let mut vetting = tokio::task::JoinSet::new();
@@ -331,6 +354,11 @@ pub async fn listen(addr: SocketAddr, trust: Arc<Trust>, ctx: Arc<CallContext>, 
     };
     vetting.abort_all();
     close_gracefully(&endpoint).await;
+    if let Some(keeper) = keeper
+        && let Some(removed) = keeper.stop().await
+    {
+        println!("{}", reachability::removed_line(&removed));
+    }
     result
 }
 

@@ -509,8 +509,9 @@ impl JsonLines {
         Ok(Self { out: std::io::BufWriter::new(std::fs::File::create(path)?) })
     }
 
-    pub fn write(&mut self, report: &Report) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.out, report)?;
+    /// Writes one object as one line: a second's figures, the summary, or an event.
+    pub fn write<T: serde::Serialize>(&mut self, value: &T) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.out, value)?;
         self.out.write_all(b"\n")?;
         self.out.flush()
     }

@@ -1,0 +1,335 @@
+//! Asking the home router to forward the listener's UDP port, so that callers outside can
+//! reach it: PCP (falling back to NAT-PMP, which the same port serves) and UPnP-IGD are
+//! asked side by side and the first mapping is kept; it is renewed at half its lease and
+//! removed on exit.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+use super::gateway::default_gateway;
+use super::router_exchange::{ExchangeError, Reading, RouterSocket};
+use super::upnp::{self, UpnpRouter};
+use super::{nat_pmp, pcp};
+
+/// The lease asked for. Short, so that a mapping left behind by a crash goes soon; renewed
+/// at half.
+pub const LEASE: Duration = Duration::from_secs(600);
+
+/// A port mapping protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Method {
+    #[serde(rename = "PCP")]
+    Pcp,
+    #[serde(rename = "NAT-PMP")]
+    NatPmp,
+    #[serde(rename = "UPnP-IGD")]
+    Upnp,
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Pcp => "PCP",
+            Self::NatPmp => "NAT-PMP",
+            Self::Upnp => "UPnP-IGD",
+        })
+    }
+}
+
+/// Which protocols to try.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Methods {
+    pub pcp: bool,
+    pub nat_pmp: bool,
+    pub upnp: bool,
+}
+
+impl Methods {
+    pub const ALL: Self = Self { pcp: true, nat_pmp: true, upnp: true };
+
+    pub fn only(method: Method) -> Self {
+        Self { pcp: method == Method::Pcp, nat_pmp: method == Method::NatPmp, upnp: method == Method::Upnp }
+    }
+}
+
+/// How the router is held to the mapping, for renewing and removing it.
+#[derive(Clone, Debug)]
+enum Grant {
+    Pcp { nonce: [u8; 12] },
+    NatPmp,
+    Upnp(UpnpRouter),
+}
+
+/// A port the router forwards to this machine.
+#[derive(Clone, Debug)]
+pub struct Mapping {
+    pub method: Method,
+    /// Where callers outside reach us.
+    pub external: SocketAddrV4,
+    /// Where the router sends them: this machine's LAN address and the listening port.
+    pub internal: SocketAddrV4,
+    pub gateway: Ipv4Addr,
+    /// How long the router keeps it unless renewed (zero: until removed).
+    pub lifetime: Duration,
+    grant: Grant,
+}
+
+/// Why one protocol gave no mapping.
+#[derive(Debug, thiserror::Error)]
+#[error("{method}: {reason}")]
+pub struct MethodFailure {
+    pub method: Method,
+    pub reason: String,
+}
+
+/// Why no protocol gave a mapping.
+#[derive(Debug, thiserror::Error)]
+pub enum PortMapError {
+    #[error("this machine has no IPv4 default route, so no router to ask")]
+    NoGateway,
+    #[error("{}", failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Failed { gateway: Ipv4Addr, local: Option<Ipv4Addr>, failures: Vec<MethodFailure> },
+}
+
+/// Asks the default router to forward UDP `port` here, by every protocol in `methods`;
+/// the first to succeed wins. A protocol that succeeds after the winner has its mapping
+/// removed again.
+pub async fn map(port: u16, methods: Methods) -> Result<Mapping, PortMapError> {
+    let gateway = default_gateway().ok_or(PortMapError::NoGateway)?;
+    let local = super::gateway::local_address_towards(gateway).ok();
+    let mut chains = tokio::task::JoinSet::new();
+    if methods.pcp || methods.nat_pmp {
+        chains.spawn(map_pcp_or_nat_pmp(gateway, port, methods));
+    }
+    if methods.upnp
+        && let Some(local) = local
+    {
+        chains.spawn(async move { map_upnp(gateway, local, port).await.map_err(|e| vec![e]) });
+    }
+    let mut failures = Vec::new();
+    while let Some(joined) = chains.join_next().await {
+        match joined {
+            Ok(Ok(mapping)) => {
+                // The others finish on their own; what they map is removed.
+                let mut rest = std::mem::take(&mut chains);
+                tokio::spawn(async move {
+                    while let Some(late) = rest.join_next().await {
+                        if let Ok(Ok(extra)) = late {
+                            let _ = extra.release().await;
+                        }
+                    }
+                });
+                return Ok(mapping);
+            }
+            Ok(Err(mut failed)) => failures.append(&mut failed),
+            Err(e) => tracing::warn!("a port mapping task failed: {e}"),
+        }
+    }
+    Err(PortMapError::Failed { gateway, local, failures })
+}
+
+/// Asks each protocol of `methods` on its own, one after another, and removes what each
+/// maps: what `chat --reachability` shows.
+pub async fn try_each(port: u16, methods: Methods) -> Result<Vec<Result<Mapping, MethodFailure>>, PortMapError> {
+    let gateway = default_gateway().ok_or(PortMapError::NoGateway)?;
+    let mut results = Vec::new();
+    for method in [Method::Pcp, Method::NatPmp, Method::Upnp] {
+        if !methods_include(methods, method) {
+            continue;
+        }
+        let result = match method {
+            Method::Upnp => match super::gateway::local_address_towards(gateway) {
+                Ok(local) => map_upnp(gateway, local, port).await,
+                Err(e) => Err(MethodFailure { method, reason: e.to_string() }),
+            },
+            _ => map_pcp_or_nat_pmp(gateway, port, Methods::only(method)).await.map_err(|mut f| f.remove(0)),
+        };
+        if let Ok(mapping) = &result
+            && let Err(e) = mapping.clone().release().await
+        {
+            tracing::info!("removing the trial mapping: {e}");
+        }
+        results.push(result);
+    }
+    Ok(results)
+}
+
+fn methods_include(methods: Methods, method: Method) -> bool {
+    match method {
+        Method::Pcp => methods.pcp,
+        Method::NatPmp => methods.nat_pmp,
+        Method::Upnp => methods.upnp,
+    }
+}
+
+/// PCP first; NAT-PMP if PCP is off, unanswered or not spoken (both share port 5351, so
+/// they are asked in turn rather than at once).
+async fn map_pcp_or_nat_pmp(gateway: Ipv4Addr, port: u16, methods: Methods) -> Result<Mapping, Vec<MethodFailure>> {
+    let mut failures = Vec::new();
+    if methods.pcp {
+        match map_pcp(gateway, port).await {
+            Ok(mapping) => return Ok(mapping),
+            Err(failure) => failures.push(failure),
+        }
+    }
+    if methods.nat_pmp {
+        match map_nat_pmp(gateway, port).await {
+            Ok(mapping) => return Ok(mapping),
+            Err(failure) => failures.push(failure),
+        }
+    }
+    Err(failures)
+}
+
+async fn map_pcp(gateway: Ipv4Addr, port: u16) -> Result<Mapping, MethodFailure> {
+    let fail = |reason: String| MethodFailure { method: Method::Pcp, reason };
+    let socket = RouterSocket::open(gateway).await.map_err(|e| fail(e.to_string()))?;
+    let mut nonce = [0u8; 12];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
+        .map_err(|_| fail("no random numbers for the nonce".into()))?;
+    let mut mapping = Mapping {
+        method: Method::Pcp,
+        external: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port),
+        internal: SocketAddrV4::new(socket.local_ip(), port),
+        gateway,
+        lifetime: LEASE,
+        grant: Grant::Pcp { nonce },
+    };
+    mapping.ask_pcp(&socket, nonce, LEASE).await.map_err(fail)?;
+    Ok(mapping)
+}
+
+async fn map_nat_pmp(gateway: Ipv4Addr, port: u16) -> Result<Mapping, MethodFailure> {
+    let fail = |reason: String| MethodFailure { method: Method::NatPmp, reason };
+    let socket = RouterSocket::open(gateway).await.map_err(|e| fail(e.to_string()))?;
+    let mut mapping = Mapping {
+        method: Method::NatPmp,
+        external: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port),
+        internal: SocketAddrV4::new(socket.local_ip(), port),
+        gateway,
+        lifetime: LEASE,
+        grant: Grant::NatPmp,
+    };
+    mapping.ask_nat_pmp(&socket, LEASE).await.map_err(fail)?;
+    let address = socket
+        .ask(&nat_pmp::external_address_request(), |answer| match nat_pmp::parse_answer(answer) {
+            Ok(nat_pmp::Answer::ExternalAddress(ip)) => Reading::Done(ip),
+            Ok(other) => Reading::Bad(format!("answered {other:?} to the address request")),
+            Err(nat_pmp::NatPmpError::Refused(reason)) => Reading::Refused(format!("the router refused: {reason}")),
+            Err(e) => Reading::Bad(e.to_string()),
+        })
+        .await
+        .map_err(|e| fail(format!("its external address: {}", describe(e))))?;
+    mapping.external.set_ip(address);
+    Ok(mapping)
+}
+
+async fn map_upnp(gateway: Ipv4Addr, local: Ipv4Addr, port: u16) -> Result<Mapping, MethodFailure> {
+    let lease_s = LEASE.as_secs() as u32;
+    let grant =
+        upnp::map(local, port, lease_s).await.map_err(|reason| MethodFailure { method: Method::Upnp, reason })?;
+    Ok(Mapping {
+        method: Method::Upnp,
+        external: grant.external,
+        internal: SocketAddrV4::new(local, port),
+        gateway,
+        lifetime: Duration::from_secs(grant.lease_s.into()),
+        grant: Grant::Upnp(grant.router),
+    })
+}
+
+impl Mapping {
+    /// Asks the router again for the same mapping, for another lease.
+    pub async fn renew(&mut self) -> Result<(), String> {
+        match self.grant.clone() {
+            Grant::Pcp { nonce } => {
+                let socket = RouterSocket::open(self.gateway).await.map_err(|e| e.to_string())?;
+                self.ask_pcp(&socket, nonce, LEASE).await
+            }
+            Grant::NatPmp => {
+                let socket = RouterSocket::open(self.gateway).await.map_err(|e| e.to_string())?;
+                self.ask_nat_pmp(&socket, LEASE).await
+            }
+            Grant::Upnp(router) => {
+                let lease_s = LEASE.as_secs() as u32;
+                let renewal = router.forward(*self.internal.ip(), self.internal.port(), self.external.port(), lease_s);
+                let (port, lease_s) = tokio::time::timeout(upnp::UPNP_TIMEOUT, renewal)
+                    .await
+                    .map_err(|_| format!("no answer within {} s", upnp::UPNP_TIMEOUT.as_secs()))??;
+                self.external.set_port(port);
+                self.lifetime = Duration::from_secs(lease_s.into());
+                Ok(())
+            }
+        }
+    }
+
+    /// Asks the router to remove the mapping.
+    pub async fn release(self) -> Result<(), String> {
+        match &self.grant {
+            Grant::Pcp { nonce } => {
+                let socket = RouterSocket::open(self.gateway).await.map_err(|e| e.to_string())?;
+                let mut gone = self.clone();
+                gone.ask_pcp(&socket, *nonce, Duration::ZERO).await
+            }
+            Grant::NatPmp => {
+                let socket = RouterSocket::open(self.gateway).await.map_err(|e| e.to_string())?;
+                let request = nat_pmp::map_request(self.internal.port(), 0, 0);
+                socket.ask(&request, read_nat_pmp_map).await.map(|_| ()).map_err(describe)
+            }
+            Grant::Upnp(router) => router.remove(self.external.port()).await,
+        }
+    }
+
+    /// One PCP MAP exchange (lifetime 0 deletes); takes what the router granted.
+    async fn ask_pcp(&mut self, socket: &RouterSocket, nonce: [u8; 12], lease: Duration) -> Result<(), String> {
+        let suggested = if self.external.ip().is_unspecified() { self.internal.port() } else { self.external.port() };
+        let request =
+            pcp::map_request(socket.local_ip(), nonce, self.internal.port(), suggested, lease.as_secs() as u32);
+        let mapped = socket
+            .ask(&request, |answer| match pcp::parse_map_answer(answer, &nonce) {
+                Ok(mapped) => Reading::Done(mapped),
+                Err(pcp::PcpError::Refused(reason)) => Reading::Refused(format!("the router refused: {reason}")),
+                Err(pcp::PcpError::Version(0)) => Reading::Refused("the router speaks NAT-PMP, not PCP".into()),
+                Err(e) => Reading::Bad(e.to_string()),
+            })
+            .await
+            .map_err(describe)?;
+        if lease.is_zero() {
+            return Ok(());
+        }
+        let Some(external_ip) = mapped.external_ip.to_ipv4_mapped() else {
+            return Err(format!("the router gave an IPv6 external address ({})", mapped.external_ip));
+        };
+        self.external = SocketAddrV4::new(external_ip, mapped.external_port);
+        self.lifetime = Duration::from_secs(mapped.lifetime_s.into());
+        Ok(())
+    }
+
+    /// One NAT-PMP mapping exchange; takes the port and lease the router granted.
+    async fn ask_nat_pmp(&mut self, socket: &RouterSocket, lease: Duration) -> Result<(), String> {
+        let suggested = self.external.port();
+        let request = nat_pmp::map_request(self.internal.port(), suggested, lease.as_secs() as u32);
+        let (external_port, lifetime_s) = socket.ask(&request, read_nat_pmp_map).await.map_err(describe)?;
+        self.external.set_port(external_port);
+        self.lifetime = Duration::from_secs(lifetime_s.into());
+        Ok(())
+    }
+}
+
+fn read_nat_pmp_map(answer: &[u8]) -> Reading<(u16, u32)> {
+    match nat_pmp::parse_answer(answer) {
+        Ok(nat_pmp::Answer::Mapped { external_port, lifetime_s, .. }) => Reading::Done((external_port, lifetime_s)),
+        Ok(other) => Reading::Bad(format!("answered {other:?} to a mapping request")),
+        Err(nat_pmp::NatPmpError::Refused(reason)) => Reading::Refused(format!("the router refused: {reason}")),
+        Err(e) => Reading::Bad(e.to_string()),
+    }
+}
+
+/// An exchange's failure, as a reason for the user.
+fn describe(error: ExchangeError) -> String {
+    match error {
+        ExchangeError::Bad(reason) => format!("the router's answer is not valid ({reason})"),
+        other => other.to_string(),
+    }
+}
