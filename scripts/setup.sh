@@ -23,6 +23,9 @@ packages=(
   libasound2-plugins  # ALSA's pulse plugin, which cpal reaches PulseAudio through
   iproute2        # ip and tc: the network namespaces and tbf links of tests/links.rs (run as root)
   python3-matplotlib  # scripts/plot_stats: --stats-json files as charts (for /usr/bin/python3)
+  nftables        # the home router's NAT in the reachability tests (tests/reach.rs, as root)
+  miniupnpd-nftables  # a real router answering PCP, NAT-PMP and UPnP-IGD in those tests
+  miniupnpc       # upnpc, to check the test router by hand
 )
 # Anything else a caller needs (scripts/bench.sh asks for ffmpeg).
 packages+=("$@")

@@ -37,12 +37,23 @@ pub fn ipv6_line(local: SocketAddr) -> Option<String> {
 pub fn port_map_line(event: &Event, port: u16) -> (String, serde_json::Value) {
     match event {
         Event::Mapped { mapping, took } => (
-            format!(
-                "reachable from the internet at {} (port mapped by the router, {}, in {:.1} s)",
-                mapping.external,
-                mapping.method,
-                took.as_secs_f64()
-            ),
+            if behind_another_nat(*mapping.external.ip()) {
+                format!(
+                    "the router forwards {} to this machine ({}, in {:.1} s), but its own address is private: \
+                     another NAT (the provider's) is beyond it, so callers outside still cannot reach you; use \
+                     IPv6, or call them instead",
+                    mapping.external,
+                    mapping.method,
+                    took.as_secs_f64()
+                )
+            } else {
+                format!(
+                    "reachable from the internet at {} (port mapped by the router, {}, in {:.1} s)",
+                    mapping.external,
+                    mapping.method,
+                    took.as_secs_f64()
+                )
+            },
             serde_json::json!({ "reachability": {
                 "port_map": mapping.method,
                 "public_address": mapping.external.to_string(),
@@ -67,6 +78,13 @@ pub fn port_map_line(event: &Event, port: u16) -> (String, serde_json::Value) {
             serde_json::json!({ "reachability": { "port_map": null, "reason": reason } }),
         ),
     }
+}
+
+/// Whether a router's external address is itself behind a NAT: private, or the carriers'
+/// shared range 100.64.0.0/10.
+pub fn behind_another_nat(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    ip.is_private() || (a == 100 && (64..128).contains(&b))
 }
 
 /// What a listener says when no router maps its port.
@@ -150,6 +168,11 @@ pub async fn report(methods: Methods) -> Vec<String> {
         });
     }
     lines.push(match working {
+        Some(mapping) if behind_another_nat(*mapping.external.ip()) => format!(
+            "the router maps ports, but its own address {} is private: another NAT (the provider's) is beyond it, \
+             so callers outside cannot reach a listener here; use IPv6, or call them instead",
+            mapping.external.ip()
+        ),
         Some(mapping) => format!(
             "callers outside reach `chat --listen` here at {}:{} (it maps the port by {}); asked in {:.1} s",
             mapping.external.ip(),
@@ -175,6 +198,13 @@ mod tests {
         let wants = |s: &str| wants_port_map(s.parse().unwrap());
         assert!(wants("[::]:1254") && wants("0.0.0.0:1254") && wants("192.168.1.20:1254") && wants("10.0.0.2:1"));
         assert!(!wants("127.0.0.1:1254") && !wants("[::1]:1254") && !wants("203.0.113.5:1254"));
+    }
+
+    #[test]
+    fn a_router_behind_a_carriers_nat_is_told_from_one_on_the_internet() {
+        let nat = |s: &str| behind_another_nat(s.parse().unwrap());
+        assert!(nat("100.64.0.1") && nat("100.127.255.1") && nat("192.168.0.1") && nat("10.1.2.3"));
+        assert!(!nat("100.128.0.1") && !nat("11.77.0.1") && !nat("203.0.113.5"));
     }
 
     #[test]

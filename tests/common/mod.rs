@@ -5,6 +5,7 @@
 
 pub mod hostile;
 pub mod link;
+pub mod nat;
 pub mod netns;
 pub mod pulse;
 pub mod relay;

@@ -187,7 +187,8 @@ fn index(side: Side) -> usize {
     }
 }
 
-fn check_available() -> Result<(), NetnsError> {
+/// Whether this machine can build namespaces: root, with iproute2's `ip` and `tc`.
+pub fn check_available() -> Result<(), NetnsError> {
     let uid = rustix::process::geteuid().as_raw();
     if uid != 0 {
         return Err(NetnsError::NotRoot(uid));
@@ -201,7 +202,7 @@ fn check_available() -> Result<(), NetnsError> {
 }
 
 /// Runs a command to completion; its stdout, or what it said on failure.
-fn run(program: &str, args: &[&str]) -> Result<String, NetnsError> {
+pub fn run(program: &str, args: &[&str]) -> Result<String, NetnsError> {
     let command = format!("{program} {}", args.join(" "));
     let output = Command::new(program)
         .args(args)
