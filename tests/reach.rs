@@ -36,16 +36,23 @@ fn a_default_listener_takes_calls_over_ipv6_and_ipv4_on_one_port() {
     let (mut a, port) = listen_on(dir.path(), "a", "0", peer_args_with(dir.path(), "a", &["--no-port-map"]));
     let line = a.wait_for_line("listening on", Duration::from_secs(1));
     assert!(line.starts_with(&format!("listening on [::]:{port} (UDP, IPv6 and IPv4)")), "{line}");
-    for (n, target) in [format!("[::1]:{port}"), format!("127.0.0.1:{port}")].iter().enumerate() {
-        let name = format!("b{n}");
-        let mut b = call(dir.path(), &name, target, peer_args_with(dir.path(), &name, &["--duration", "2"]));
-        assert!(b.expect_exit(Duration::from_secs(20)).success(), "{}", b.describe());
-        assert!(b.stdout().contains("received"), "{}", b.describe());
+    let (v6, v4) = (format!("[::1]:{port}"), format!("127.0.0.1:{port}"));
+    let mut b = call(dir.path(), "b", &v6, peer_args_with(dir.path(), "b", &["--duration", "3"]));
+    a.wait_for_line("call from [::1]:", Duration::from_secs(10));
+    // An IPv4 caller meanwhile is told, through the same socket, that the listener is busy.
+    let mut busy = call(dir.path(), "busy", &v4, peer_args(dir.path(), "busy"));
+    assert!(!busy.expect_exit(Duration::from_secs(15)).success(), "{}", busy.describe());
+    assert!(busy.stderr().contains("is busy in another call"), "{}", busy.describe());
+    assert!(b.expect_exit(Duration::from_secs(20)).success(), "{}", b.describe());
+    let mut c = call(dir.path(), "c", &v4, peer_args_with(dir.path(), "c", &["--duration", "2"]));
+    assert!(c.expect_exit(Duration::from_secs(20)).success(), "{}", c.describe());
+    for caller in [&b, &c] {
+        assert!(caller.stdout().contains("received"), "{}", caller.describe());
     }
     // An IPv4 caller is shown as people write its address, not IPv4-mapped.
     let out = a.stdout();
-    assert!(out.contains("call from [::1]:") && out.contains("call from 127.0.0.1:"), "{}", a.describe());
-    assert!(!out.contains("::ffff:"), "{}", a.describe());
+    assert!(out.contains("call from 127.0.0.1:"), "{}", a.describe());
+    assert!(out.contains("refused a call from 127.0.0.1:") && !out.contains("::ffff:"), "{}", a.describe());
     a.signal("INT");
     assert!(a.expect_exit(Duration::from_secs(5)).success(), "{}", a.describe());
 }
@@ -207,7 +214,9 @@ fn each_mapping_protocol_lets_a_caller_outside_through_and_the_mapping_goes_when
         [("pcp", "PCP", None), ("nat-pmp", "NAT-PMP", Some("INT")), ("upnp", "UPnP-IGD", Some("TERM"))]
     {
         let once: &[&str] = if ending.is_none() { &["--once"] } else { &[] };
-        let mut a = listen_at_home(&bed, dir.path(), &format!("a-{method}"), &[&["--port-map", method], once].concat());
+        let json = dir.path().join(format!("a-{method}.json"));
+        let options = ["--port-map", method, "--stats-json", json.to_str().unwrap()];
+        let mut a = listen_at_home(&bed, dir.path(), &format!("a-{method}"), &[&options[..], once].concat());
         let line = a.wait_for_line("reachable from the internet", Duration::from_secs(10));
         let expected = format!(
             "reachable from the internet at {}:{PORT} (port mapped by the router, {name}, in ",
@@ -235,6 +244,11 @@ fn each_mapping_protocol_lets_a_caller_outside_through_and_the_mapping_goes_when
             "{}",
             a.describe()
         );
+        let stats = std::fs::read_to_string(&json).unwrap();
+        let reachability: serde_json::Value =
+            serde_json::from_str(stats.lines().find(|l| l.contains("reachability")).expect(&stats)).unwrap();
+        assert_eq!(reachability["reachability"]["port_map"], name, "{stats}");
+        assert_eq!(reachability["reachability"]["public_address"], format!("{}:{PORT}", bed.wan_address()));
         let gone = bed.wait_for_mappings(Duration::from_secs(2), |m| m.is_empty());
         assert!(gone.is_ok(), "{method}: {gone:?}\n{}", bed.describe());
     }

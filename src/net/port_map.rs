@@ -88,8 +88,21 @@ pub struct MethodFailure {
 pub enum PortMapError {
     #[error("this machine has no IPv4 default route, so no router to ask")]
     NoGateway,
-    #[error("{}", failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    #[error("{}", summarize(failures))]
     Failed { gateway: Ipv4Addr, local: Option<Ipv4Addr>, failures: Vec<MethodFailure> },
+}
+
+/// The failures in one line, protocols that failed alike named together: "PCP and
+/// NAT-PMP: nothing listens on ...; UPnP-IGD: ...".
+fn summarize(failures: &[MethodFailure]) -> String {
+    let mut groups: Vec<(Vec<String>, &str)> = Vec::new();
+    for failure in failures {
+        match groups.iter_mut().find(|(_, reason)| *reason == failure.reason) {
+            Some((methods, _)) => methods.push(failure.method.to_string()),
+            None => groups.push((vec![failure.method.to_string()], &failure.reason)),
+        }
+    }
+    groups.iter().map(|(methods, reason)| format!("{}: {reason}", methods.join(" and "))).collect::<Vec<_>>().join("; ")
 }
 
 /// Asks the default router to forward UDP `port` here, by every protocol in `methods`;
@@ -331,5 +344,28 @@ fn describe(error: ExchangeError) -> String {
     match error {
         ExchangeError::Bad(reason) => format!("the router's answer is not valid ({reason})"),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocols_that_failed_alike_are_named_together() {
+        let failure = |method, reason: &str| MethodFailure { method, reason: reason.into() };
+        let error = PortMapError::Failed {
+            gateway: Ipv4Addr::new(192, 168, 1, 1),
+            local: None,
+            failures: vec![
+                failure(Method::Pcp, "nothing listens on 192.168.1.1:5351"),
+                failure(Method::NatPmp, "nothing listens on 192.168.1.1:5351"),
+                failure(Method::Upnp, "no router answered the search"),
+            ],
+        };
+        assert_eq!(
+            error.to_string(),
+            "PCP and NAT-PMP: nothing listens on 192.168.1.1:5351; UPnP-IGD: no router answered the search"
+        );
     }
 }
