@@ -47,7 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.reachability {
         let runtime =
             tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
-        for line in runtime.block_on(crate::reachability::report(cli.port_map.port_map)) {
+        for line in runtime.block_on(crate::reachability::report(cli.port_map.methods())) {
             println!("{line}");
         }
         return Ok(());

@@ -214,7 +214,7 @@ async fn vet_caller(
     })?;
     let (remember, announcement) = match trust.policy.judge_caller(&known, presented) {
         Verdict::Known(label) => (false, format!("call from {remote} ({label}), fingerprint {presented}")),
-        Verdict::Moved(peer) => (false, format!("call from {remote} ({}), fingerprint {presented}", peer.label())),
+        Verdict::Moved(_) => unreachable!("callers are known by their fingerprint alone"),
         Verdict::New => {
             (true, format!("call from {remote}: new peer, fingerprint {presented}, accepted (--accept-new)"))
         }
@@ -281,7 +281,15 @@ pub async fn listen(
     if let Some(line) = reachability::ipv6_line(local) {
         println!("{line}");
     }
-    let keeper = port_map.filter(|_| reachability::wants_port_map(local)).map(|methods| {
+    let port_map = port_map.filter(|_| reachability::wants_port_map(local));
+    let public = port_map.and_then(|_| reachability::public_ipv4());
+    if let Some(ip) = public {
+        println!(
+            "reachable from the internet at {ip}:{} (this machine's own address: no mapping needed)",
+            local.port()
+        );
+    }
+    let keeper = port_map.filter(|_| public.is_none()).map(|methods| {
         let ctx = Arc::clone(&ctx);
         PortMapKeeper::start(local.port(), methods, move |event| {
             let (line, json) = reachability::port_map_line(&event, local.port());
@@ -319,7 +327,10 @@ pub async fn listen(
                 }
             }
             Some(vetted) = vetting.join_next() => {
-                let (source, vetted) = vetted.context("vetting a caller failed")?;
+                let (source, vetted) = match vetted.context("vetting a caller failed") {
+                    Ok(vetted) => vetted,
+                    Err(e) => break Err(e),
+                };
                 admission.finished(source);
                 match vetted {
                     Err(NoCall::Said(reason)) => eprintln!("chat: {reason}"),
@@ -338,7 +349,10 @@ pub async fn listen(
                 active = None;
                 in_call.store(false, Ordering::Relaxed);
                 ctx.view.set_headline(format!("waiting for a call on {local}"));
-                let result = finished.context("call task failed")?;
+                let result = match finished {
+                    Ok(result) => result,
+                    Err(e) => break Err(anyhow::Error::new(e).context("call task failed")),
+                };
                 if once {
                     break result;
                 }
@@ -355,9 +369,9 @@ pub async fn listen(
     vetting.abort_all();
     close_gracefully(&endpoint).await;
     if let Some(keeper) = keeper
-        && let Some(removed) = keeper.stop().await
+        && let Some((mapping, removed)) = keeper.stop().await
     {
-        println!("{}", reachability::removed_line(&removed));
+        println!("{}", reachability::removed_line(&mapping, &removed));
     }
     result
 }
@@ -430,6 +444,7 @@ pub async fn call(
             )
         }
     };
+    drop(probe);
     let conn = match conn {
         Err(_) => return Err(no_answer()),
         Ok(Err(quinn::ConnectionError::TimedOut)) => return Err(no_answer()),

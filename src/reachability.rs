@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 use crate::net::gateway::{self, is_global_ipv6};
-use crate::net::port_map::{self, LEASE, Mapping, MethodFailure, Methods, PortMapError};
+use crate::net::port_map::{self, Mapping, MethodFailure, Methods, PortMapError};
 use crate::net::port_map_keeper::Event;
 
 /// Whether a listener on `local` should ask the router for a port mapping: on every
@@ -87,6 +87,23 @@ pub fn behind_another_nat(ip: Ipv4Addr) -> bool {
     ip.is_private() || (a == 100 && (64..128).contains(&b))
 }
 
+/// What to do when no router maps the port.
+fn no_mapping_advice(port: u16, here: &str) -> String {
+    format!(
+        "behind a router that does not map ports: callers outside your network cannot reach you; forward UDP {port} \
+         to {here} on the router, or call them instead"
+    )
+}
+
+/// This machine's own address towards its router, when that address is public: callers
+/// reach it with no mapping (a server, or a modem that hands the public address on).
+pub fn public_ipv4() -> Option<Ipv4Addr> {
+    let local = gateway::local_address_towards(gateway::default_gateway()?).ok()?;
+    let [a, b, ..] = local.octets();
+    let special = local.is_loopback() || local.is_link_local() || local.is_unspecified() || (a == 192 && b == 0);
+    (!special && !behind_another_nat(local)).then_some(local)
+}
+
 /// What a listener says when no router maps its port.
 fn not_mapped_line(error: &PortMapError, port: u16) -> String {
     match error {
@@ -95,28 +112,30 @@ fn not_mapped_line(error: &PortMapError, port: u16) -> String {
             .into(),
         PortMapError::Failed { gateway, local, .. } => {
             let here = local.map_or_else(|| "this machine".to_string(), |ip| ip.to_string());
-            format!(
-                "behind a router that does not map ports: callers outside your network cannot reach you; forward \
-                 UDP {port} to {here} on the router, or call them instead (router {gateway}: {error})"
-            )
+            format!("{} (router {gateway}: {error})", no_mapping_advice(port, &here))
         }
     }
 }
 
-/// The line for a mapping removed at exit.
-pub fn removed_line(result: &Result<Mapping, String>) -> String {
-    match result {
-        Ok(mapping) => format!("removed the port mapping {} from the router ({})", mapping.external, mapping.method),
+/// The line for a mapping removed at exit, or left to expire.
+pub fn removed_line(mapping: &Mapping, removed: &Result<(), String>) -> String {
+    match removed {
+        Ok(()) => format!("removed the port mapping {} from the router ({})", mapping.external, mapping.method),
+        Err(reason) if mapping.lifetime.is_zero() => format!(
+            "could not remove the port mapping {} ({reason}); it stays on the router until removed there",
+            mapping.external
+        ),
         Err(reason) => format!(
-            "could not remove the port mapping ({reason}); the router drops it within {} min",
-            LEASE.as_secs() / 60
+            "could not remove the port mapping {} ({reason}); the router drops it within {} s",
+            mapping.external,
+            mapping.lifetime.as_secs()
         ),
     }
 }
 
 /// `chat --reachability`: this machine's addresses, its router and what each mapping
 /// protocol answers, and a verdict. Trial mappings are removed at once.
-pub async fn report(methods: Methods) -> Vec<String> {
+pub async fn report(methods: Option<Methods>) -> Vec<String> {
     let mut lines = Vec::new();
     let addresses = gateway::local_addresses();
     let listed: Vec<String> = addresses.iter().map(|(name, ip)| format!("{ip} ({name})")).collect();
@@ -145,6 +164,10 @@ pub async fn report(methods: Methods) -> Vec<String> {
     if here.parse::<Ipv4Addr>().is_ok_and(|ip| !ip.is_private() && !ip.is_loopback()) {
         lines.push(format!("this machine has a public IPv4 address ({here}): callers reach it with no mapping"));
     }
+    let Some(methods) = methods else {
+        lines.push("port mapping: not asked (--no-port-map)".into());
+        return lines;
+    };
     // A port nobody uses, so no running listener's mapping is touched.
     let port = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
         .and_then(|s| s.local_addr())
@@ -174,17 +197,12 @@ pub async fn report(methods: Methods) -> Vec<String> {
             mapping.external.ip()
         ),
         Some(mapping) => format!(
-            "callers outside reach `chat --listen` here at {}:{} (it maps the port by {}); asked in {:.1} s",
+            "callers outside reach `chat --listen` here at {} (the router maps its port by {}); asked in {:.1} s",
             mapping.external.ip(),
-            crate::cli::DEFAULT_PORT,
             mapping.method,
             started.elapsed().as_secs_f64()
         ),
-        None => format!(
-            "behind a router that does not map ports: callers outside your network cannot reach you; forward UDP \
-             {} to {here} on the router, or call them instead",
-            crate::cli::DEFAULT_PORT
-        ),
+        None => no_mapping_advice(crate::cli::DEFAULT_PORT, &here),
     });
     lines
 }

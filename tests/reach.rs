@@ -29,21 +29,34 @@ fn call(dir: &std::path::Path, name: &str, target: &str, args: Vec<String>) -> P
     Peer::start(name, dir, &strs(&args))
 }
 
+/// Whether this machine has IPv6 loopback; says why the test skips if not.
+fn has_ipv6() -> bool {
+    let has = std::net::UdpSocket::bind("[::1]:0").is_ok();
+    if !has {
+        eprintln!("no IPv6 on this machine ([::1] cannot be bound): skipped");
+    }
+    has
+}
+
 #[test]
 fn a_default_listener_takes_calls_over_ipv6_and_ipv4_on_one_port() {
+    if !has_ipv6() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     // No port mapping: this test must not ask the machine's real router anything.
     let (mut a, port) = listen_on(dir.path(), "a", "0", peer_args_with(dir.path(), "a", &["--no-port-map"]));
     let line = a.wait_for_line("listening on", Duration::from_secs(1));
     assert!(line.starts_with(&format!("listening on [::]:{port} (UDP, IPv6 and IPv4)")), "{line}");
     let (v6, v4) = (format!("[::1]:{port}"), format!("127.0.0.1:{port}"));
-    let mut b = call(dir.path(), "b", &v6, peer_args_with(dir.path(), "b", &["--duration", "3"]));
+    let mut b = call(dir.path(), "b", &v6, peer_args(dir.path(), "b"));
     a.wait_for_line("call from [::1]:", Duration::from_secs(10));
     // An IPv4 caller meanwhile is told, through the same socket, that the listener is busy.
     let mut busy = call(dir.path(), "busy", &v4, peer_args(dir.path(), "busy"));
     assert!(!busy.expect_exit(Duration::from_secs(15)).success(), "{}", busy.describe());
     assert!(busy.stderr().contains("is busy in another call"), "{}", busy.describe());
-    assert!(b.expect_exit(Duration::from_secs(20)).success(), "{}", b.describe());
+    b.signal("INT");
+    assert!(b.expect_exit(Duration::from_secs(5)).success(), "{}", b.describe());
     let mut c = call(dir.path(), "c", &v4, peer_args_with(dir.path(), "c", &["--duration", "2"]));
     assert!(c.expect_exit(Duration::from_secs(20)).success(), "{}", c.describe());
     for caller in [&b, &c] {
@@ -91,7 +104,7 @@ fn a_port_where_nothing_answers_is_named_within_the_handshake_timeout() {
 
 #[test]
 fn an_address_with_no_route_is_named_at_once() {
-    // A namespace whose only interface is loopback: no route anywhere else.
+    // A namespace with no route beyond its own veth's /24.
     let shape = Shape { rate_bps: 1_000_000, burst_bytes: 10_000, latency: Duration::from_millis(50) };
     let Some(link) = VethLink::create_or_skip(shape, shape) else { return };
     let dir = tempfile::tempdir().unwrap();
@@ -107,6 +120,9 @@ fn an_address_with_no_route_is_named_at_once() {
 
 #[test]
 fn a_known_peer_at_a_new_address_is_accepted_and_moved_but_another_identity_there_is_refused() {
+    if !has_ipv6() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let known_peers = dir.path().join("certs-b/known_peers");
     let fingerprint = fingerprint_of(dir.path(), "a").replace(' ', "").to_lowercase();
@@ -187,7 +203,10 @@ fn behind_a_router_that_maps_nothing_the_listener_says_what_to_forward_and_a_cal
         )),
         "{line}"
     );
-    assert!(line.contains("PCP:") && line.contains("NAT-PMP:") && line.contains("UPnP-IGD:"), "{line}");
+    // The router's kernel says nothing listens on 5351 (for PCP and NAT-PMP alike), and no
+    // UPnP device answers the search.
+    assert!(line.contains("PCP and NAT-PMP: nothing listens on 192.168.77.1:5351"), "{line}");
+    assert!(line.ends_with("UPnP-IGD: no router answered the search)"), "{line}");
 
     let started = Instant::now();
     let mut b = call_from_outside(&bed, dir.path(), "b", "1");
@@ -209,10 +228,13 @@ fn each_mapping_protocol_lets_a_caller_outside_through_and_the_mapping_goes_when
             && mappings[0].internal == std::net::SocketAddrV4::new(bed.home_address(), PORT)
     };
     // Each protocol in turn, each listener ending another way: after its one call, on
-    // Ctrl-C, on SIGTERM.
-    for (method, name, ending) in
-        [("pcp", "PCP", None), ("nat-pmp", "NAT-PMP", Some("INT")), ("upnp", "UPnP-IGD", Some("TERM"))]
-    {
+    // Ctrl-C, on SIGTERM; last, all of them at once (PCP answers first).
+    for (method, name, ending) in [
+        ("pcp", "PCP", None),
+        ("nat-pmp", "NAT-PMP", Some("INT")),
+        ("upnp", "UPnP-IGD", Some("TERM")),
+        ("auto", "PCP", None),
+    ] {
         let once: &[&str] = if ending.is_none() { &["--once"] } else { &[] };
         let json = dir.path().join(format!("a-{method}.json"));
         let options = ["--port-map", method, "--stats-json", json.to_str().unwrap()];
@@ -225,6 +247,12 @@ fn each_mapping_protocol_lets_a_caller_outside_through_and_the_mapping_goes_when
         assert!(line.starts_with(&expected), "{line}\n{}", a.describe());
         let mappings = bed.wait_for_mappings(Duration::from_secs(2), forwarded);
         assert!(mappings.is_ok(), "{mappings:?}\n{}", bed.describe());
+        if method == "auto" {
+            // Past the time UPnP-IGD could still be asked and answer: one mapping, kept.
+            std::thread::sleep(Duration::from_secs(4));
+            assert!(forwarded(&bed.mappings().unwrap()), "{}", bed.describe());
+            assert_eq!(a.stdout().matches("reachable from the internet").count(), 1, "{}", a.describe());
+        }
 
         let mut b = call_from_outside(&bed, dir.path(), &format!("b-{method}"), "2");
         assert!(b.expect_exit(Duration::from_secs(20)).success(), "{}\n{}", b.describe(), a.describe());
@@ -276,7 +304,7 @@ fn reachability_names_the_router_each_protocol_and_the_public_address() {
         assert!(line.ends_with(&format!("maps ports; public address {}", bed.wan_address())), "{line}");
     }
     assert!(
-        out.contains(&format!("callers outside reach `chat --listen` here at {}:{PORT}", bed.wan_address())),
+        out.contains(&format!("callers outside reach `chat --listen` here at {} (the router maps", bed.wan_address())),
         "{out}"
     );
     assert!(out.contains("IPv6: no global address"), "{out}");

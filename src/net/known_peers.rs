@@ -108,9 +108,16 @@ impl KnownPeers {
         self.peers.iter().find(|p| p.address == address)
     }
 
-    /// Any entry with this identity (a caller, or a peer we called).
+    /// An entry with this identity: one with an address if there is one (a peer we
+    /// called), else a caller's.
     pub fn by_fingerprint(&self, fingerprint: &Fingerprint) -> Option<&KnownPeer> {
-        self.peers.iter().find(|p| p.fingerprint == *fingerprint)
+        let mut entries = self.peers.iter().filter(|p| p.fingerprint == *fingerprint);
+        let first = entries.next()?;
+        Some(if first.address == ANY_ADDRESS {
+            entries.find(|p| p.address != ANY_ADDRESS).unwrap_or(first)
+        } else {
+            first
+        })
     }
 
     /// Adds a peer and writes the file (replaced whole: never half-written).
@@ -149,19 +156,24 @@ impl KnownPeers {
             return Ok(self.peers.last().map_or(0, |p| p.line));
         }
         // Read again: the file may have changed since it was loaded. Only the line that
-        // still holds the peer's old address and identity is changed.
+        // still holds the peer's old address and identity changes, and only its address:
+        // the fingerprint as written, the name and any comment stay.
         let text = read_text(&self.path)?;
-        let old = format!("{} {}", peer.address, peer.fingerprint.to_hex());
         let mut changed = None;
         let lines: Vec<String> = text
             .lines()
             .enumerate()
-            .map(|(i, line)| match line.trim_start().strip_prefix(&old) {
-                Some(rest) if changed.is_none() && (rest.is_empty() || rest.starts_with([' ', '\t'])) => {
-                    changed = Some(i + 1);
-                    format!("{address} {}{rest}", peer.fingerprint.to_hex())
+            .map(|(i, line)| {
+                let content = line.split('#').next().unwrap_or("");
+                let mut fields = content.split_whitespace();
+                let ours = fields.next() == Some(peer.address.as_str())
+                    && fields.next().and_then(Fingerprint::parse) == Some(peer.fingerprint);
+                if !ours || changed.is_some() {
+                    return line.to_string();
                 }
-                _ => line.to_string(),
+                changed = Some(i + 1);
+                let start = line.len() - line.trim_start().len();
+                format!("{}{address}{}", &line[..start], &line[start + peer.address.len()..])
             })
             .collect();
         let Some(line) = changed else {
@@ -239,6 +251,16 @@ mod tests {
         assert_eq!(known.moved(&alice, "new:2").unwrap(), 2);
         assert_eq!(fs::read_to_string(&path).unwrap(), format!("# mine\nnew:2 {one} alice # laptop\n* {two}\n"));
         assert!(KnownPeers::load(dir.path()).unwrap().by_address("new:2").is_some());
+
+        // A line written by hand (upper case, with an extra space) moves all the same.
+        let three = "03".repeat(32).to_uppercase();
+        fs::write(&path, format!("old:3  {three} carol\n")).unwrap();
+        let mut known = KnownPeers::load(dir.path()).unwrap();
+        let carol = known.by_fingerprint(&Fingerprint([3; 32])).unwrap().clone();
+        assert_eq!(known.moved(&carol, "new:3").unwrap(), 1);
+        assert_eq!(fs::read_to_string(&path).unwrap(), format!("new:3  {three} carol\n"));
+        fs::write(&path, format!("# mine\nnew:2 {one} alice # laptop\n* {two}\n")).unwrap();
+        let mut known = KnownPeers::load(dir.path()).unwrap();
 
         // A caller we now call keeps its `*` line and gains one with the address.
         let caller = known.by_fingerprint(&Fingerprint([2; 32])).unwrap().clone();

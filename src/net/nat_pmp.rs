@@ -92,7 +92,7 @@ pub fn parse_answer(bytes: &[u8]) -> Result<Answer, NatPmpError> {
 fn result_name(code: u16) -> &'static str {
     match code {
         1 => "unsupported version",
-        2 => "not authorized (port mapping is turned off on the router)",
+        2 => "not authorized (the router does not allow it; port mapping may be off in its settings)",
         3 => "network failure (the router has no external address yet)",
         4 => "out of resources (no ports left)",
         5 => "unsupported operation",

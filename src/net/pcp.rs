@@ -106,7 +106,7 @@ pub fn parse_map_answer(bytes: &[u8], nonce: &[u8; 12]) -> Result<Mapped, PcpErr
 fn result_name(code: u8) -> &'static str {
     match code {
         1 => "unsupported version",
-        2 => "not authorized (port mapping is turned off on the router)",
+        2 => "not authorized (the router does not allow it; port mapping may be off in its settings)",
         3 => "malformed request",
         4 => "unsupported operation",
         5 => "unsupported option",

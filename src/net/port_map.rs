@@ -51,6 +51,14 @@ impl Methods {
     pub fn only(method: Method) -> Self {
         Self { pcp: method == Method::Pcp, nat_pmp: method == Method::NatPmp, upnp: method == Method::Upnp }
     }
+
+    pub fn includes(self, method: Method) -> bool {
+        match method {
+            Method::Pcp => self.pcp,
+            Method::NatPmp => self.nat_pmp,
+            Method::Upnp => self.upnp,
+        }
+    }
 }
 
 /// How the router is held to the mapping, for renewing and removing it.
@@ -105,38 +113,48 @@ fn summarize(failures: &[MethodFailure]) -> String {
     groups.iter().map(|(methods, reason)| format!("{}: {reason}", methods.join(" and "))).collect::<Vec<_>>().join("; ")
 }
 
-/// Asks the default router to forward UDP `port` here, by every protocol in `methods`;
-/// the first to succeed wins. A protocol that succeeds after the winner has its mapping
-/// removed again.
+/// UPnP-IGD starts this long after PCP/NAT-PMP, unless they fail sooner: a router that
+/// speaks both answers PCP within milliseconds, and is then not asked twice.
+const UPNP_STAGGER: Duration = Duration::from_millis(300);
+
+/// Asks the default router to forward UDP `port` here by the protocols in `methods`: PCP
+/// (then NAT-PMP) first, UPnP-IGD from `UPNP_STAGGER` on or as soon as those failed; the
+/// first mapping wins and the other attempt is stopped.
 pub async fn map(port: u16, methods: Methods) -> Result<Mapping, PortMapError> {
     let gateway = default_gateway().ok_or(PortMapError::NoGateway)?;
     let local = super::gateway::local_address_towards(gateway).ok();
-    let mut chains = tokio::task::JoinSet::new();
-    if methods.pcp || methods.nat_pmp {
-        chains.spawn(map_pcp_or_nat_pmp(gateway, port, methods));
-    }
-    if methods.upnp
-        && let Some(local) = local
-    {
-        chains.spawn(async move { map_upnp(gateway, local, port).await.map_err(|e| vec![e]) });
-    }
     let mut failures = Vec::new();
-    while let Some(joined) = chains.join_next().await {
-        match joined {
-            Ok(Ok(mapping)) => {
-                // The others finish on their own; what they map is removed.
-                let mut rest = std::mem::take(&mut chains);
-                tokio::spawn(async move {
-                    while let Some(late) = rest.join_next().await {
-                        if let Ok(Ok(extra)) = late {
-                            let _ = extra.release().await;
-                        }
-                    }
-                });
-                return Ok(mapping);
-            }
-            Ok(Err(mut failed)) => failures.append(&mut failed),
-            Err(e) => tracing::warn!("a port mapping task failed: {e}"),
+    let native = async {
+        if methods.pcp || methods.nat_pmp { map_pcp_or_nat_pmp(gateway, port, methods).await } else { Err(Vec::new()) }
+    };
+    let upnp = async {
+        match local {
+            Some(local) if methods.upnp => map_upnp(gateway, local, port).await.map_err(|e| vec![e]),
+            _ => Err(Vec::new()),
+        }
+    };
+    tokio::pin!(native, upnp);
+    let stagger = tokio::time::sleep(UPNP_STAGGER);
+    tokio::pin!(stagger);
+    let (mut native_done, mut upnp_started, mut upnp_done) = (false, false, false);
+    while !(native_done && upnp_done) {
+        tokio::select! {
+            result = &mut native, if !native_done => match result {
+                Ok(mapping) => return Ok(mapping),
+                Err(mut failed) => {
+                    native_done = true;
+                    upnp_started = true;
+                    failures.append(&mut failed);
+                }
+            },
+            () = &mut stagger, if !upnp_started => upnp_started = true,
+            result = &mut upnp, if upnp_started && !upnp_done => match result {
+                Ok(mapping) => return Ok(mapping),
+                Err(mut failed) => {
+                    upnp_done = true;
+                    failures.append(&mut failed);
+                }
+            },
         }
     }
     Err(PortMapError::Failed { gateway, local, failures })
@@ -148,7 +166,7 @@ pub async fn try_each(port: u16, methods: Methods) -> Result<Vec<Result<Mapping,
     let gateway = default_gateway().ok_or(PortMapError::NoGateway)?;
     let mut results = Vec::new();
     for method in [Method::Pcp, Method::NatPmp, Method::Upnp] {
-        if !methods_include(methods, method) {
+        if !methods.includes(method) {
             continue;
         }
         let result = match method {
@@ -166,14 +184,6 @@ pub async fn try_each(port: u16, methods: Methods) -> Result<Vec<Result<Mapping,
         results.push(result);
     }
     Ok(results)
-}
-
-fn methods_include(methods: Methods, method: Method) -> bool {
-    match method {
-        Method::Pcp => methods.pcp,
-        Method::NatPmp => methods.nat_pmp,
-        Method::Upnp => methods.upnp,
-    }
 }
 
 /// PCP first; NAT-PMP if PCP is off, unanswered or not spoken (both share port 5351, so
@@ -216,32 +226,36 @@ async fn map_pcp(gateway: Ipv4Addr, port: u16) -> Result<Mapping, MethodFailure>
 async fn map_nat_pmp(gateway: Ipv4Addr, port: u16) -> Result<Mapping, MethodFailure> {
     let fail = |reason: String| MethodFailure { method: Method::NatPmp, reason };
     let socket = RouterSocket::open(gateway).await.map_err(|e| fail(e.to_string()))?;
-    let mut mapping = Mapping {
-        method: Method::NatPmp,
-        external: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port),
-        internal: SocketAddrV4::new(socket.local_ip(), port),
-        gateway,
-        lifetime: LEASE,
-        grant: Grant::NatPmp,
-    };
-    mapping.ask_nat_pmp(&socket, LEASE).await.map_err(fail)?;
+    // The address first: a router that cannot say it is asked for no mapping.
     let address = socket
         .ask(&nat_pmp::external_address_request(), |answer| match nat_pmp::parse_answer(answer) {
+            Ok(nat_pmp::Answer::ExternalAddress(ip)) if ip.is_unspecified() => {
+                Reading::Refused("the router has no external address yet".into())
+            }
             Ok(nat_pmp::Answer::ExternalAddress(ip)) => Reading::Done(ip),
             Ok(other) => Reading::Bad(format!("answered {other:?} to the address request")),
             Err(nat_pmp::NatPmpError::Refused(reason)) => Reading::Refused(format!("the router refused: {reason}")),
             Err(e) => Reading::Bad(e.to_string()),
         })
         .await
-        .map_err(|e| fail(format!("its external address: {}", describe(e))))?;
-    mapping.external.set_ip(address);
+        .map_err(|e| fail(describe(e)))?;
+    let mut mapping = Mapping {
+        method: Method::NatPmp,
+        external: SocketAddrV4::new(address, port),
+        internal: SocketAddrV4::new(socket.local_ip(), port),
+        gateway,
+        lifetime: LEASE,
+        grant: Grant::NatPmp,
+    };
+    mapping.ask_nat_pmp(&socket, LEASE).await.map_err(fail)?;
     Ok(mapping)
 }
 
 async fn map_upnp(gateway: Ipv4Addr, local: Ipv4Addr, port: u16) -> Result<Mapping, MethodFailure> {
     let lease_s = LEASE.as_secs() as u32;
-    let grant =
-        upnp::map(local, port, lease_s).await.map_err(|reason| MethodFailure { method: Method::Upnp, reason })?;
+    let grant = upnp::map(gateway, local, port, lease_s)
+        .await
+        .map_err(|reason| MethodFailure { method: Method::Upnp, reason })?;
     Ok(Mapping {
         method: Method::Upnp,
         external: grant.external,
@@ -311,8 +325,22 @@ impl Mapping {
         if lease.is_zero() {
             return Ok(());
         }
-        let Some(external_ip) = mapped.external_ip.to_ipv4_mapped() else {
-            return Err(format!("the router gave an IPv6 external address ({})", mapped.external_ip));
+        let granted = match mapped.external_ip.to_ipv4_mapped() {
+            Some(ip) if ip.is_unspecified() => Err("the router gave 0.0.0.0 as its external address".to_string()),
+            Some(_) if mapped.lifetime_s == 0 || mapped.external_port == 0 => {
+                Err("the router granted a mapping of no time or no port".to_string())
+            }
+            Some(ip) => Ok(ip),
+            None => Err(format!("the router gave an IPv6 external address ({})", mapped.external_ip)),
+        };
+        let external_ip = match granted {
+            Ok(ip) => ip,
+            Err(reason) => {
+                // Whatever it granted is not kept.
+                let delete = pcp::map_request(socket.local_ip(), nonce, self.internal.port(), 0, 0);
+                let _ = socket.ask(&delete, |_| Reading::Done(())).await;
+                return Err(reason);
+            }
         };
         self.external = SocketAddrV4::new(external_ip, mapped.external_port);
         self.lifetime = Duration::from_secs(mapped.lifetime_s.into());
@@ -324,6 +352,9 @@ impl Mapping {
         let suggested = self.external.port();
         let request = nat_pmp::map_request(self.internal.port(), suggested, lease.as_secs() as u32);
         let (external_port, lifetime_s) = socket.ask(&request, read_nat_pmp_map).await.map_err(describe)?;
+        if lifetime_s == 0 || external_port == 0 {
+            return Err("the router granted a mapping of no time or no port".into());
+        }
         self.external.set_port(external_port);
         self.lifetime = Duration::from_secs(lifetime_s.into());
         Ok(())

@@ -52,10 +52,12 @@ impl PortMapKeeper {
             let mut lost = false;
             while let Some(wait) = next_renewal(mapping.lifetime) {
                 tokio::time::sleep(if lost || granted.elapsed() > wait { RETRY } else { wait }).await;
+                let before = mapping.external;
                 match mapping.renew().await {
                     Ok(()) => {
                         granted = Instant::now();
-                        if lost {
+                        // Back after a loss, or at another address: say where callers reach us now.
+                        if lost || mapping.external != before {
                             report(Event::Mapped { mapping: mapping.clone(), took: Duration::ZERO });
                             lost = false;
                         }
@@ -72,11 +74,15 @@ impl PortMapKeeper {
         Self { task, current }
     }
 
-    /// Stops renewing and removes the mapping, if there is one; returns it once removed.
-    pub async fn stop(self) -> Option<Result<Mapping, String>> {
+    /// Stops asking and renewing (waiting for the task to end, so that nothing renews the
+    /// mapping after this), then removes the mapping if there is one: the mapping, and
+    /// whether the router removed it.
+    pub async fn stop(self) -> Option<(Mapping, Result<(), String>)> {
         self.task.abort();
+        let _ = self.task.await;
         let mapping = self.current.lock().unwrap_or_else(|e| e.into_inner()).take()?;
-        Some(mapping.clone().release().await.map(|()| mapping))
+        let removed = mapping.clone().release().await;
+        Some((mapping, removed))
     }
 }
 

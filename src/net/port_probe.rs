@@ -85,7 +85,6 @@ impl PortProbe {
                     Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Answer::Refused,
                     Err(e) => tracing::debug!("port probe: {e}"),
                 },
-                () = std::future::pending(), if send_at.is_none() => {}
             }
         }
     }

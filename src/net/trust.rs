@@ -165,6 +165,10 @@ mod tests {
             policy.judge_listener(&known, "a:1", Fingerprint([3; 32])),
             Verdict::Refuse(Refusal::Changed { .. })
         ));
+        // A peer both called and calling moves its address line, not its caller line.
+        let (_dir, known) = known_with(&[(ANY_ADDRESS, 4), ("d:1", 4)]);
+        let Verdict::Moved(peer) = policy.judge_listener(&known, "d:2", Fingerprint([4; 32])) else { panic!() };
+        assert_eq!(peer.address, "d:1");
     }
 
     #[test]

@@ -29,15 +29,16 @@ pub struct UpnpGrant {
     pub lease_s: u32,
 }
 
-/// Finds the router and asks it to forward UDP `port` (the same port outside if it can)
-/// to `local:port` for `lease_s` seconds.
-pub async fn map(local: Ipv4Addr, port: u16, lease_s: u32) -> Result<UpnpGrant, String> {
-    tokio::time::timeout(UPNP_TIMEOUT, map_unbounded(local, port, lease_s))
+/// Finds the router (`gateway`, the default route's: another device on the LAN that
+/// answers the search is not asked) and asks it to forward UDP `port` (the same port
+/// outside if it can) to `local:port` for `lease_s` seconds.
+pub async fn map(gateway: Ipv4Addr, local: Ipv4Addr, port: u16, lease_s: u32) -> Result<UpnpGrant, String> {
+    tokio::time::timeout(UPNP_TIMEOUT, map_unbounded(gateway, local, port, lease_s))
         .await
         .unwrap_or_else(|_| Err(format!("no answer within {} s", UPNP_TIMEOUT.as_secs())))
 }
 
-async fn map_unbounded(local: Ipv4Addr, port: u16, lease_s: u32) -> Result<UpnpGrant, String> {
+async fn map_unbounded(router_ip: Ipv4Addr, local: Ipv4Addr, port: u16, lease_s: u32) -> Result<UpnpGrant, String> {
     let mut options = igd_next::SearchOptions::default();
     options.bind_addr = SocketAddr::new(local.into(), 0);
     options.timeout = Some(UPNP_TIMEOUT);
@@ -46,12 +47,16 @@ async fn map_unbounded(local: Ipv4Addr, port: u16, lease_s: u32) -> Result<UpnpG
         igd_next::SearchError::NoResponseWithinTimeout => "no router answered the search".to_string(),
         other => format!("finding the router: {other}"),
     })?;
+    if gateway.addr.ip() != IpAddr::V4(router_ip) {
+        return Err(format!("only {}, not the router {router_ip}, answered the search", gateway.addr.ip()));
+    }
     let router = UpnpRouter { gateway };
-    let (external_port, lease_s) = router.forward(local, port, port, lease_s).await?;
+    // The address first: a router that cannot say it is asked for no forward.
     let external_ip = match router.gateway.get_external_ip().await.map_err(|e| format!("its external address: {e}"))? {
-        IpAddr::V4(ip) => ip,
-        IpAddr::V6(ip) => return Err(format!("it gave an IPv6 external address ({ip}) for an IPv4 forward")),
+        IpAddr::V4(ip) if !ip.is_unspecified() => ip,
+        other => return Err(format!("it gave {other} as its external address")),
     };
+    let (external_port, lease_s) = router.forward(local, port, port, lease_s).await?;
     Ok(UpnpGrant { router, external: SocketAddrV4::new(external_ip, external_port), lease_s })
 }
 
