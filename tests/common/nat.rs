@@ -420,71 +420,70 @@ fn path_str(path: &std::path::Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// The router's firewall: masquerade from the LAN out of the WAN; forwarding LAN to WAN and
-/// back for established flows, WAN to LAN only where miniupnpd allows it; and unsolicited
-/// packets to the router's WAN side dropped silently (no ICMP errors back), like a home
-/// router. miniupnpd adds its DNAT, filter and PCP-peer SNAT rules to the `upnp_` chains.
+/// The router's firewall and miniupnpd's config (with `@NAME@` placeholders), shared with
+/// scripts/nat_bed.sh and built into the tests, so they need no files at run time.
+const ROUTER_RULESET: &str = include_str!("../../scripts/nat/router.nft");
+const MINIUPNPD_CONFIG: &str = include_str!("../../scripts/nat/miniupnpd.conf");
+
+/// The router's firewall (scripts/nat/router.nft): masquerade from the LAN out of the WAN;
+/// forwarding LAN to WAN and back for established flows, WAN to LAN only where miniupnpd
+/// allows it; and unsolicited packets to the router's WAN side dropped silently (no ICMP
+/// errors back), like a home router. miniupnpd adds its DNAT, filter and PCP-peer SNAT rules
+/// to the `upnp_` chains.
 fn router_ruleset() -> String {
-    format!(
-        r#"table inet {TABLE} {{
-    chain {UPNP_FORWARD_CHAIN} {{
-    }}
-    chain {UPNP_NAT_CHAIN} {{
-    }}
-    chain {UPNP_POSTROUTING_CHAIN} {{
-    }}
-    chain prerouting {{
-        type nat hook prerouting priority dstnat; policy accept;
-        iifname "{ROUTER_WAN}" jump {UPNP_NAT_CHAIN}
-    }}
-    chain postrouting {{
-        type nat hook postrouting priority srcnat; policy accept;
-        oifname "{ROUTER_WAN}" jump {UPNP_POSTROUTING_CHAIN}
-        oifname "{ROUTER_WAN}" ip saddr {LAN} masquerade
-    }}
-    chain forward {{
-        type filter hook forward priority filter; policy drop;
-        ct state established,related accept
-        iifname "{ROUTER_LAN}" oifname "{ROUTER_WAN}" accept
-        iifname "{ROUTER_WAN}" oifname "{ROUTER_LAN}" jump {UPNP_FORWARD_CHAIN}
-    }}
-    chain input {{
-        type filter hook input priority filter; policy accept;
-        iifname "{ROUTER_WAN}" ct state established,related accept
-        iifname "{ROUTER_WAN}" drop
-    }}
-}}
-"#
-    )
+    check_shared_file(
+        "scripts/nat/router.nft",
+        ROUTER_RULESET,
+        &[
+            &format!("table inet {TABLE} {{"),
+            &format!("chain {UPNP_FORWARD_CHAIN} {{"),
+            &format!("chain {UPNP_NAT_CHAIN} {{"),
+            &format!("chain {UPNP_POSTROUTING_CHAIN} {{"),
+            &format!("iifname \"{ROUTER_WAN}\" jump {UPNP_NAT_CHAIN}"),
+            &format!("oifname \"{ROUTER_WAN}\" ip saddr {LAN} masquerade"),
+            &format!("iifname \"{ROUTER_LAN}\" oifname \"{ROUTER_WAN}\" accept"),
+        ],
+    );
+    ROUTER_RULESET.to_string()
 }
 
-/// miniupnpd's config: LAN and WAN interfaces, the public address by STUN, the chosen
-/// protocols, and mappings only for LAN hosts to themselves on unprivileged ports.
+/// miniupnpd's config (scripts/nat/miniupnpd.conf): LAN and WAN interfaces, the public
+/// address by STUN, the chosen protocols, and mappings only for LAN hosts to themselves on
+/// unprivileged ports.
 fn miniupnpd_config(upnp: bool, natpmp_pcp: bool, lease_file: &str) -> String {
+    check_shared_file(
+        "scripts/nat/miniupnpd.conf",
+        MINIUPNPD_CONFIG,
+        &[
+            &format!("ext_ifname={ROUTER_WAN}\n"),
+            &format!("listening_ip={ROUTER_LAN}\n"),
+            &format!("http_port={UPNP_HTTP_PORT}\n"),
+            &format!("ext_stun_host={OUTSIDE_ADDRESS}\n"),
+            &format!("ext_stun_port={STUN_PORT}\n"),
+            &format!("upnp_table_name={TABLE}\n"),
+            &format!("upnp_nat_table_name={TABLE}\n"),
+            &format!("upnp_forward_chain={UPNP_FORWARD_CHAIN}\n"),
+            &format!("upnp_nat_chain={UPNP_NAT_CHAIN}\n"),
+            &format!("upnp_nat_postrouting_chain={UPNP_POSTROUTING_CHAIN}\n"),
+            &format!("allow 1024-65535 {LAN} 1024-65535\n"),
+        ],
+    );
     let yes_no = |on: bool| if on { "yes" } else { "no" };
-    format!(
-        "ext_ifname={ROUTER_WAN}
-listening_ip={ROUTER_LAN}
-http_port={UPNP_HTTP_PORT}
-enable_upnp={}
-enable_natpmp={}
-ext_perform_stun=yes
-ext_stun_host={OUTSIDE_ADDRESS}
-ext_stun_port={STUN_PORT}
-secure_mode=yes
-uuid=6c2d1a4e-5b7f-4c1e-9a77-000000007701
-lease_file={lease_file}
-upnp_table_name={TABLE}
-upnp_nat_table_name={TABLE}
-upnp_forward_chain={UPNP_FORWARD_CHAIN}
-upnp_nat_chain={UPNP_NAT_CHAIN}
-upnp_nat_postrouting_chain={UPNP_POSTROUTING_CHAIN}
-allow 1024-65535 {LAN} 1024-65535
-deny 0-65535 0.0.0.0/0 0-65535
-",
-        yes_no(upnp),
-        yes_no(natpmp_pcp)
-    )
+    let config = MINIUPNPD_CONFIG
+        .replace("@ENABLE_UPNP@", yes_no(upnp))
+        .replace("@ENABLE_NATPMP@", yes_no(natpmp_pcp))
+        .replace("@LEASE_FILE@", lease_file);
+    let unfilled = config.lines().filter(|line| !line.starts_with('#') && line.contains('@'));
+    assert_eq!(unfilled.count(), 0, "scripts/nat/miniupnpd.conf has a placeholder nat.rs does not fill:\n{config}");
+    config
+}
+
+/// Panics unless the shared `file` still names what this helper's constants say (the table,
+/// chains, interfaces and addresses it reads and builds): each of `expected` must be in it.
+fn check_shared_file(file: &str, text: &str, expected: &[&str]) {
+    for needle in expected {
+        assert!(text.contains(needle), "{file} no longer contains {needle:?}, which tests/common/nat.rs relies on");
+    }
 }
 
 /// Inside the router: whether miniupnpd's UPnP HTTP port listens and its SSDP socket is
