@@ -232,31 +232,39 @@ fn through_real_sound_devices_double_talk_over_an_echo_keeps_the_near_voice() {
     assert!(cancelled.voice >= -15.0 - DOUBLE_TALK_LOSS_DB, "A's voice: {:.1} dBFS", cancelled.voice);
 }
 
-/// A 9 s call in which B's microphone hears a 660 Hz tone and A's speaker plays it;
-/// `disturb` runs 2 s in. Returns 2.5 s of what A's speaker played from 5 s on, and what each
-/// peer logged.
-fn sound_after(disturb: impl FnOnce(&Pulse)) -> (Vec<f32>, String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
-    let mut pulse = Pulse::start(dir, &["mic_b", "spk_a"]);
+/// B's microphone: a 660 Hz tone played into mic_b, heard through a source of its own on
+/// top of mic_b's monitor, so that it can be suspended (a monitor cannot be).
+fn feed_b_microphone(pulse: &mut Pulse, dir: &Path) {
     let mut tone = Tone::new(660.0);
     let tone: Vec<f32> = (0..3000).flat_map(|_| tone.next_frame()).collect();
     pulse.play("mic_b", &tone, dir);
-    // B's microphone: a source of its own on top of mic_b's monitor, so that it can be
-    // suspended (a monitor cannot be).
-    let remap = ["load-module", "module-remap-source", "master=mic_b.monitor", "source_name=mic_b_in"];
-    assert!(pulse.command("pactl").args(remap).stdout(std::process::Stdio::null()).status().unwrap().success());
+    pulse.pactl(&["load-module", "module-remap-source", "master=mic_b.monitor", "source_name=mic_b_in"]);
+}
+
+/// A call in which B's microphone hears a 660 Hz tone and A's speaker (sink spk_a) plays
+/// it; `disturb` runs 2 s in. Returns 2.5 s of what the sink `heard_on` played from
+/// `settle` after the disturbance, and what each peer logged.
+fn sound_after(
+    disturb: impl FnOnce(&mut Pulse, &Path),
+    heard_on: &str,
+    settle: Duration,
+) -> (Vec<f32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let mut pulse = Pulse::start(dir, &["mic_b", "spk_a", "spk_other"]);
+    feed_b_microphone(&mut pulse, dir);
     let mut env = pulse.peer_env("mic_b", "spk_a");
     env.retain(|(key, _)| key != "PULSE_SOURCE");
     env.push(("PULSE_SOURCE".into(), "mic_b_in".into()));
     let a_args = peer_args_with(dir, "a", &["--once", "--audio-source", "tone:440", "--audio-sink", "speaker"]);
     let (mut a, port) = start_listener_with_env(dir, "a", a_args, &env);
-    let b_args = peer_args_with(dir, "b", &["--duration", "9", "--audio-source", "mic", "--audio-sink", "none"]);
+    let seconds = (2 + settle.as_secs() + 4).to_string();
+    let b_args = peer_args_with(dir, "b", &["--duration", &seconds, "--audio-source", "mic", "--audio-sink", "none"]);
     let mut b = start_caller_with_env(dir, "b", port, b_args, &env);
     std::thread::sleep(Duration::from_secs(2));
-    disturb(&pulse);
-    std::thread::sleep(Duration::from_secs(3));
-    let heard = pulse.record("spk_a", dir).stop_after(2.5, Duration::from_secs(3));
+    disturb(&mut pulse, dir);
+    std::thread::sleep(settle);
+    let heard = pulse.record(heard_on, dir).stop_after(2.5, Duration::from_secs(3));
     assert!(b.expect_exit(Duration::from_secs(30)).success(), "{}", b.describe());
     assert!(a.expect_exit(Duration::from_secs(10)).success(), "{}", a.describe());
     (heard, a.stderr(), b.stderr())
@@ -281,14 +289,50 @@ fn device_lines(log: &str) -> String {
 #[test]
 fn through_real_sound_devices_the_speaker_plays_again_after_its_sink_was_suspended() {
     // Before chat watched its streams, this speaker played nothing for the rest of the call.
-    let (heard, a, _) = sound_after(|pulse| suspend_for_a_second(pulse, "sink", "spk_a"));
+    let (heard, a, _) =
+        sound_after(|pulse, _| suspend_for_a_second(pulse, "sink", "spk_a"), "spk_a", Duration::from_secs(3));
     eprintln!("{}", device_lines(&a));
     assert_tone(&heard, 660.0, 3.0, "A's speaker after its sink was suspended");
 }
 
 #[test]
 fn through_real_sound_devices_the_microphone_hears_again_after_its_source_was_suspended() {
-    let (heard, _, b) = sound_after(|pulse| suspend_for_a_second(pulse, "source", "mic_b_in"));
+    let (heard, _, b) =
+        sound_after(|pulse, _| suspend_for_a_second(pulse, "source", "mic_b_in"), "spk_a", Duration::from_secs(3));
     eprintln!("{}", device_lines(&b));
     assert_tone(&heard, 660.0, 3.0, "A's speaker after B's microphone was suspended");
+}
+
+#[test]
+fn through_real_sound_devices_the_speaker_plays_on_where_its_stream_was_moved() {
+    let (heard, a, _) =
+        sound_after(|pulse, _| pulse.move_streams("spk_a", "spk_other"), "spk_other", Duration::from_secs(2));
+    eprintln!("{}", device_lines(&a));
+    assert_tone(&heard, 660.0, 3.0, "the sink A's speaker was moved to");
+}
+
+#[test]
+fn through_real_sound_devices_the_speaker_plays_on_the_fallback_when_its_sink_is_unplugged() {
+    let unplug = |pulse: &mut Pulse, _: &Path| {
+        // As on a desktop: streams of a vanished sink go to the default one.
+        pulse.pactl(&["load-module", "module-rescue-streams"]);
+        pulse.pactl(&["set-default-sink", "spk_other"]);
+        pulse.unload_sink("spk_a");
+    };
+    let (heard, a, _) = sound_after(unplug, "spk_other", Duration::from_secs(2));
+    eprintln!("{}", device_lines(&a));
+    assert_tone(&heard, 660.0, 3.0, "the fallback sink after A's sink was unplugged");
+}
+
+#[test]
+fn through_real_sound_devices_sound_comes_back_after_the_sound_server_restarts() {
+    // Every stream of both peers is cut; each reopens its device on the new daemon (a
+    // reopen that fails is tried again 5 s later, so the sound is listened for after that).
+    let restart = |pulse: &mut Pulse, dir: &Path| {
+        pulse.restart();
+        feed_b_microphone(pulse, dir);
+    };
+    let (heard, a, b) = sound_after(restart, "spk_a", Duration::from_secs(8));
+    eprintln!("A: {}\nB: {}", device_lines(&a), device_lines(&b));
+    assert_tone(&heard, 660.0, 3.0, "A's speaker after the sound server restarted");
 }

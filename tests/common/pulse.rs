@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 pub struct Pulse {
     daemon: Child,
+    dir: PathBuf,
     runtime: PathBuf,
+    sinks: Vec<String>,
     feeders: Vec<Child>,
 }
 
@@ -22,37 +24,78 @@ impl Pulse {
     pub fn start(dir: &Path, sinks: &[&str]) -> Self {
         let runtime = dir.join("pulse-runtime");
         std::fs::create_dir_all(&runtime).unwrap();
-        let mut command = Command::new("pulseaudio");
-        command
-            .args(["-n", "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit", "--log-target=stderr"])
-            .arg("--load=module-native-protocol-unix auth-anonymous=1")
-            .env("XDG_RUNTIME_DIR", &runtime)
-            .env("HOME", dir)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("pulseaudio.err")).unwrap());
-        for sink in sinks {
-            command.arg(format!("--load=module-null-sink sink_name={sink} rate=48000 channels=1"));
+        let sinks: Vec<String> = sinks.iter().map(|s| s.to_string()).collect();
+        let daemon = spawn_daemon(dir, &runtime, &sinks);
+        let pulse = Self { daemon, dir: dir.to_path_buf(), runtime, sinks, feeders: Vec::new() };
+        pulse.wait_until_ready();
+        pulse
+    }
+
+    /// Kills the daemon (what it plays stops, every client is cut off) and starts a fresh
+    /// one with the same sinks at the same address, as a sound server's restart does.
+    pub fn restart(&mut self) {
+        for mut feeder in self.feeders.drain(..) {
+            let _ = feeder.kill();
+            let _ = feeder.wait();
         }
-        let daemon = command.spawn().expect("starting pulseaudio (scripts/setup.sh installs it)");
-        let pulse = Self { daemon, runtime, feeders: Vec::new() };
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+        self.daemon = spawn_daemon(&self.dir, &self.runtime, &self.sinks);
+        self.wait_until_ready();
+    }
+
+    fn wait_until_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !pulse
-            .command("pactl")
-            .arg("info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap()
-            .success()
+        while !self.command("pactl").arg("info").stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap().success()
         {
             assert!(
                 Instant::now() < deadline,
                 "pulseaudio did not start: {}",
-                std::fs::read_to_string(dir.join("pulseaudio.err")).unwrap_or_default()
+                std::fs::read_to_string(self.dir.join("pulseaudio.err")).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        pulse
+    }
+
+    /// Runs `pactl ARGS`; its output.
+    pub fn pactl(&self, args: &[&str]) -> String {
+        let output = self.command("pactl").args(args).output().unwrap();
+        assert!(output.status.success(), "pactl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Moves every stream playing to `from` over to `to`, as a user picking another output
+    /// does.
+    pub fn move_streams(&self, from: &str, to: &str) {
+        let sinks = self.pactl(&["list", "short", "sinks"]);
+        let index = sinks.lines().find_map(|l| {
+            let fields: Vec<&str> = l.split('\t').collect();
+            (fields.get(1) == Some(&from)).then(|| fields[0].to_string())
+        });
+        let index = index.unwrap_or_else(|| panic!("no sink {from} in {sinks}"));
+        let inputs = self.pactl(&["list", "short", "sink-inputs"]);
+        let moved: Vec<&str> = inputs
+            .lines()
+            .filter(|l| l.split('\t').nth(1) == Some(index.as_str()))
+            .filter_map(|l| l.split('\t').next())
+            .collect();
+        assert!(!moved.is_empty(), "nothing plays to {from}: {inputs}");
+        for input in moved {
+            self.pactl(&["move-sink-input", input, to]);
+        }
+    }
+
+    /// Removes the sink `name` (its module), as unplugging a USB headset does.
+    pub fn unload_sink(&self, name: &str) {
+        let modules = self.pactl(&["list", "short", "modules"]);
+        let argument = format!("sink_name={name}");
+        let index = modules.lines().find_map(|l| {
+            let fields: Vec<&str> = l.split('\t').collect();
+            let ours = fields.get(1) == Some(&"module-null-sink")
+                && fields.get(2).is_some_and(|a| a.split_whitespace().any(|w| w == argument));
+            ours.then(|| fields[0].to_string())
+        });
+        self.pactl(&["unload-module", &index.unwrap_or_else(|| panic!("no module for {name} in {modules}"))]);
     }
 
     /// A PulseAudio client command that talks to this daemon.
@@ -105,6 +148,22 @@ impl Pulse {
             .unwrap();
         Recording { child, path }
     }
+}
+
+/// Starts `pulseaudio` with its socket under `runtime` and a null sink for each name.
+fn spawn_daemon(dir: &Path, runtime: &Path, sinks: &[String]) -> Child {
+    let mut command = Command::new("pulseaudio");
+    command
+        .args(["-n", "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit", "--log-target=stderr"])
+        .arg("--load=module-native-protocol-unix auth-anonymous=1")
+        .env("XDG_RUNTIME_DIR", runtime)
+        .env("HOME", dir)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("pulseaudio.err")).unwrap());
+    for sink in sinks {
+        command.arg(format!("--load=module-null-sink sink_name={sink} rate=48000 channels=1"));
+    }
+    command.spawn().expect("starting pulseaudio (scripts/setup.sh installs it)")
 }
 
 impl Drop for Pulse {

@@ -12,6 +12,7 @@ use cpal::traits::{DeviceTrait, HostTrait};
 use cpal::{FromSample, Sample, SampleFormat, SizedSample, Stream, StreamConfig};
 
 use super::SAMPLE_RATE;
+use super::device_stream::DeviceStream;
 use super::resample::Resampler;
 use crate::net::clock::now_us;
 
@@ -137,7 +138,7 @@ impl Chosen {
     }
 
     /// Starts the stream just `built` for this device, or says why it would not.
-    fn start(&self, built: Result<Stream, cpal::Error>) -> Result<Stream, DeviceError> {
+    fn start(&self, built: Result<Stream, cpal::Error>) -> Result<DeviceStream, DeviceError> {
         use cpal::traits::StreamTrait;
         let open_error = |e: cpal::Error| DeviceError::Open {
             kind: self.direction.kind(),
@@ -147,7 +148,7 @@ impl Chosen {
         let stream = built.map_err(open_error)?;
         stream.play().map_err(open_error)?;
         tracing::info!(name = self.name, config = ?self.config, "{} open", self.direction.kind());
-        Ok(stream)
+        Ok(DeviceStream::new(stream, self.direction.kind()))
     }
 }
 
@@ -163,7 +164,7 @@ pub fn open_microphone(
     ring: rtrb::Producer<f32>,
     stamps: Stamps,
     health: Arc<StreamHealth>,
-) -> Result<Stream, DeviceError> {
+) -> Result<DeviceStream, DeviceError> {
     let chosen = Chosen::new(Direction::Input, wanted)?;
     let (device, config) = (&chosen.device, &chosen.config);
     let built = match chosen.format {
@@ -281,7 +282,7 @@ pub fn open_speaker(
     wanted: Option<&str>,
     ring: Arc<Mutex<rtrb::Consumer<f32>>>,
     timing: Arc<SpeakerTiming>,
-) -> Result<Stream, DeviceError> {
+) -> Result<DeviceStream, DeviceError> {
     let chosen = Chosen::new(Direction::Output, wanted)?;
     let (device, config) = (&chosen.device, &chosen.config);
     let built = match chosen.format {

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
 use super::device::{DeviceError, StreamHealth, open_microphone};
+use super::device_stream::DeviceStream;
 use super::device_watch::{DeviceEvent, DeviceWatch};
 use super::pacer::Pacer;
 use super::tone::{DEFAULT_TONE_HZ, Tone};
@@ -74,7 +75,7 @@ struct DeviceInput {
     health: Arc<StreamHealth>,
     watch: DeviceWatch,
     /// `None` after a reopen failed, until the watch tries again.
-    stream: Option<cpal::Stream>,
+    stream: Option<DeviceStream>,
     ring: rtrb::Consumer<f32>,
     stamps: rtrb::Consumer<(u64, u64)>,
     /// 48 kHz samples read so far, and the newest stamp at or before that point.
@@ -104,7 +105,7 @@ impl DeviceInput {
     fn start(
         wanted: Option<&str>,
         health: &Arc<StreamHealth>,
-    ) -> Result<(cpal::Stream, rtrb::Consumer<f32>, rtrb::Consumer<(u64, u64)>), DeviceError> {
+    ) -> Result<(DeviceStream, rtrb::Consumer<f32>, rtrb::Consumer<(u64, u64)>), DeviceError> {
         let _quiet = super::device::quiet_alsa();
         let (producer, ring) = rtrb::RingBuffer::new(RING_SAMPLES);
         let (stamp_producer, stamps) = rtrb::RingBuffer::new(256);

@@ -4,6 +4,7 @@
 
 pub mod analysis;
 pub mod device;
+pub mod device_stream;
 pub mod device_watch;
 pub mod echo;
 pub mod echo_path;

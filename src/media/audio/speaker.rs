@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::device::{DeviceError, SpeakerTiming, open_speaker};
+use super::device_stream::DeviceStream;
 use super::device_watch::{DeviceEvent, DeviceWatch};
 use super::pacer::Pacer;
 use super::wav::{WavError, WavSink};
@@ -140,7 +141,7 @@ impl Drop for Speaker {
 /// Watches the speaker's stream until `stop`, and reopens it on the same ring whenever it
 /// stops playing (see `device_watch`).
 fn keep_playing(
-    stream: cpal::Stream,
+    stream: DeviceStream,
     wanted: Option<&str>,
     consumer: &Arc<Mutex<rtrb::Consumer<f32>>>,
     timing: &Arc<SpeakerTiming>,
