@@ -99,9 +99,15 @@ fn no_mapping_advice(port: u16, here: &str) -> String {
 /// reach it with no mapping (a server, or a modem that hands the public address on).
 pub fn public_ipv4() -> Option<Ipv4Addr> {
     let local = gateway::local_address_towards(gateway::default_gateway()?).ok()?;
-    let [a, b, ..] = local.octets();
-    let special = local.is_loopback() || local.is_link_local() || local.is_unspecified() || (a == 192 && b == 0);
-    (!special && !behind_another_nat(local)).then_some(local)
+    is_public_ipv4(local).then_some(local)
+}
+
+/// Whether an IPv4 address is one the internet routes to this machine: not private, shared,
+/// loopback, link-local or in 192.0.0.0/16's special and documentation ranges.
+fn is_public_ipv4(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    let special = ip.is_loopback() || ip.is_link_local() || ip.is_unspecified() || (a == 192 && b == 0);
+    !special && !behind_another_nat(ip)
 }
 
 /// What a listener says when no router maps its port.
@@ -161,8 +167,8 @@ pub async fn report(methods: Option<Methods>) -> Vec<String> {
     };
     let here = gateway::local_address_towards(router).map_or_else(|_| "?".to_string(), |ip| ip.to_string());
     lines.push(format!("router: {router} (this machine is {here} on its network)"));
-    if here.parse::<Ipv4Addr>().is_ok_and(|ip| !ip.is_private() && !ip.is_loopback()) {
-        lines.push(format!("this machine has a public IPv4 address ({here}): callers reach it with no mapping"));
+    if let Some(ip) = public_ipv4() {
+        lines.push(format!("this machine has a public IPv4 address ({ip}): callers reach it with no mapping"));
     }
     let Some(methods) = methods else {
         lines.push("port mapping: not asked (--no-port-map)".into());
@@ -216,6 +222,16 @@ mod tests {
         let wants = |s: &str| wants_port_map(s.parse().unwrap());
         assert!(wants("[::]:1254") && wants("0.0.0.0:1254") && wants("192.168.1.20:1254") && wants("10.0.0.2:1"));
         assert!(!wants("127.0.0.1:1254") && !wants("[::1]:1254") && !wants("203.0.113.5:1254"));
+    }
+
+    #[test]
+    fn only_addresses_the_internet_routes_here_count_as_public() {
+        let public = |s: &str| is_public_ipv4(s.parse().unwrap());
+        assert!(public("11.77.0.1") && public("203.0.113.5") && public("8.8.8.8"));
+        for address in ["192.168.1.20", "10.0.0.2", "172.16.0.1", "100.64.0.1", "127.0.0.1", "169.254.1.1", "192.0.2.2"]
+        {
+            assert!(!public(address), "{address}");
+        }
     }
 
     #[test]
