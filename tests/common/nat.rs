@@ -13,7 +13,6 @@
 use std::fs::File;
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -21,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::netns::{NetnsError, check_available, run};
+use super::netns::{NetnsError, check_available, run, run_in_namespace};
 
 /// The listener's address on the LAN.
 const HOME_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 20);
@@ -226,22 +225,7 @@ impl NatBed {
     /// Runs `work` on a thread inside the host's namespace and returns its result. Sockets
     /// it opens stay in that namespace, so any thread can use them afterwards.
     pub fn run_inside<T: Send>(&self, host: Host, work: impl FnOnce() -> T + Send) -> Result<T, NetnsError> {
-        let namespace = self.namespace(host);
-        let enter_error = |source| NetnsError::Enter { namespace: namespace.to_string(), source };
-        let handle = File::open(format!("/run/netns/{namespace}")).map_err(enter_error)?;
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    rustix::thread::move_into_link_name_space(
-                        handle.as_fd(),
-                        Some(rustix::thread::LinkNameSpaceType::Network),
-                    )
-                    .map_err(|errno| enter_error(errno.into()))?;
-                    Ok(work())
-                })
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
+        run_in_namespace(self.namespace(host), work)
     }
 
     /// The router's public address: where callers outside reach mapped ports.

@@ -138,22 +138,7 @@ impl VethLink {
     /// Runs `work` on a thread inside the side's namespace and returns its result. Sockets
     /// it opens stay in that namespace, so any thread can use them afterwards.
     pub fn run_inside<T: Send>(&self, side: Side, work: impl FnOnce() -> T + Send) -> Result<T, NetnsError> {
-        let namespace = self.namespace(side);
-        let enter_error = |source| NetnsError::Enter { namespace: namespace.to_string(), source };
-        let handle = File::open(format!("/run/netns/{namespace}")).map_err(enter_error)?;
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    rustix::thread::move_into_link_name_space(
-                        handle.as_fd(),
-                        Some(rustix::thread::LinkNameSpaceType::Network),
-                    )
-                    .map_err(|errno| enter_error(errno.into()))?;
-                    Ok(work())
-                })
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
+        run_in_namespace(self.namespace(side), work)
     }
 
     /// What the side's qdisc has done so far.
@@ -173,6 +158,26 @@ impl Drop for VethLink {
             let _ = run("ip", &["netns", "del", namespace]);
         }
     }
+}
+
+/// Runs `work` on a thread inside the network namespace `namespace` and returns its result.
+/// Sockets it opens stay in that namespace, so any thread can use them afterwards.
+pub fn run_in_namespace<T: Send>(namespace: &str, work: impl FnOnce() -> T + Send) -> Result<T, NetnsError> {
+    let enter_error = |source| NetnsError::Enter { namespace: namespace.to_string(), source };
+    let handle = File::open(format!("/run/netns/{namespace}")).map_err(enter_error)?;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                rustix::thread::move_into_link_name_space(
+                    handle.as_fd(),
+                    Some(rustix::thread::LinkNameSpaceType::Network),
+                )
+                .map_err(|errno| enter_error(errno.into()))?;
+                Ok(work())
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 /// Whether a namespace of this name exists.
