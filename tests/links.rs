@@ -320,6 +320,10 @@ fn after_a_rebinding_the_listener_sees_a_new_port_and_replies_still_reach_the_ca
 /// A TCP transfer from `from` to the other side for `seconds`; the receiver's payload bits
 /// per second from 2 s on (left out: TCP's start-up, whose losses hold data back in the
 /// receiver until their retransmissions release it all at once).
+///
+/// The rate is the bytes of the reads after the first one in the window, over the time from
+/// that first read to the last: what the first read returns arrived before the window, and a
+/// read that started before the end but returned after it would stretch the window it counts in.
 fn tcp_goodput(link: &VethLink, from: Side, seconds: f64) -> f64 {
     let to = if from == Side::A { Side::B } else { Side::A };
     let address = link.address(to);
@@ -331,15 +335,16 @@ fn tcp_goodput(link: &VethLink, from: Side, seconds: f64) -> f64 {
         let (mut stream, _) = server.accept().unwrap();
         stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
         let mut buf = vec![0u8; 65536];
-        let mut counted = 0usize;
+        let mut reads: Vec<(Instant, usize)> = Vec::new();
         while Instant::now() < end {
-            if let Ok(n) = stream.read(&mut buf)
-                && start.elapsed() >= secs(2.0)
-            {
-                counted += n;
+            if let Ok(n) = stream.read(&mut buf) {
+                let at = Instant::now();
+                if at >= start + secs(2.0) && at <= end {
+                    reads.push((at, n));
+                }
             }
         }
-        counted
+        reads
     });
     let mut stream = link.run_inside(from, || TcpStream::connect((address, port))).unwrap().unwrap();
     stream.set_write_timeout(Some(Duration::from_millis(100))).unwrap();
@@ -348,7 +353,10 @@ fn tcp_goodput(link: &VethLink, from: Side, seconds: f64) -> f64 {
         // A write that times out part-way is fine: only the receiver counts.
         let _ = stream.write_all(&chunk);
     }
-    (receiving.join().unwrap() * 8) as f64 / (seconds - 2.0)
+    let reads = receiving.join().unwrap();
+    let (first, last) = (reads.first().unwrap().0, reads.last().unwrap().0);
+    let bytes: usize = reads[1..].iter().map(|(_, n)| n).sum();
+    (bytes * 8) as f64 / (last - first).as_secs_f64()
 }
 
 #[test]
@@ -366,8 +374,9 @@ fn the_veth_link_carries_about_its_tbf_rate_each_way_and_leaves_nothing_behind()
             goodput / 1e3,
             100.0 * goodput / rate
         );
-        // TCP payload is 1448 of each 1514-byte frame the qdisc counts (95.6 %).
-        assert!(goodput > 0.9 * rate && goodput < 0.99 * rate, "{goodput} bit/s through {rate}");
+        // TCP payload is 1448 of each 1514-byte frame the qdisc counts (95.6 %); one packet
+        // more or less in the 3 s window moves the figure by under 0.4 %.
+        assert!(goodput > 0.9 * rate && goodput < 0.97 * rate, "{goodput} bit/s through {rate}");
         assert!(stats.overlimits > 0, "{stats:?}");
     }
     drop(link);
