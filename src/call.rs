@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 use crate::adapt::REPORT_INTERVAL_US;
 use crate::adapt::controller::RateController;
 use crate::adapt::cpu_load::CpuLoad;
+use crate::adapt::keyframes::Keyframes;
 use crate::adapt::ladder::rungs;
 use crate::adapt::liveness::Liveness;
 use crate::adapt::policy::PolicyConfig;
@@ -198,7 +199,7 @@ impl CallContext {
         self.view.set_in_call(true);
 
         let stop = Arc::new(AtomicBool::new(false));
-        let keyframe_wanted = Arc::new(AtomicBool::new(false));
+        let keyframes = Arc::new(Mutex::new(Keyframes::default()));
         let clock = Arc::new(Mutex::new(ClockSync::new()));
         let lip_sync = Arc::new(LipSync::new());
         let mut local_media = self.view.watch_local_media();
@@ -224,7 +225,7 @@ impl CallContext {
             input: Arc::clone(&self.encoder_input),
             media: self.view.watch_local_media(),
             output: packets_tx,
-            keyframe_wanted: Arc::clone(&keyframe_wanted),
+            keyframes: Arc::clone(&keyframes),
             stats: Arc::clone(&stats),
             stop: Arc::clone(&stop),
             cpu: s.adapt.then(|| CpuLoad::new(rungs(s.size.0 as u32, s.size.1 as u32, s.encoder.fps))),
@@ -234,7 +235,7 @@ impl CallContext {
             conn.clone(),
             packets_rx,
             restarts,
-            Arc::clone(&keyframe_wanted),
+            Arc::clone(&keyframes),
             Arc::clone(&stats),
         ));
 
@@ -332,8 +333,7 @@ impl CallContext {
             },
         };
         adaptation.start(&conn);
-        let mut control =
-            tokio::spawn(control.run(ping_pong_tx, control_rx, Arc::clone(&keyframe_wanted), clock, on_peer));
+        let mut control = tokio::spawn(control.run(ping_pong_tx, control_rx, Arc::clone(&keyframes), clock, on_peer));
         let mut adapt_ticker = tokio::time::interval(Duration::from_micros(REPORT_INTERVAL_US));
         let mut audio_in_done = false;
         let mut media_unsent = false;

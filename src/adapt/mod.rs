@@ -27,6 +27,7 @@
 pub mod controller;
 pub mod cpu_load;
 pub mod estimator;
+pub mod keyframes;
 pub mod ladder;
 pub mod liveness;
 pub mod loss_sampler;
@@ -42,6 +43,7 @@ mod scenarios;
 #[cfg(test)]
 mod simulated_call;
 pub mod trendline;
+pub mod video_groups;
 
 /// Audio's share of the path, kbit/s: Opus at 24 kbit/s plus its 17-byte datagram header
 /// 100 times a second (13.6 kbit/s), rounded up.

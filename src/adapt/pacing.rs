@@ -21,14 +21,6 @@ pub const STALL_US: u64 = 500_000;
 /// rates openh264 skips pictures to pay for it (every 2 s kept a 100 kbit/s call at 2 fps).
 pub const STALL_RESTART_EVERY_US: u64 = 5_000_000;
 
-/// How long the next picture may wait for the send window before its group is given up:
-/// never for a keyframe (a new group's first picture is the fresh start itself), nor
-/// within `STALL_RESTART_EVERY_US` of the last time (`since_last_us`: none yet if `None`).
-pub fn stall_limit_us(keyframe: bool, since_last_us: Option<u64>) -> Option<u64> {
-    let too_soon = since_last_us.is_some_and(|since| since < STALL_RESTART_EVERY_US);
-    (!keyframe && !too_soon).then_some(STALL_US)
-}
-
 /// The send window, bytes, for a path estimated to carry `estimate_kbps` with a round trip
 /// of `min_rtt_us` when empty.
 pub fn send_window_bytes(estimate_kbps: u32, min_rtt_us: u64) -> u64 {
@@ -39,14 +31,6 @@ pub fn send_window_bytes(estimate_kbps: u32, min_rtt_us: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_stalled_p_picture_gives_its_group_up_but_not_a_keyframe_nor_twice_in_five_seconds() {
-        assert_eq!(stall_limit_us(false, None), Some(STALL_US));
-        assert_eq!(stall_limit_us(true, None), None);
-        assert_eq!(stall_limit_us(false, Some(4_999_999)), None);
-        assert_eq!(stall_limit_us(false, Some(5_000_000)), Some(STALL_US));
-    }
 
     #[test]
     fn a_round_trip_and_60_ms_of_the_estimate() {

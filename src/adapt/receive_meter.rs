@@ -34,7 +34,7 @@ pub struct FrameArrival {
     pub capture_us: u64,
     /// Its size on the wire (header and payload).
     pub bytes: usize,
-    /// Its sequence number: consecutive per sender, so a gap is a frame lost or skipped.
+    /// Its sequence number: the sender numbers only the frames it sends, so a gap is a frame lost.
     pub seq: u64,
 }
 
@@ -53,8 +53,6 @@ pub struct ReceiveMeter {
     next_seq: Option<u64>,
     /// Frames missing from the sequence since the start.
     gaps: u64,
-    /// Frames the sender says it dropped before sending, since the start.
-    sender_skipped: u64,
     /// Lost frames already reported.
     lost_reported: u64,
     last_report_us: Option<u64>,
@@ -96,13 +94,6 @@ impl ReceiveMeter {
         }
     }
 
-    /// Takes the sender's count of frames it numbered but dropped before sending, since
-    /// the start (cumulative, so a repeated or reordered notice does no harm): those gaps
-    /// are not losses. Notices should reach the meter no later than the frame after the gap.
-    pub fn on_sender_skipped(&mut self, skipped_total: u64) {
-        self.sender_skipped = self.sender_skipped.max(skipped_total);
-    }
-
     /// Takes the transport's count of bytes received since the connection started (UDP
     /// payloads: media, retransmissions, acknowledgements), at `now_us`.
     pub fn on_transport_bytes(&mut self, now_us: u64, total_bytes: u64) {
@@ -137,7 +128,7 @@ impl ReceiveMeter {
         let interval_us = self.last_report_us.map_or(super::REPORT_INTERVAL_US, |last| now_us.saturating_sub(last));
         self.last_report_us = Some(now_us);
 
-        let lost_total = self.gaps.saturating_sub(self.sender_skipped);
+        let lost_total = self.gaps;
         let frames_lost = lost_total.saturating_sub(self.lost_reported);
         self.lost_reported = self.lost_reported.max(lost_total);
 
@@ -250,7 +241,7 @@ mod tests {
     }
 
     #[test]
-    fn gaps_are_losses_unless_the_sender_skipped_them() {
+    fn gaps_in_the_numbers_are_losses() {
         let mut meter = ReceiveMeter::new();
         let frame = |seq: u64| FrameArrival { arrival_us: seq * FRAME_US, capture_us: seq * FRAME_US, bytes: 100, seq };
         for seq in [0, 1, 4, 5] {
@@ -260,17 +251,15 @@ mod tests {
         assert_eq!((report.frames_received, report.frames_lost), (4, 2));
         assert!((report.loss_fraction() - 1.0 / 3.0).abs() < 1e-9);
 
-        // Three more missing, of which the sender says it skipped two; a stale frame
-        // from before counts as received but not as a new gap.
-        meter.on_sender_skipped(2);
+        // Three more missing (the sender numbers only what it sends); a stale frame from
+        // before counts as received but not as a new gap.
         for seq in [9, 3, 10] {
             meter.on_frame(frame(seq));
         }
         let report = meter.report(400_000);
-        assert_eq!((report.frames_received, report.frames_lost, report.interval_ms), (3, 1, 200));
+        assert_eq!((report.frames_received, report.frames_lost, report.interval_ms), (3, 3, 200));
 
-        // A repeated notice changes nothing; nothing missing, nothing lost.
-        meter.on_sender_skipped(1);
+        // Nothing missing, nothing lost.
         meter.on_frame(frame(11));
         assert_eq!(meter.report(500_000).frames_lost, 0);
     }
@@ -308,7 +297,6 @@ mod tests {
             [(0, u64::MAX, usize::MAX, u64::MAX), (u64::MAX, 0, usize::MAX, 0), (5, 5, 0, u64::MAX - 1)]
         {
             meter.on_frame(FrameArrival { arrival_us, capture_us, bytes, seq });
-            meter.on_sender_skipped(u64::MAX);
             meter.report(arrival_us);
         }
         meter.report(0);

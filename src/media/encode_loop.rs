@@ -2,7 +2,9 @@
 //! packet to the network without ever waiting for it. If the network's queue is full the
 //! packet is dropped and the next picture is made a keyframe, starting a fresh group.
 //! While the user has turned the camera off nothing is sent; turning it back on starts
-//! with a keyframe, so the peer's picture returns at once.
+//! with a keyframe, so the peer's picture returns at once. Whether a picture must be a
+//! keyframe is `adapt::keyframes`' decision: this thread tells it its own reasons, and
+//! asks it before each picture.
 //!
 //! What to send (bitrate, largest size, frame rate) comes as a `Target` through a
 //! `tokio::sync::watch` channel: the newest value wins, the sender (async or not) never
@@ -11,8 +13,8 @@
 //! the ladder's rung the machine keeps up with. It publishes the operating point it
 //! applied, and what limited it, in the call's stats.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -23,6 +25,7 @@ use super::adaptive_encoder::{AdaptiveEncoder, Target};
 use super::codec::{CodecError, EncodedFrame, EncoderSettings};
 use super::frame::SharedFrame;
 use crate::adapt::cpu_load::CpuLoad;
+use crate::adapt::keyframes::{Keyframes, Reason};
 use crate::adapt::ladder::Rung;
 use crate::latest::Latest;
 use crate::net::clock::now_us;
@@ -38,7 +41,8 @@ pub struct EncodeLoop {
     pub input: Arc<Latest<SharedFrame>>,
     pub media: watch::Receiver<MediaState>,
     pub output: Sender<EncodedFrame>,
-    pub keyframe_wanted: Arc<AtomicBool>,
+    /// Why the next picture must be a keyframe, from every side of the call.
+    pub keyframes: Arc<Mutex<Keyframes>>,
     pub stats: Arc<CallStats>,
     pub stop: Arc<AtomicBool>,
     /// CPU overuse handling; `None` with `--no-adapt`.
@@ -69,9 +73,10 @@ impl EncodeLoop {
                 continue;
             }
             if std::mem::take(&mut camera_was_off) {
-                encoder.request_keyframe();
+                self.want_keyframe(Reason::CameraOn);
             }
-            if self.keyframe_wanted.swap(false, Ordering::Relaxed) {
+            if let Some(reason) = self.keyframes().take() {
+                tracing::debug!("a keyframe: {}", reason.describe());
                 encoder.request_keyframe();
             }
             // The network has not taken the pictures already made: skip this one before it is
@@ -114,18 +119,29 @@ impl EncodeLoop {
                 Ok(None) => continue,
                 Err(e) => {
                     tracing::warn!("{e}");
-                    encoder.request_keyframe();
+                    self.want_keyframe(Reason::PictureLost);
                     continue;
                 }
             };
+            if packet.keyframe {
+                self.keyframes().on_keyframe(now_us());
+            }
             match self.output.try_send(packet) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => {
                     self.stats.frames_dropped_sending.fetch_add(1, Ordering::Relaxed);
-                    encoder.request_keyframe();
+                    self.want_keyframe(Reason::PictureLost);
                 }
                 Err(TrySendError::Closed(_)) => return,
             }
         }
+    }
+
+    fn keyframes(&self) -> std::sync::MutexGuard<'_, Keyframes> {
+        self.keyframes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn want_keyframe(&self, reason: Reason) {
+        self.keyframes().request(now_us(), reason);
     }
 }

@@ -5,7 +5,6 @@
 //! writing is a task of its own behind a bounded queue, so a peer that withholds flow
 //! control credit can stall only what we send it, never what we read or a hang-up.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use tokio::sync::mpsc;
 use super::clock::{ClockSync, now_us};
 use super::control_framing::{CHUNK_BYTES, ControlFramer};
 use super::wire::{ControlMessage, WireError};
+use crate::adapt::keyframes::{Keyframes, Reason};
 use crate::adapt::report::ReceiverReport;
 use crate::view::MediaState;
 
@@ -146,7 +146,7 @@ impl ControlStream {
         self,
         writer: mpsc::Sender<ControlMessage>,
         queued: mpsc::Receiver<ControlMessage>,
-        keyframe_wanted: Arc<AtomicBool>,
+        keyframes: Arc<Mutex<Keyframes>>,
         clock: Arc<Mutex<ClockSync>>,
         on_peer: impl Fn(PeerNews),
     ) -> Result<(), ControlError> {
@@ -160,7 +160,12 @@ impl ControlStream {
             tokio::select! {
                 message = reader.next() => match message? {
                     None => return Ok(()),
-                    Some(ControlMessage::KeyframeRequest) => keyframe_wanted.store(true, Ordering::Relaxed),
+                    Some(ControlMessage::KeyframeRequest) => {
+                        let mut keyframes = keyframes.lock().unwrap_or_else(|e| e.into_inner());
+                        if !keyframes.request(now_us(), Reason::PeerAsked) {
+                            tracing::debug!("the peer asked for a keyframe: the last one, just sent, answers it");
+                        }
+                    }
                     Some(ControlMessage::Ping { sent_us }) => {
                         let received_us = now_us();
                         queue(&writer, ControlMessage::Pong { ping_sent_us: sent_us, received_us, sent_us: now_us() });

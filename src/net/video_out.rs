@@ -10,15 +10,17 @@
 //! outage) resets the current stream, so quinn stops sending what went stale in it, and
 //! the next picture the encoder makes is a keyframe on a new stream.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use quinn::{Connection, SendStream, VarInt};
 use tokio::sync::{mpsc, watch};
 
+use super::clock::now_us;
 use super::wire::{FrameHeader, video_stream_preamble};
-use crate::adapt::pacing;
+use crate::adapt::keyframes::{Keyframes, Reason};
+use crate::adapt::video_groups::{Placement, VideoGroups};
 use crate::media::codec::EncodedFrame;
 use crate::stats::CallStats;
 
@@ -37,21 +39,21 @@ enum SendError {
 }
 
 /// Sends encoded pictures until the encoder stops or the connection ends. Each change of
-/// `restart` gives up the current group.
+/// `restart` gives up the current group. What `VideoGroups` decides is carried out here;
+/// a keyframe it needs is asked of the encoder through `keyframes`.
 pub async fn send_video(
     conn: Connection,
     mut packets: mpsc::Receiver<EncodedFrame>,
     mut restart: watch::Receiver<u64>,
-    keyframe_wanted: Arc<AtomicBool>,
+    keyframes: Arc<Mutex<Keyframes>>,
     stats: Arc<CallStats>,
 ) {
-    let mut sender = GroupSender { conn, stream: None, next_group: 0, seq: 0 };
-    let mut last_stall: Option<Instant> = None;
+    let mut sender = GroupSender { conn, stream: None, groups: VideoGroups::default(), keyframes };
     loop {
         let packet = tokio::select! {
             biased;
             Ok(()) = restart.changed() => {
-                sender.give_up(&keyframe_wanted);
+                sender.give_up();
                 continue;
             }
             packet = packets.recv() => match packet {
@@ -59,27 +61,23 @@ pub async fn send_video(
                 None => break,
             },
         };
-        let since_last_stall = last_stall.map(|at| at.elapsed().as_micros().min(u128::from(u64::MAX)) as u64);
-        let stall_limit = pacing::stall_limit_us(packet.keyframe, since_last_stall).map(Duration::from_micros);
+        let stall_limit = sender.groups.stall_limit_us(packet.keyframe, now_us()).map(Duration::from_micros);
         let size = tokio::select! {
             biased;
             Ok(()) = restart.changed() => {
-                sender.give_up(&keyframe_wanted);
+                sender.give_up();
                 continue;
             }
             _ = sleep_or_never(stall_limit) => {
                 tracing::debug!("a picture waited {stall_limit:?} for the send window: starting afresh");
-                last_stall = Some(Instant::now());
                 stats.frames_dropped_sending.fetch_add(1, Ordering::Relaxed);
-                sender.give_up(&keyframe_wanted);
+                sender.stalled();
                 continue;
             }
             sent = sender.send(&packet) => match sent {
                 Ok(Some(size)) => size,
                 Ok(None) => {
-                    // A P picture with no group to belong to: it cannot be decoded.
                     stats.frames_dropped_sending.fetch_add(1, Ordering::Relaxed);
-                    keyframe_wanted.store(true, Ordering::Relaxed);
                     continue;
                 }
                 Err(e) => {
@@ -103,53 +101,75 @@ async fn sleep_or_never(limit: Option<Duration>) {
     }
 }
 
-/// The stream of the group being sent, and the numbering of groups and pictures.
+/// The stream of the group being sent, and what decides about groups.
 struct GroupSender {
     conn: Connection,
     stream: Option<SendStream>,
-    next_group: u64,
-    seq: u64,
+    groups: VideoGroups,
+    keyframes: Arc<Mutex<Keyframes>>,
 }
 
 impl GroupSender {
-    /// Writes one picture, on a new stream if it is a keyframe; returns the bytes written,
-    /// or `None` for a P picture that has no group.
+    /// Writes one picture where `VideoGroups` places it; returns the bytes written, or
+    /// `None` for a P picture that has no group (not sent: a keyframe is asked for).
     async fn send(&mut self, packet: &EncodedFrame) -> Result<Option<usize>, SendError> {
-        if packet.keyframe {
-            if let Some(mut old) = self.stream.take() {
-                // What it still holds goes out after the new group (lower priority), and the
-                // receiver stops it as soon as the new group arrives.
-                let _ = old.finish();
+        let seq = match self.groups.place(packet.keyframe) {
+            Placement::NewGroup { group, seq } => {
+                if let Some(mut old) = self.stream.take() {
+                    // What it still holds goes out after the new group (lower priority), and the
+                    // receiver stops it as soon as the new group arrives.
+                    let _ = old.finish();
+                }
+                let mut stream = self.conn.open_uni().await?;
+                // Newer groups first; the priority wraps harmlessly after 2^31 groups.
+                stream.set_priority((group % i32::MAX as u64) as i32)?;
+                stream.write_all(&video_stream_preamble(group)).await?;
+                self.stream = Some(stream);
+                seq
             }
-            let mut stream = self.conn.open_uni().await?;
-            // Newer groups first; the priority wraps harmlessly after 2^31 groups.
-            stream.set_priority((self.next_group % i32::MAX as u64) as i32)?;
-            stream.write_all(&video_stream_preamble(self.next_group)).await?;
-            self.next_group += 1;
-            self.stream = Some(stream);
-        }
+            Placement::Current { seq } => seq,
+            Placement::NoGroup => {
+                self.want_keyframe();
+                return Ok(None);
+            }
+        };
+        let stream = self.stream.as_mut().expect("a placed picture has its group's stream");
         let header = FrameHeader {
-            seq: self.seq,
+            seq,
             capture_us: packet.capture_us,
             keyframe: packet.keyframe,
             len: packet.data.len() as u32,
-        };
-        self.seq += 1;
-        let Some(stream) = self.stream.as_mut() else {
-            return Ok(None);
-        };
-        let header = header.encode();
+        }
+        .encode();
         stream.write_all(&header).await?;
         stream.write_all(&packet.data).await?;
         Ok(Some(header.len() + packet.data.len()))
     }
 
-    /// Resets the current group: quinn drops what it has not delivered of it. The next
-    /// picture must be a keyframe.
-    fn give_up(&mut self, keyframe_wanted: &AtomicBool) {
+    /// The link came back: what the current group still holds is stale.
+    fn give_up(&mut self) {
+        if self.groups.give_up() {
+            self.reset_stream();
+        }
+        self.want_keyframe();
+    }
+
+    /// A picture waited its whole stall limit for the send window.
+    fn stalled(&mut self) {
+        if self.groups.on_stalled(now_us()) {
+            self.reset_stream();
+        }
+        self.want_keyframe();
+    }
+
+    /// quinn drops what it has not delivered of the current group.
+    fn reset_stream(&mut self) {
         if let Some(mut stream) = self.stream.take() {
             let _ = stream.reset(STALE_GROUP);
         }
-        keyframe_wanted.store(true, Ordering::Relaxed);
+    }
+
+    fn want_keyframe(&self) {
+        self.keyframes.lock().unwrap_or_else(|e| e.into_inner()).request(now_us(), Reason::NewGroup);
     }
 }
