@@ -1,6 +1,6 @@
 //! A listener exposed to the network: connection attempts that never finish (spoofed
 //! Initials, stalled handshakes), a peer that withholds flow control credit, floods sound or
-//! splits its control messages across ticks, malformed video. Known callers still get
+//! keyframe requests, splits its control messages across ticks, malformed video. Known callers still get
 //! through, a hang-up is never held up, and the listener says what happened.
 
 mod common;
@@ -309,4 +309,47 @@ fn no_session_tickets_are_handed_out() {
         conn.close(0u32.into(), b"done");
     });
     assert_eq!(tickets.0.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn a_peer_asking_for_a_keyframe_at_every_picture_gets_about_three_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, port) =
+        start_listener(dir.path(), "a", peer_args_with(dir.path(), "a", &["--once", "--duration", "5"]));
+    let rt = runtime();
+    let groups = rt.block_on(async {
+        let mut peer = hostile_peer(dir.path(), port, None).await;
+        chat::net::endpoint::open_for_call(&peer.conn);
+        // Each keyframe starts a group on a new stream: count the streams opened while the
+        // peer asks for a keyframe every 20 ms, and read them so flow control never holds one.
+        let opened = Arc::new(AtomicUsize::new(0));
+        let counting = {
+            let (conn, opened) = (peer.conn.clone(), Arc::clone(&opened));
+            tokio::spawn(async move {
+                while let Ok(mut stream) = conn.accept_uni().await {
+                    opened.fetch_add(1, Ordering::Relaxed);
+                    tokio::spawn(async move {
+                        let mut sink = vec![0u8; 64 << 10];
+                        while let Ok(Some(_)) = stream.read(&mut sink).await {}
+                    });
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = opened.load(Ordering::Relaxed);
+        let asking_for = Duration::from_secs(3);
+        let start = tokio::time::Instant::now();
+        while start.elapsed() < asking_for {
+            peer.send.write_all(&ControlMessage::KeyframeRequest.encode()).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let groups = opened.load(Ordering::Relaxed) - before;
+        counting.abort();
+        groups
+    });
+    // One keyframe per 300 ms at most answers 150 requests in 3 s (at 30 fps: one in ten
+    // pictures); every picture a keyframe would be 90 groups.
+    println!("groups: {groups}");
+    assert!((5..=12).contains(&groups), "{groups} groups in 3 s of keyframe requests\n{}", a.describe());
+    a.expect_exit(Duration::from_secs(10));
 }
