@@ -1,7 +1,8 @@
 //! The picture size and frame rate ladder, by bits per pixel as WebRTC's "balanced"
 //! degradation does it: 720p -> 540p -> 360p -> 360p at half rate -> 180p at half rate
 //! (each a scale of the largest size asked for). A step down when the bits each pixel gets
-//! per frame stay below a low mark for a second; a step up only after some seconds in
+//! per frame stay below a low mark for a second, or at once when they fall below half of
+//! it (a sharp drop of the link, not a twitch of the estimate); a step up only after some seconds in
 //! which the higher rung would still get more than a high mark. The gap between the marks
 //! is the hysteresis: the step up lands above the low mark, so it does not come back down.
 
@@ -13,6 +14,11 @@ const LOW_BITS_PER_PIXEL: f64 = 0.04;
 const HIGH_BITS_PER_PIXEL: f64 = 0.06;
 /// Below the low mark for this long before stepping down: one cut of a sawtooth is not a trend.
 const DOWN_AFTER_US: u64 = 1_000_000;
+/// So far below the low mark (the bitrate more than halved under it) that waiting only
+/// delays the step: a new size costs a keyframe, and the keyframe a sharp drop forces
+/// anyway (a stalled group starts afresh) had better already be at the size the link
+/// carries. Waiting the second cost the drop scenario a 720p keyframe and then a 360p one.
+const DEEP_BITS_PER_PIXEL: f64 = LOW_BITS_PER_PIXEL / 2.0;
 /// Above the high mark for this long before stepping up (iroh-live waits 4 s): a size
 /// change costs a keyframe, and an estimate that just rose may fall back.
 const UP_AFTER_US: u64 = 4_000_000;
@@ -84,7 +90,8 @@ impl Ladder {
             self.low_since_us = None;
         } else if self.current + 1 < self.rungs.len() {
             let since = *self.low_since_us.get_or_insert(now_us);
-            if now_us.saturating_sub(since) >= DOWN_AFTER_US {
+            let deep = !fits(&self.rungs[self.current], DEEP_BITS_PER_PIXEL);
+            if deep || now_us.saturating_sub(since) >= DOWN_AFTER_US {
                 let below = self.current + 1;
                 self.current = (below..self.rungs.len())
                     .find(|&index| fits(&self.rungs[index], LOW_BITS_PER_PIXEL))
@@ -147,12 +154,21 @@ mod tests {
 
     #[test]
     fn steps_down_after_a_second_below_the_low_mark() {
+        // 800 kbit/s gives 720p30 0.029 bits per pixel: under the low mark, above half of it.
         let mut ladder = hd(1_900);
-        assert_eq!(ladder.update(0, 230), rung(1280, 720, 30));
+        assert_eq!(ladder.update(0, 800), rung(1280, 720, 30));
         assert_eq!(ladder.update(SECOND / 2, 1_500), rung(1280, 720, 30), "a short dip is ignored");
-        assert_eq!(ladder.update(SECOND, 230), rung(1280, 720, 30));
-        assert_eq!(ladder.update(2 * SECOND - 1, 230), rung(1280, 720, 30));
-        assert_eq!(ladder.update(2 * SECOND, 230), rung(640, 360, 15), "several rungs at once");
+        assert_eq!(ladder.update(SECOND, 800), rung(1280, 720, 30));
+        assert_eq!(ladder.update(2 * SECOND - 1, 800), rung(1280, 720, 30));
+        assert_eq!(ladder.update(2 * SECOND, 800), rung(960, 540, 30));
+    }
+
+    #[test]
+    fn a_sharp_drop_steps_down_at_once_several_rungs_if_need_be() {
+        // 230 kbit/s gives 720p30 0.008 bits per pixel: a quarter of the low mark.
+        let mut ladder = hd(1_900);
+        assert_eq!(ladder.update(0, 1_900), rung(1280, 720, 30));
+        assert_eq!(ladder.update(SECOND / 10, 230), rung(640, 360, 15));
     }
 
     #[test]

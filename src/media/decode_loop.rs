@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use super::codec::{CodecError, VideoDecoder};
 use super::frame::{SharedFrame, VideoFrame};
 use super::freshness::Freshness;
-use super::lip_sync::LipSync;
+use super::lip_sync::{LipSync, PictureDelay};
 use super::pattern::{pattern_frame, read_index};
 use super::quality::psnr;
 use super::sps::check_access_unit;
@@ -146,6 +146,7 @@ impl DecodeLoop {
         let mut requests = KeyframeRequests::new(Duration::from_millis(250));
         let mut last_shown: Option<(u64, u64)> = None; // (seq, local time us)
         let mut freshness = Freshness::default();
+        let mut picture_delay = PictureDelay::default();
         while !self.stop.load(Relaxed) {
             // The peer turned its camera off: the pause is not frozen video.
             if self.stats.peer_camera_off.load(Relaxed) {
@@ -193,7 +194,7 @@ impl DecodeLoop {
             if !freshness.should_show(now, (now as i64).saturating_sub(captured_local)) {
                 continue;
             }
-            if let Some(hold) = self.lip_sync.hold(captured_local, now_us()) {
+            if let Some(hold) = picture_delay.hold(self.lip_sync.audio_delay_us(), captured_local, now_us()) {
                 std::thread::sleep(hold);
             }
             last_shown = Some(self.measure(&picture, captured_local, frame.seq, last_shown));
