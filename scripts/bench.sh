@@ -274,7 +274,8 @@ FIT_MS, FREEZE_FPS, BACK_SHARE, BEFORE_S = 150, 5, 0.75, 5
 def read(path):
     """A --stats-json file's per-second lines and its summary."""
     with open(path) as f:
-        records = [json.loads(line) for line in f if line.strip()]
+        # Lines without "summary" (a listener's {"reachability": ...}) carry no figures.
+        records = [r for r in (json.loads(line) for line in f if line.strip()) if "summary" in r]
     return [r for r in records if not r["summary"]], [r for r in records if r["summary"]][-1]
 
 # A per-second line at t_s covers (t_s - 1, t_s]: the seconds below count from where one starts.
