@@ -26,6 +26,8 @@ pub struct CallStats {
     pub frames_dropped_sending: AtomicU64,
     /// Pictures not encoded because the network had not taken the ones before (rate adaptation).
     pub frames_skipped_sending: AtomicU64,
+    /// Pictures the encoder's rate control skipped (since the start; the encoder thread sets it).
+    pub frames_skipped_by_encoder: AtomicU64,
     /// Pictures decoded and handed to the window.
     pub frames_received: AtomicU64,
     pub bytes_received: AtomicU64,
@@ -107,6 +109,7 @@ impl CallStats {
             bytes_sent: AtomicU64::new(0),
             frames_dropped_sending: AtomicU64::new(0),
             frames_skipped_sending: AtomicU64::new(0),
+            frames_skipped_by_encoder: AtomicU64::new(0),
             frames_received: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
             decode_errors: AtomicU64::new(0),
@@ -256,6 +259,8 @@ pub struct Report {
     pub frames_dropped_sending: u64,
     /// Pictures not encoded because the network was behind.
     pub frames_skipped_sending: u64,
+    /// Pictures the encoder's rate control skipped.
+    pub frames_skipped_by_encoder: u64,
     pub first_frame_ms: Option<f64>,
     /// Audio bit rate while sound flows (datagrams, headers included).
     pub audio_kbps_sent: f64,
@@ -417,6 +422,7 @@ impl Reporter {
             frames_skipped: stats.frames_skipped.load(Relaxed),
             frames_dropped_sending: stats.frames_dropped_sending.load(Relaxed),
             frames_skipped_sending: stats.frames_skipped_sending.load(Relaxed),
+            frames_skipped_by_encoder: stats.frames_skipped_by_encoder.load(Relaxed),
             first_frame_ms: stats.first_frame_ms().map(round1),
             safety_code: stats.safety_code.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             audio_packets_received: stats.audio_packets_received.load(Relaxed),

@@ -77,11 +77,19 @@ pub struct AdaptiveEncoder {
     pacer: FramePacer,
     /// The target as applied to the last picture handed to the encoder, its size the size sent.
     applied: Option<Target>,
+    /// Pictures handed to openh264 that its rate control skipped (to pay back a keyframe or
+    /// an expensive picture): the frame rate sent falls below the target's by these.
+    rate_control_skips: u64,
 }
 
 impl AdaptiveEncoder {
     pub fn new(settings: EncoderSettings) -> Result<Self, CodecError> {
-        Ok(Self { encoder: VideoEncoder::new(settings)?, pacer: FramePacer::new(), applied: None })
+        Ok(Self {
+            encoder: VideoEncoder::new(settings)?,
+            pacer: FramePacer::new(),
+            applied: None,
+            rate_control_skips: 0,
+        })
     }
 
     /// Makes the next picture encoded an IDR picture.
@@ -103,11 +111,20 @@ impl AdaptiveEncoder {
         }
         let (width, height) = target.fit(frame.width, frame.height);
         self.applied = Some(Target { width, height, ..target });
-        if (width, height) == (frame.width, frame.height) {
+        let encoded = if (width, height) == (frame.width, frame.height) {
             self.encoder.encode(frame)
         } else {
             self.encoder.encode(&scale_i420(frame, width, height))
+        };
+        if matches!(encoded, Ok(None)) {
+            self.rate_control_skips += 1;
         }
+        encoded
+    }
+
+    /// Pictures openh264's rate control skipped since the start.
+    pub fn rate_control_skips(&self) -> u64 {
+        self.rate_control_skips
     }
 
     /// The target as applied to the last picture handed to the encoder (its size: the size

@@ -89,6 +89,7 @@ impl EncodeLoop {
             let allowed = self.cpu.as_ref().and_then(CpuLoad::allowed);
             let target = allowed.map_or(link, |rung| link.within(rung));
             let encoded = encoder.encode(&frame, target);
+            self.stats.frames_skipped_by_encoder.store(encoder.rate_control_skips(), Ordering::Relaxed);
             if let Some(applied) = encoder.applied() {
                 let limit = match () {
                     _ if target != link => Some(Limit::Cpu),
