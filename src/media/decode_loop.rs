@@ -183,6 +183,7 @@ impl DecodeLoop {
                 Verdict::DropBroken => None,
             };
             let Some(picture) = decodable else {
+                tracing::trace!(group = frame.group, seq = frame.seq, "picture not shown: its reference is missing");
                 if chain.broken && requests.should_send(Instant::now()) {
                     self.stats.keyframes_requested.fetch_add(1, Relaxed);
                     (self.request_keyframe)();
@@ -194,7 +195,16 @@ impl DecodeLoop {
             if !freshness.should_show(now, (now as i64).saturating_sub(captured_local)) {
                 continue;
             }
-            if let Some(hold) = picture_delay.hold(self.lip_sync.audio_delay_us(), captured_local, now_us()) {
+            let hold = picture_delay.hold(self.lip_sync.audio_delay_us(), captured_local, now_us());
+            tracing::trace!(
+                group = frame.group,
+                seq = frame.seq,
+                keyframe = frame.keyframe,
+                age_ms = (now as i64).saturating_sub(captured_local) / 1000,
+                hold_ms = hold.map_or(0, |hold| hold.as_millis()),
+                "picture shown"
+            );
+            if let Some(hold) = hold {
                 std::thread::sleep(hold);
             }
             last_shown = Some(self.measure(&picture, captured_local, frame.seq, last_shown));

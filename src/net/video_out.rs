@@ -143,6 +143,7 @@ impl GroupSender {
         .encode();
         stream.write_all(&header).await?;
         stream.write_all(&packet.data).await?;
+        tracing::trace!(seq, keyframe = packet.keyframe, bytes = packet.data.len(), "picture handed to quinn");
         Ok(Some(header.len() + packet.data.len()))
     }
 
