@@ -133,7 +133,13 @@ impl GroupSender {
                 return Ok(None);
             }
         };
-        let stream = self.stream.as_mut().expect("a placed picture has its group's stream");
+        // A keyframe whose stream was being opened when a restart cancelled it leaves its group
+        // without one; every cancelling path gives the group up, but never trust that here.
+        let Some(stream) = self.stream.as_mut() else {
+            self.groups.give_up();
+            self.want_keyframe();
+            return Ok(None);
+        };
         let header = FrameHeader {
             seq,
             capture_us: packet.capture_us,
