@@ -128,9 +128,8 @@ impl ReceiveMeter {
         let interval_us = self.last_report_us.map_or(super::REPORT_INTERVAL_US, |last| now_us.saturating_sub(last));
         self.last_report_us = Some(now_us);
 
-        let lost_total = self.gaps;
-        let frames_lost = lost_total.saturating_sub(self.lost_reported);
-        self.lost_reported = self.lost_reported.max(lost_total);
+        let frames_lost = self.gaps.saturating_sub(self.lost_reported);
+        self.lost_reported = self.lost_reported.max(self.gaps);
 
         let base = self.base_delay.iter().map(|(_, min)| *min).min();
         let queuing_ms = match (self.interval_min_delay.take(), base) {

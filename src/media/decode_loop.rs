@@ -195,7 +195,7 @@ impl DecodeLoop {
             if !freshness.should_show(now, (now as i64).saturating_sub(captured_local)) {
                 continue;
             }
-            let hold = picture_delay.hold(self.lip_sync.audio_delay_us(), captured_local, now_us());
+            let hold = picture_delay.hold(self.lip_sync.audio_delay_us(), captured_local, now);
             tracing::trace!(
                 group = frame.group,
                 seq = frame.seq,
