@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use quinn::{Connection, Endpoint};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::adapt::controller::RateController;
 use crate::adapt::estimator::TransportStats;
@@ -16,7 +16,7 @@ use crate::adapt::liveness::{LinkChange, Liveness};
 use crate::adapt::receive_meter::ReceiveMeter;
 use crate::adapt::report::ReceiverReport;
 use crate::media::adaptive_encoder::Target;
-use crate::net::wire::ControlMessage;
+use crate::net::datagrams::send_report;
 use crate::stats::CallStats;
 
 /// What a tick changed that the call shows.
@@ -39,8 +39,6 @@ pub struct Adaptation {
     pub restart: watch::Sender<u64>,
     /// Counts the link's returns after outages, for the decoder (see `media::freshness`).
     pub link_back: watch::Sender<u64>,
-    /// The control stream's queue, for our reports.
-    pub control: mpsc::Sender<ControlMessage>,
     pub stats: Arc<CallStats>,
     /// UDP datagrams received at the last tick.
     pub datagrams_seen: u64,
@@ -59,9 +57,11 @@ impl Adaptation {
 
     /// The peer reported what it got of our video.
     pub fn on_report(&mut self, now_us: u64, report: &ReceiverReport) {
-        if let Some(target) = self.controller.as_mut().and_then(|c| c.on_report(now_us, report)) {
+        let Some(controller) = self.controller.as_mut() else { return };
+        if let Some(target) = controller.on_report(now_us, report) {
             self.retarget.send_replace(target.into());
         }
+        tracing::trace!(?report, estimate_kbps = controller.estimate_kbps(), "the peer's report");
     }
 
     /// Every `REPORT_INTERVAL_US`.
@@ -72,7 +72,7 @@ impl Adaptation {
             meter.on_transport_bytes(now_us, stats.udp_rx.bytes);
             meter.report(now_us)
         };
-        let _ = self.control.try_send(ControlMessage::ReceiverReport(report));
+        send_report(conn, report);
         let heard = stats.udp_rx.datagrams != self.datagrams_seen;
         self.datagrams_seen = stats.udp_rx.datagrams;
         let mut shown = Shown::Nothing;

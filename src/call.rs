@@ -33,9 +33,9 @@ use crate::media::encode_loop::EncodeLoop;
 use crate::media::frame::SharedFrame;
 use crate::media::lip_sync::LipSync;
 use crate::media::y4m::Y4mWriter;
-use crate::net::audio_datagrams::{AudioInError, receive_audio, send_audio};
 use crate::net::clock::{ClockSync, now_us};
-use crate::net::control::{self, ControlError, ControlStream, PeerNews};
+use crate::net::control::{self, ControlError, ControlStream};
+use crate::net::datagrams::{DatagramsInError, receive_datagrams, send_audio};
 use crate::net::endpoint::{CloseCode, Ending};
 use crate::net::wire::ControlMessage;
 use crate::net::{video_in, video_out};
@@ -264,7 +264,8 @@ impl CallContext {
             stop: Arc::clone(&stop),
         }
         .spawn();
-        let mut audio_in = tokio::spawn(receive_audio(conn.clone(), heard_tx, Arc::clone(&stats)));
+        let (reports_tx, mut reports_rx) = mpsc::channel(8);
+        let mut datagrams_in = tokio::spawn(receive_datagrams(conn.clone(), heard_tx, reports_tx, Arc::clone(&stats)));
 
         let (control_tx, control_rx) = control::write_queue();
         let hang_up_tx = control_tx.clone();
@@ -306,16 +307,10 @@ impl CallContext {
             violations_tx.clone(),
         ));
         let (peer_view, peer_stats) = (Arc::clone(&self.view), Arc::clone(&stats));
-        let (reports_tx, mut reports_rx) = mpsc::channel(8);
-        let on_peer = move |news: PeerNews| match news {
-            PeerNews::Media(state) => {
-                peer_view.set_peer_media(state);
-                peer_stats.peer_muted.store(state.muted, Ordering::Relaxed);
-                peer_stats.peer_camera_off.store(state.camera_off, Ordering::Relaxed);
-            }
-            PeerNews::Report(report) => {
-                let _ = reports_tx.try_send(report);
-            }
+        let on_peer_media = move |state: crate::view::MediaState| {
+            peer_view.set_peer_media(state);
+            peer_stats.peer_muted.store(state.muted, Ordering::Relaxed);
+            peer_stats.peer_camera_off.store(state.camera_off, Ordering::Relaxed);
         };
         let mut adaptation = Adaptation {
             controller,
@@ -324,7 +319,6 @@ impl CallContext {
             retarget,
             restart,
             link_back,
-            control: media_tx.clone(),
             stats: Arc::clone(&stats),
             datagrams_seen: 0,
             rebinds: match side {
@@ -333,9 +327,10 @@ impl CallContext {
             },
         };
         adaptation.start(&conn);
-        let mut control = tokio::spawn(control.run(ping_pong_tx, control_rx, Arc::clone(&keyframes), clock, on_peer));
+        let mut control =
+            tokio::spawn(control.run(ping_pong_tx, control_rx, Arc::clone(&keyframes), clock, on_peer_media));
         let mut adapt_ticker = tokio::time::interval(Duration::from_micros(REPORT_INTERVAL_US));
-        let mut audio_in_done = false;
+        let mut datagrams_in_done = false;
         let mut media_unsent = false;
 
         let mut reporter = Reporter::new(&stats);
@@ -374,11 +369,11 @@ impl CallContext {
                     let state = *local_media.borrow_and_update();
                     media_unsent = media_tx.try_send(media_message(state)).is_err();
                 }
-                result = &mut audio_in, if !audio_in_done => {
-                    audio_in_done = true;
+                result = &mut datagrams_in, if !datagrams_in_done => {
+                    datagrams_in_done = true;
                     if let Ok(Err(e)) = result {
                         let _ = violations_tx.try_send(match e {
-                            AudioInError::Wire(e) => format!("the peer broke the protocol: {e}"),
+                            DatagramsInError::Wire(e) => format!("the peer broke the protocol: {e}"),
                             flood => flood.to_string(),
                         });
                     }
@@ -408,7 +403,7 @@ impl CallContext {
         sender.abort();
         receiver.abort();
         audio_out.abort();
-        audio_in.abort();
+        datagrams_in.abort();
         let _ = tokio::task::spawn_blocking(move || {
             let _ = encoder.join();
             let _ = decoder.join();

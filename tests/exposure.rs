@@ -250,7 +250,7 @@ fn a_sound_flood_is_dropped_unread_then_hung_up_on() {
     assert!(reason.contains("flooded"), "{reason}");
     assert!(sent > 3000, "only {sent} datagrams sent");
     assert!(!a.expect_exit(Duration::from_secs(5)).success(), "{}", a.describe());
-    assert!(a.stderr().contains("flooded us with sound"), "{}", a.describe());
+    assert!(a.stderr().contains("flooded us with datagrams"), "{}", a.describe());
 }
 
 /// A client session store that counts the tickets a server hands out.

@@ -4,11 +4,11 @@
 //!
 //! ```text
 //!  receiver                                  sender
-//!  video_in: each complete frame             control reader: ReceiverReport::decode
+//!  video_in: each complete frame             datagram reader: Datagram::decode
 //!    -> ReceiveMeter::on_frame                 -> BandwidthEstimator::on_report
 //!  every REPORT_INTERVAL_US (100 ms):        every 100 ms: quinn's Connection::stats().path
 //!    ReceiveMeter::report(now).encode()        -> BandwidthEstimator::on_transport_stats
-//!    -> one control message  ──────────►     after either: Policy::update(now, estimate)
+//!    -> one report datagram  ──────────►     after either: Policy::update(now, estimate)
 //!                                              -> Some(Target): bitrate, size, fps to the encoder
 //!                                            quinn's send window:
 //!                                              pacing::send_window_bytes(estimate, min rtt)
@@ -17,7 +17,7 @@
 //! Where the call (`call.rs`) feeds them:
 //! - receiver: `video_in` feeds every whole frame to a `ReceiveMeter` (arrival on the
 //!   local clock, capture time and seq from the frame header, bytes on the wire); every
-//!   `REPORT_INTERVAL_US` the call loop sends `report(now)` as control message 7.
+//!   `REPORT_INTERVAL_US` the call loop sends `report(now)` as a report datagram.
 //! - sender: the call loop owns a `RateController` (estimator and policy). Reports and,
 //!   every 100 ms, quinn's path statistics go in; a new `Target` goes to the encoder thread
 //!   through a watch channel, and `send_window_bytes` to `Connection::set_send_window`.

@@ -2,7 +2,7 @@
 //!
 //! Layout, all big-endian: `receive_kbps: u32`, `delay_trend_us_per_s: i32`,
 //! `queuing_delay_ms: u16`, `interval_ms: u16`, `frames_received: u16`, `frames_lost: u16`.
-//! It travels as one control message; the control stream's framing adds the length and type.
+//! It travels as one datagram, behind the type byte `'R'` (`net::wire::Datagram`).
 
 /// Size of an encoded report.
 pub const REPORT_BYTES: usize = 16;

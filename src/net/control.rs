@@ -15,7 +15,6 @@ use super::clock::{ClockSync, now_us};
 use super::control_framing::{CHUNK_BYTES, ControlFramer};
 use super::wire::{ControlMessage, WireError};
 use crate::adapt::keyframes::{Keyframes, Reason};
-use crate::adapt::report::ReceiverReport;
 use crate::view::MediaState;
 
 /// How long the peer may take to say hello: long enough for a listener's user to be asked
@@ -48,15 +47,6 @@ const CONTROL_PRIORITY: i32 = i32::MAX;
 /// Messages waiting to be written. Beyond this the peer is not taking what we send, and
 /// new messages (pongs, keyframe requests: all worth less late) are dropped.
 const WRITE_QUEUE: usize = 32;
-
-/// What the peer says on the control stream that the rest of the call acts on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PeerNews {
-    /// Its microphone and camera switches.
-    Media(MediaState),
-    /// What it saw of our video: for our rate adaptation.
-    Report(ReceiverReport),
-}
 
 /// The control stream's two halves.
 pub struct ControlStream {
@@ -148,7 +138,7 @@ impl ControlStream {
         queued: mpsc::Receiver<ControlMessage>,
         keyframes: Arc<Mutex<Keyframes>>,
         clock: Arc<Mutex<ClockSync>>,
-        on_peer: impl Fn(PeerNews),
+        on_peer_media: impl Fn(MediaState),
     ) -> Result<(), ControlError> {
         let Self { send, mut reader } = self;
         // Ends when every `writer` is dropped, or when the connection closes.
@@ -174,8 +164,7 @@ impl ControlStream {
                         clock.lock().unwrap_or_else(|e| e.into_inner()).add_exchange(ping_sent_us, received_us, sent_us, now_us());
                     }
                     Some(ControlMessage::HangUp) => return Ok(()),
-                    Some(ControlMessage::MediaState { muted, camera_off }) => on_peer(PeerNews::Media(MediaState { muted, camera_off })),
-                    Some(ControlMessage::ReceiverReport(report)) => on_peer(PeerNews::Report(report)),
+                    Some(ControlMessage::MediaState { muted, camera_off }) => on_peer_media(MediaState { muted, camera_off }),
                     Some(ControlMessage::Hello { .. }) => tracing::debug!("ignoring a second hello"),
                 },
                 _ = ping_timer.tick() => {

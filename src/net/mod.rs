@@ -2,10 +2,10 @@
 //! the control stream, video streams, audio datagrams and clock synchronisation.
 
 pub mod admission;
-pub mod audio_datagrams;
 pub mod clock;
 pub mod control;
 pub mod control_framing;
+pub mod datagrams;
 pub mod endpoint;
 pub mod flood_guard;
 pub mod gateway;

@@ -1,21 +1,26 @@
-//! The QUIC wire format, sans IO: control messages on the one bidirectional stream, and
-//! the headers of the video streams (one unidirectional stream per group of pictures), and
-//! the audio datagrams.
+//! The QUIC wire format, sans IO: control messages on the one bidirectional stream, the
+//! headers of the video streams (one unidirectional stream per group of pictures), and the
+//! datagrams (sound, and the receiver's reports).
 //!
-//! Control message: `len: u16 BE` (of what follows, at most `MAX_CONTROL_BYTES`), `type: u8`, body:
-//!                  1 hello, 2 keyframe request, 3 ping, 4 pong, 5 hang-up,
-//!                  6 media state (`flags: u8`, bit 0 muted, bit 1 camera off),
-//!                  7 receiver report (16 bytes, `crate::adapt::report`).
-//! Video stream:    `STREAM_VIDEO: u8`, `group: u64 BE`, then frames, each
-//!                  `flags: u8` (bit 0 keyframe), `seq: u64`, `capture_us: u64`, `len: u32`, payload.
-//! Audio datagram:  `DATAGRAM_AUDIO: u8`, `seq: u64`, `capture_us: u64`, one 10 ms Opus packet
-//!                  (1 to `MAX_AUDIO_PAYLOAD` bytes).
+//! Control message:  `len: u16 BE` (of what follows, at most `MAX_CONTROL_BYTES`), `type: u8`, body:
+//!                   1 hello, 2 keyframe request, 3 ping, 4 pong, 5 hang-up,
+//!                   6 media state (`flags: u8`, bit 0 muted, bit 1 camera off).
+//! Video stream:     `STREAM_VIDEO: u8`, `group: u64 BE`, then frames, each
+//!                   `flags: u8` (bit 0 keyframe), `seq: u64`, `capture_us: u64`, `len: u32`, payload.
+//! Audio datagram:   `DATAGRAM_AUDIO: u8`, `seq: u64`, `capture_us: u64`, one 10 ms Opus packet
+//!                   (1 to `MAX_AUDIO_PAYLOAD` bytes).
+//! Report datagram:  `DATAGRAM_REPORT: u8`, a receiver report (16 bytes, `crate::adapt::report`).
+//!                   A datagram, not a control message: a report lost at a capacity drop is
+//!                   replaced by the next one 100 ms later, while on the control stream it held
+//!                   back every report behind it until it was sent again (they came in bunches
+//!                   of three to five, 200-400 ms late, just when the sender needed them).
 //! Every length is checked against its limit before anything is allocated.
 
 use crate::adapt::report::{REPORT_BYTES, ReceiverReport};
 
-/// TLS ALPN: the protocol name and version. A peer offering another is refused in the handshake.
-pub const ALPN: &[u8] = b"chat/1";
+/// TLS ALPN: the protocol name and version. A peer offering another is refused in the
+/// handshake. Version 2 moved the receiver's reports from the control stream to datagrams.
+pub const ALPN: &[u8] = b"chat/2";
 /// Largest control message body, type byte included.
 pub const MAX_CONTROL_BYTES: usize = 1024;
 /// Largest encoded picture accepted (an 8K IDR picture at high quality fits).
@@ -24,6 +29,8 @@ pub const MAX_FRAME_BYTES: usize = 8 << 20;
 pub const STREAM_VIDEO: u8 = b'V';
 /// First byte of a datagram that carries audio.
 pub const DATAGRAM_AUDIO: u8 = b'A';
+/// First byte of a datagram that carries a receiver report.
+pub const DATAGRAM_REPORT: u8 = b'R';
 /// Largest Opus packet (RFC 6716: 1275 bytes for one frame).
 pub const MAX_AUDIO_PAYLOAD: usize = 1275;
 /// Size of an audio datagram's header.
@@ -57,8 +64,8 @@ pub enum WireError {
     /// A datagram of a kind this version does not know.
     #[error("unknown datagram type {0:#04x}")]
     UnknownDatagram(u8),
-    /// An audio datagram with no room for its header or its Opus packet.
-    #[error("audio datagram of {0} bytes is too short")]
+    /// A datagram with no room for its header or its content.
+    #[error("datagram of {0} bytes is too short")]
     ShortDatagram(usize),
     /// A receiver report whose fields make no sense.
     #[error("bad receiver report: {0}")]
@@ -81,9 +88,6 @@ pub enum ControlMessage {
     HangUp,
     /// The sender's microphone and camera switches, sent at the start and on every change.
     MediaState { muted: bool, camera_off: bool },
-    /// What the receiver saw of the sender's video since its last report (every 100 ms):
-    /// what the sender's rate adaptation estimates the path from.
-    ReceiverReport(ReceiverReport),
 }
 
 const HELLO: u8 = 1;
@@ -92,7 +96,6 @@ const PING: u8 = 3;
 const PONG: u8 = 4;
 const HANG_UP: u8 = 5;
 const MEDIA_STATE: u8 = 6;
-const RECEIVER_REPORT: u8 = 7;
 const MUTED_FLAG: u8 = 1;
 const CAMERA_OFF_FLAG: u8 = 2;
 
@@ -119,10 +122,6 @@ impl ControlMessage {
                 }
             }
             Self::HangUp => body.push(HANG_UP),
-            Self::ReceiverReport(report) => {
-                body.push(RECEIVER_REPORT);
-                body.extend_from_slice(&report.encode());
-            }
             Self::MediaState { muted, camera_off } => {
                 body.push(MEDIA_STATE);
                 body.push(if muted { MUTED_FLAG } else { 0 } | if camera_off { CAMERA_OFF_FLAG } else { 0 });
@@ -182,10 +181,6 @@ impl ControlMessage {
                     return Err(WireError::BadFlags(flags));
                 }
                 Ok(Self::MediaState { muted: flags & MUTED_FLAG != 0, camera_off: flags & CAMERA_OFF_FLAG != 0 })
-            }
-            RECEIVER_REPORT => {
-                expect(REPORT_BYTES)?;
-                ReceiverReport::decode(rest).map(Self::ReceiverReport).map_err(|e| WireError::BadReport(e.to_string()))
             }
             other => Err(WireError::UnknownMessage(other)),
         }
@@ -290,6 +285,40 @@ impl<'a> AudioDatagram<'a> {
     }
 }
 
+/// A datagram from the peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Datagram<'a> {
+    Audio(AudioDatagram<'a>),
+    /// What the peer saw of our video since its last report (every 100 ms): what our rate
+    /// adaptation estimates the path from.
+    Report(ReceiverReport),
+}
+
+impl<'a> Datagram<'a> {
+    /// Parses and checks a datagram from the peer.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, WireError> {
+        match bytes.first() {
+            Some(&DATAGRAM_REPORT) => {
+                ReceiverReport::decode(&bytes[1..]).map(Self::Report).map_err(|e| WireError::BadReport(e.to_string()))
+            }
+            _ => AudioDatagram::decode(bytes).map(Self::Audio),
+        }
+    }
+
+    /// The datagram as sent.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Self::Audio(audio) => audio.encode(),
+            Self::Report(report) => {
+                let mut out = Vec::with_capacity(1 + REPORT_BYTES);
+                out.push(DATAGRAM_REPORT);
+                out.extend_from_slice(&report.encode());
+                out
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,6 +354,26 @@ mod tests {
         assert_eq!(AudioDatagram::decode(b"V12345678901234567890"), Err(WireError::UnknownDatagram(b'V')));
         let huge = AudioDatagram { seq: 0, capture_us: 0, payload: &[0; MAX_AUDIO_PAYLOAD + 1] }.encode();
         assert!(matches!(AudioDatagram::decode(&huge), Err(WireError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn report_datagrams_round_trip_and_are_checked() {
+        let report = ReceiverReport {
+            receive_kbps: 480,
+            delay_trend_us_per_s: -3_000,
+            queuing_delay_ms: 12,
+            interval_ms: 100,
+            frames_received: 3,
+            frames_lost: 1,
+        };
+        let bytes = Datagram::Report(report).encode();
+        assert_eq!((bytes.len(), bytes[0]), (1 + REPORT_BYTES, DATAGRAM_REPORT));
+        assert_eq!(Datagram::decode(&bytes), Ok(Datagram::Report(report)));
+        assert!(matches!(Datagram::decode(&bytes[..REPORT_BYTES]), Err(WireError::BadReport(_))));
+        assert!(matches!(Datagram::decode(&[DATAGRAM_REPORT]), Err(WireError::BadReport(_))));
+        let audio = AudioDatagram { seq: 1, capture_us: 2, payload: &[3] };
+        assert_eq!(Datagram::decode(&audio.encode()), Ok(Datagram::Audio(audio)));
+        assert_eq!(Datagram::decode(b"V12345678901234567890"), Err(WireError::UnknownDatagram(b'V')));
     }
 
     #[test]

@@ -1,0 +1,104 @@
+//! Datagrams both ways: one per 10 ms Opus packet, and the receiver's report every 100 ms.
+//! Datagrams are never retransmitted (a late packet is useless, Opus conceals a lost one;
+//! a lost report is replaced by the next) and quinn sends them ahead of stream data, so a
+//! big video picture never delays the sound, and nothing waits behind a lost report. A peer
+//! that sends datagrams far faster than a call needs has them dropped unread, and is hung
+//! up on if it keeps on.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quinn::{Connection, SendDatagramError};
+use tokio::sync::mpsc;
+
+use super::flood_guard::{FloodGuard, FloodLimit, Verdict};
+use super::wire::{AudioDatagram, Datagram, WireError};
+use crate::adapt::report::ReceiverReport;
+use crate::media::audio::playout::ReceivedAudio;
+use crate::media::audio::sender::AudioPacket;
+use crate::stats::CallStats;
+
+/// Sends each packet the audio sender makes, until the connection or the sender ends.
+pub async fn send_audio(conn: Connection, mut packets: mpsc::Receiver<AudioPacket>, stats: Arc<CallStats>) {
+    let mut warned = false;
+    while let Some(packet) = packets.recv().await {
+        let datagram =
+            AudioDatagram { seq: packet.seq, capture_us: packet.capture_us, payload: &packet.payload }.encode();
+        let bytes = datagram.len();
+        match conn.send_datagram(datagram.into()) {
+            Ok(()) => stats.record_audio_sent(bytes),
+            Err(SendDatagramError::ConnectionLost(_)) => return,
+            Err(e) if !warned => {
+                eprintln!("chat: cannot send sound to the peer: {e}");
+                warned = true;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Our report on the peer's video, sent at once: a datagram lost or refused is replaced by the
+/// next report.
+pub fn send_report(conn: &Connection, report: ReceiverReport) {
+    let datagram = Datagram::Report(report).encode();
+    if let Err(e) = conn.send_datagram(datagram.into()) {
+        tracing::debug!("a report was not sent: {e}");
+    }
+}
+
+/// A call sends 110 datagrams a second (sound every 10 ms, a report every 100 ms). About
+/// twice that on average, and a second's worth at once, leave room for any honest burst
+/// (the send buffer holds less than that).
+const FLOOD_LIMIT: FloodLimit =
+    FloodLimit { per_second: 200.0, burst: 100.0, disconnect_after: Duration::from_secs(3) };
+
+/// Why the peer's datagrams were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DatagramsInError {
+    /// A datagram that is not this protocol's.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// Datagrams far above the rate sound needs, for seconds on end.
+    #[error(
+        "the peer flooded us with datagrams (more than {} a second for {} s; {dropped} dropped unread)",
+        FLOOD_LIMIT.per_second,
+        FLOOD_LIMIT.disconnect_after.as_secs()
+    )]
+    Flood {
+        /// How many were dropped before hanging up.
+        dropped: u64,
+    },
+}
+
+/// Passes each audio datagram to the playout thread, and each report to `reports`. A
+/// malformed datagram ends the call (the peer is not speaking this protocol), and so does a
+/// flood.
+pub async fn receive_datagrams(
+    conn: Connection,
+    output: std::sync::mpsc::SyncSender<ReceivedAudio>,
+    reports: mpsc::Sender<ReceiverReport>,
+    stats: Arc<CallStats>,
+) -> Result<(), DatagramsInError> {
+    let mut guard = FloodGuard::new(FLOOD_LIMIT);
+    while let Ok(bytes) = conn.read_datagram().await {
+        match guard.admit(Instant::now()) {
+            Verdict::Pass => {}
+            Verdict::Drop => continue,
+            Verdict::Disconnect => return Err(DatagramsInError::Flood { dropped: guard.dropped() }),
+        }
+        let audio = match Datagram::decode(&bytes)? {
+            Datagram::Audio(audio) => audio,
+            Datagram::Report(report) => {
+                // The call reads them at once; one it has not read yet is stale anyway.
+                let _ = reports.try_send(report);
+                continue;
+            }
+        };
+        stats.record_audio_received(bytes.len());
+        let packet = ReceivedAudio { seq: audio.seq, capture_us: audio.capture_us, payload: audio.payload.to_vec() };
+        // Full: the playout thread is behind, and the packet would be late anyway. Gone:
+        // the sound cannot play, and reports still come.
+        let _ = output.try_send(packet);
+    }
+    Ok(())
+}
