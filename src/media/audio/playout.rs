@@ -75,9 +75,7 @@ impl AudioPlayout {
             }
             while speaker.wants_more() {
                 let mut frame = [0.0; FRAME_SAMPLES];
-                let now = now_us();
-                tracing::trace!(now, "sound frame wanted");
-                match jitter.pop(now) {
+                match jitter.pop(now_us()) {
                     Playout::Packet { capture_us, payload, .. } => {
                         if let Err(e) = decoder.decode(&payload, &mut frame) {
                             tracing::debug!("{e}");
@@ -116,8 +114,6 @@ impl AudioPlayout {
 
     fn insert(&self, jitter: &mut JitterBuffer, packet: ReceivedAudio) {
         let captured = self.clock.lock().unwrap_or_else(|e| e.into_inner()).to_local_us(packet.capture_us);
-        let now = now_us();
-        tracing::trace!(seq = packet.seq, captured, now, "sound packet arrived");
-        jitter.insert(packet.seq, captured, packet.payload, now);
+        jitter.insert(packet.seq, captured, packet.payload, now_us());
     }
 }
