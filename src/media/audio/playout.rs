@@ -75,7 +75,9 @@ impl AudioPlayout {
             }
             while speaker.wants_more() {
                 let mut frame = [0.0; FRAME_SAMPLES];
-                match jitter.pop(now_us()) {
+                let now = now_us();
+                tracing::trace!(now, "sound frame wanted");
+                match jitter.pop(now) {
                     Playout::Packet { capture_us, payload, .. } => {
                         if let Err(e) = decoder.decode(&payload, &mut frame) {
                             tracing::debug!("{e}");
@@ -114,6 +116,8 @@ impl AudioPlayout {
 
     fn insert(&self, jitter: &mut JitterBuffer, packet: ReceivedAudio) {
         let captured = self.clock.lock().unwrap_or_else(|e| e.into_inner()).to_local_us(packet.capture_us);
-        jitter.insert(packet.seq, captured, packet.payload, now_us());
+        let now = now_us();
+        tracing::trace!(seq = packet.seq, captured, now, "sound packet arrived");
+        jitter.insert(packet.seq, captured, packet.payload, now);
     }
 }
