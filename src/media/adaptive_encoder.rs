@@ -110,7 +110,11 @@ impl AdaptiveEncoder {
             }
         }
         let (width, height) = target.fit(frame.width, frame.height);
-        self.applied = Some(Target { width, height, ..target });
+        let applied = Target { width, height, ..target };
+        if self.applied.is_none_or(|last| (last.width, last.height, last.fps) != (width, height, target.fps)) {
+            tracing::debug!("sending {width}x{height}@{} ({} kbit/s)", target.fps, target.video_kbps);
+        }
+        self.applied = Some(applied);
         let encoded = if (width, height) == (frame.width, frame.height) {
             self.encoder.encode(frame)
         } else {

@@ -63,7 +63,6 @@ impl EncodeLoop {
 
     fn run(mut self, mut encoder: AdaptiveEncoder) {
         let mut camera_was_off = false;
-        let mut last_applied = None;
         while !self.stop.load(Ordering::Relaxed) {
             // While switched off the capture sends nothing; remember it either way.
             camera_was_off |= self.media.borrow().camera_off;
@@ -92,18 +91,6 @@ impl EncodeLoop {
             let encoded = encoder.encode(&frame, target);
             self.stats.frames_skipped_by_encoder.store(encoder.rate_control_skips(), Ordering::Relaxed);
             if let Some(applied) = encoder.applied() {
-                if last_applied.is_none_or(|last: Target| {
-                    (last.width, last.height, last.fps) != (applied.width, applied.height, applied.fps)
-                }) {
-                    tracing::debug!(
-                        "sending {}x{}@{} ({} kbit/s)",
-                        applied.width,
-                        applied.height,
-                        applied.fps,
-                        applied.video_kbps
-                    );
-                }
-                last_applied = Some(applied);
                 let limit = match () {
                     _ if target != link => Some(Limit::Cpu),
                     _ if link.video_kbps < self.settings.bitrate_kbps => Some(Limit::Link),
