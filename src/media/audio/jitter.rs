@@ -3,7 +3,8 @@
 //! has waited as long as the measured jitter plus a margin (so the packets after it, on
 //! the same clock, have that much slack), sizes its `target` depth from the jitter (small on a clean link, growing
 //! when arrivals spread out, shrinking back when they calm), conceals lost packets, and
-//! counts underruns and late packets. Time is an argument, so tests drive it in simulated
+//! counts underruns and late packets. Far behind (the speaker stalled while packets kept
+//! coming), it skips straight to the packet due now rather than play old sound. Time is an argument, so tests drive it in simulated
 //! time.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -20,6 +21,10 @@ const SAFETY_US: i64 = 8_000;
 const MAX_TARGET_FRAMES: usize = 20;
 /// Delay above the wanted one tolerated before the buffer drops a frame to catch up.
 const SHRINK_SLACK_US: i64 = 2 * FRAME_US as i64;
+/// Delay above the wanted one beyond which dropping a frame at a time would take too long
+/// (a speaker that stalled, a buffer that overflowed): the buffer goes straight to the
+/// packet due now.
+const CATCH_UP_AT_ONCE_US: i64 = 100_000;
 /// After this many frames with nothing to play, start again from silence and refill.
 const RESTART_AFTER_FRAMES: u32 = 10;
 /// A sequence number this far from the expected one (3 s) means the peer started again.
@@ -175,6 +180,11 @@ impl JitterBuffer {
         }
         let Some(mut next) = self.next_seq else { return Playout::Silence };
         let wanted = self.wanted_delay_us as i64;
+        if self.waiting.first_key_value().is_some_and(|(_, first)| {
+            self.lateness(first.capture_us, now_us) > wanted + CATCH_UP_AT_ONCE_US
+        }) {
+            next = self.skip_to_due(now_us);
+        }
         if let Some(waiting) = self.waiting.get(&next)
             && self.lateness(waiting.capture_us, now_us) > wanted + SHRINK_SLACK_US
             && self.waiting.contains_key(&next.saturating_add(1))
@@ -183,6 +193,7 @@ impl JitterBuffer {
             // skip a frame to catch up.
             self.waiting.remove(&next);
             self.counters.dropped += 1;
+            tracing::trace!(seq = next, "sound frame dropped to catch up");
             next = next.saturating_add(1);
         }
         if let Some(Waiting { capture_us, payload, .. }) = self.waiting.remove(&next) {
@@ -203,6 +214,7 @@ impl JitterBuffer {
             }
         }
         let due_passed = self.expected_capture(next).is_some_and(|c| self.lateness(c, now_us) >= wanted);
+        tracing::trace!(seq = next, due_passed, waiting = self.waiting.len(), "sound frame concealed");
         if due_passed {
             // Its time has come and gone: lost (or so late it is useless). Move on.
             self.next_seq = Some(next.saturating_add(1));
@@ -215,6 +227,21 @@ impl JitterBuffer {
             }
         }
         Playout::Conceal
+    }
+
+    /// Drops the waiting packets whose turn is long past, keeping the newest, and returns the
+    /// first one left.
+    fn skip_to_due(&mut self, now_us: u64) -> u64 {
+        let wanted = self.wanted_delay_us as i64;
+        let behind_ms = self.waiting.first_key_value().map(|(_, w)| self.lateness(w.capture_us, now_us) / 1000);
+        tracing::debug!(?behind_ms, waiting = self.waiting.len(), "sound far behind: skipping to the packet due now");
+        while self.waiting.len() > 1
+            && self.waiting.first_key_value().is_some_and(|(_, w)| self.lateness(w.capture_us, now_us) > wanted)
+        {
+            self.waiting.pop_first();
+            self.counters.dropped += 1;
+        }
+        *self.waiting.first_key_value().expect("skipping leaves a packet").0
     }
 
     /// How much later than the quickest possible arrival a packet captured at
@@ -367,6 +394,26 @@ mod tests {
         buffer.insert(50, 500_000, vec![50], 501_000);
         assert_eq!(buffer.pop(502_000), Playout::Silence, "refilling");
         assert!(matches!(buffer.pop(520_000), Playout::Packet { seq: 50, .. }));
+    }
+
+    #[test]
+    fn after_the_speaker_stalls_playout_goes_on_with_fresh_sound_at_once() {
+        // Packets every 10 ms, 1 ms on the way; the speaker takes nothing from 1 s to
+        // 2.5 s (a device stalled or its thread starved), so the buffer overflows. It once
+        // stayed 1 s behind, concealing every frame while it dropped each packet it took in.
+        let mut buffer = JitterBuffer::new();
+        let mut played = Vec::new();
+        for tick in 0..400u64 {
+            let now = tick * FRAME_US + 5_000;
+            buffer.insert(tick, (tick * FRAME_US) as i64, vec![tick as u8], tick * FRAME_US + 1_000);
+            if !(100..250).contains(&tick) {
+                played.push((tick, buffer.pop(now)));
+            }
+        }
+        let after: Vec<&Playout> = played.iter().filter(|(tick, _)| *tick >= 250).map(|(_, p)| p).collect();
+        assert!(after.iter().all(|p| matches!(p, Playout::Packet { .. })), "{after:?}");
+        let Some((_, Playout::Packet { seq, .. })) = played.last() else { panic!("{played:?}") };
+        assert!(399 - seq <= 2, "still {} frames behind", 399 - seq);
     }
 
     #[test]
