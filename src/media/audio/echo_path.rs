@@ -191,6 +191,7 @@ impl EchoPathDetector {
     }
 
     fn restart(&mut self, alignment: i64) -> i64 {
+        tracing::trace!(alignment, was = ?self.anchor, "echo path search restarts");
         self.cross.fill(0.0);
         self.far_power.fill(0.0);
         self.mic_power = 0.0;
@@ -199,8 +200,8 @@ impl EchoPathDetector {
         alignment
     }
 
-    /// The strongest normalised correlation at any lag.
-    fn best_correlation(&self) -> f32 {
+    /// The strongest normalised correlation at any lag, and that lag in samples.
+    fn best_correlation(&self) -> (f32, usize) {
         self.cross
             .iter()
             .zip(&self.far_power)
@@ -208,7 +209,8 @@ impl EchoPathDetector {
                 let scale = (far * self.mic_power).sqrt();
                 if scale > 0.0 { (cross / scale).abs() } else { 0.0 }
             })
-            .fold(0.0, f32::max)
+            .enumerate()
+            .fold((0.0, 0), |best, (lag, c)| if c > best.0 { (c, lag) } else { best })
     }
 
     fn decide(&mut self) -> EchoPath {
@@ -221,7 +223,18 @@ impl EchoPathDetector {
         if self.evidence_frames < MIN_EVIDENCE_FRAMES {
             return self.verdict;
         }
-        if self.best_correlation() >= ECHO_CORRELATION {
+        let (correlation, lag) = self.best_correlation();
+        // Every 250 ms, what the search sees.
+        if self.evidence_frames % 25 == 0 {
+            tracing::trace!(
+                correlation,
+                lag_ms = (lag as i64 + EARLIEST_LAG) * 1000 / RATE_DECIMATED,
+                anchor = ?self.anchor,
+                frames_without_echo = self.frames_without_echo,
+                "echo path search"
+            );
+        }
+        if correlation >= ECHO_CORRELATION {
             self.frames_without_echo = 0;
             self.verdict = EchoPath::Present;
         } else {
