@@ -225,7 +225,7 @@ impl EchoPathDetector {
         }
         let (correlation, lag) = self.best_correlation();
         // Every 250 ms, what the search sees.
-        if self.evidence_frames % 25 == 0 {
+        if self.evidence_frames.is_multiple_of(25) {
             tracing::trace!(
                 correlation,
                 lag_ms = (lag as i64 + EARLIEST_LAG) * 1000 / RATE_DECIMATED,

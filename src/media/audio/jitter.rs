@@ -180,9 +180,11 @@ impl JitterBuffer {
         }
         let Some(mut next) = self.next_seq else { return Playout::Silence };
         let wanted = self.wanted_delay_us as i64;
-        if self.waiting.first_key_value().is_some_and(|(_, first)| {
-            self.lateness(first.capture_us, now_us) > wanted + CATCH_UP_AT_ONCE_US
-        }) {
+        if self
+            .waiting
+            .first_key_value()
+            .is_some_and(|(_, first)| self.lateness(first.capture_us, now_us) > wanted + CATCH_UP_AT_ONCE_US)
+        {
             next = self.skip_to_due(now_us);
         }
         if let Some(waiting) = self.waiting.get(&next)
