@@ -136,7 +136,21 @@ impl Pulse {
     }
 
     /// Starts recording what `sink` plays; `Recording::stop` returns the samples.
+    ///
+    /// While it records, a silent stream plays into the sink at 10 ms latency, as a sound
+    /// card's clock would take samples. An idle null sink renders in 2 s blocks instead: when
+    /// a speaker being reopened left it without a stream, the recording got nothing for up to
+    /// 2 s ("only 85915 samples"), and the fresh stream waited as long for its first samples
+    /// to be taken. Outside the recording the sinks stay null sinks, idle blocks and all.
     pub fn record(&self, sink: &str, dir: &Path) -> Recording {
+        let clock = self
+            .command("pacat")
+            .args(["--playback", "--raw", "--latency-msec=10", &format!("--device={sink}")])
+            .args(RAW)
+            .stdin(std::fs::File::open("/dev/zero").unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let path = dir.join(format!("{sink}.recorded.raw"));
         let child = self
             .command("parec")
@@ -146,7 +160,7 @@ impl Pulse {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        Recording { child, path }
+        Recording { child, clock, path }
     }
 }
 
@@ -179,6 +193,8 @@ impl Drop for Pulse {
 
 pub struct Recording {
     child: Child,
+    /// The silent stream that keeps the sink running in real time.
+    clock: Child,
     path: PathBuf,
 }
 
@@ -195,8 +211,10 @@ impl Recording {
     }
 
     pub fn stop(mut self) -> Vec<f32> {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in [&mut self.child, &mut self.clock] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         let bytes = std::fs::read(&self.path).unwrap();
         bytes.chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect()
     }
