@@ -217,11 +217,11 @@ impl JitterBuffer {
         }
         let Some(mut next) = self.next_seq else { return Playout::Silence };
         let wanted = self.wanted_delay_us as i64;
-        if self
-            .waiting
-            .first_key_value()
-            .is_some_and(|(_, first)| self.lateness(first.capture_us, now_us) > wanted + CATCH_UP_AT_ONCE_US)
-        {
+        let oldest_behind_us =
+            self.waiting.first_key_value().map(|(_, oldest)| self.lateness(oldest.capture_us, now_us));
+        if let Some(behind_us) = oldest_behind_us.filter(|&behind| behind > wanted + CATCH_UP_AT_ONCE_US) {
+            let (behind_ms, waiting) = (behind_us / 1000, self.waiting.len());
+            tracing::debug!(behind_ms, waiting, "sound far behind: skipping to the packet due now");
             next = self.skip_to_due(now_us);
         }
         if let Some(waiting) = self.waiting.get(&next)
@@ -272,8 +272,6 @@ impl JitterBuffer {
     /// first one left.
     fn skip_to_due(&mut self, now_us: u64) -> u64 {
         let wanted = self.wanted_delay_us as i64;
-        let behind_ms = self.waiting.first_key_value().map(|(_, w)| self.lateness(w.capture_us, now_us) / 1000);
-        tracing::debug!(?behind_ms, waiting = self.waiting.len(), "sound far behind: skipping to the packet due now");
         while self.waiting.len() > 1
             && self.waiting.first_key_value().is_some_and(|(_, w)| self.lateness(w.capture_us, now_us) > wanted)
         {
