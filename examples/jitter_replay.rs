@@ -12,12 +12,21 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
+use chat::media::audio::FRAME_US;
 use chat::media::audio::jitter::{JitterBuffer, Playout};
 
 /// One traced event.
 enum Event {
-    Arrived { seq: u64, captured_us: i64, now_us: u64 },
-    Wanted { now_us: u64 },
+    /// `copy`: the datagram also carried packet `seq - 1` again.
+    Arrived {
+        seq: u64,
+        captured_us: i64,
+        now_us: u64,
+        copy: bool,
+    },
+    Wanted {
+        now_us: u64,
+    },
 }
 
 /// The number after ` key=` in a log line.
@@ -30,7 +39,8 @@ fn parse(line: &str) -> Option<Event> {
     if line.contains("sound packet arrived") {
         let seq = u64::try_from(field(line, "seq")?).ok()?;
         let now_us = u64::try_from(field(line, "now")?).ok()?;
-        Some(Event::Arrived { seq, captured_us: field(line, "captured")?, now_us })
+        let copy = field(line, "copies") == Some(1);
+        Some(Event::Arrived { seq, captured_us: field(line, "captured")?, now_us, copy })
     } else if line.contains("sound frame wanted") {
         Some(Event::Wanted { now_us: u64::try_from(field(line, "now")?).ok()? })
     } else {
@@ -57,8 +67,11 @@ fn main() -> anyhow::Result<()> {
     let mut seconds: BTreeMap<u64, (u32, Vec<i64>)> = BTreeMap::new();
     for event in events {
         match event {
-            Event::Arrived { seq, captured_us, now_us } => {
+            Event::Arrived { seq, captured_us, now_us, copy } => {
                 buffer.insert(seq, captured_us, Vec::new(), now_us);
+                if copy && let Some(previous) = seq.checked_sub(1) {
+                    buffer.insert_copy(previous, captured_us.saturating_sub(FRAME_US as i64), Vec::new(), now_us);
+                }
             }
             Event::Wanted { now_us } => {
                 let second = seconds.entry(now_us.saturating_sub(start_us) / 1_000_000).or_default();
@@ -77,6 +90,9 @@ fn main() -> anyhow::Result<()> {
         println!("{second:3}  {concealed:9}  {:6}  {:6}", quantile(50), quantile(95));
     }
     let counters = buffer.counters();
-    println!("concealed {}, dropped {}, late {}", counters.concealed, counters.dropped, counters.late);
+    println!(
+        "concealed {}, recovered from copies {}, dropped {}, late {}",
+        counters.concealed, counters.recovered, counters.dropped, counters.late
+    );
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! The call's shell around the adaptation core (`adapt`): every 100 ms it reads quinn's
 //! statistics and the receive meter, feeds the pure state machines, and carries out what
 //! they decide: a report to the peer, a new target for the encoder, quinn's send window,
-//! "reconnecting…", a fresh socket for the caller while the link stays silent, and a
-//! fresh video group when the link comes back.
+//! redundant sound, "reconnecting…", a fresh socket for the caller while the link stays
+//! silent, and a fresh video group when the link comes back.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -39,6 +39,8 @@ pub struct Adaptation {
     pub restart: watch::Sender<u64>,
     /// Counts the link's returns after outages, for the decoder (see `media::freshness`).
     pub link_back: watch::Sender<u64>,
+    /// Whether our sound datagrams carry the packet before them too (see `net::datagrams`).
+    pub audio_redundancy: watch::Sender<bool>,
     pub stats: Arc<CallStats>,
     /// UDP datagrams received at the last tick.
     pub datagrams_seen: u64,
@@ -114,6 +116,14 @@ impl Adaptation {
             self.retarget.send_replace(target.into());
         }
         self.stats.estimate_kbps.store(u64::from(controller.estimate_kbps()), Ordering::Relaxed);
+        let redundancy = controller.audio_redundancy(now_us);
+        if self.audio_redundancy.send_if_modified(|on| std::mem::replace(on, redundancy) != redundancy) {
+            self.stats.audio_redundancy.store(redundancy, Ordering::Relaxed);
+            match redundancy {
+                true => tracing::info!("the path loses packets: each sound packet now goes twice"),
+                false => tracing::info!("no loss for a while: sound packets go once again"),
+            }
+        }
         conn.set_send_window(controller.send_window_bytes());
         tracing::debug!(
             estimate_kbps = controller.estimate_kbps(),

@@ -252,7 +252,8 @@ impl CallContext {
             }
             .spawn()
         });
-        let audio_out = tokio::spawn(send_audio(conn.clone(), audio_rx, Arc::clone(&stats)));
+        let (audio_redundancy, redundancy_rx) = watch::channel(false);
+        let audio_out = tokio::spawn(send_audio(conn.clone(), audio_rx, redundancy_rx, Arc::clone(&stats)));
         let (heard_tx, heard_rx) = std::sync::mpsc::sync_channel(64);
         let playout = AudioPlayout {
             input: heard_rx,
@@ -319,6 +320,7 @@ impl CallContext {
             retarget,
             restart,
             link_back,
+            audio_redundancy,
             stats: Arc::clone(&stats),
             datagrams_seen: 0,
             rebinds: match side {

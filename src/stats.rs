@@ -65,6 +65,8 @@ pub struct CallStats {
     pub cpu_usage_pct: AtomicU64,
     /// Nothing has come from the peer for a while: the link is down, the call waits.
     pub reconnecting: AtomicBool,
+    /// Our sound datagrams carry the packet before them too (the path loses packets).
+    pub audio_redundancy: AtomicBool,
     /// Whether the peer's sound comes back into the microphone (`None`: not cancelling).
     pub echo_path: Mutex<Option<EchoPath>>,
 }
@@ -133,6 +135,7 @@ impl CallStats {
             estimate_kbps: AtomicU64::new(0),
             cpu_usage_pct: AtomicU64::new(0),
             reconnecting: AtomicBool::new(false),
+            audio_redundancy: AtomicBool::new(false),
             echo_path: Mutex::new(None),
         }
     }
@@ -274,6 +277,11 @@ pub struct Report {
     pub audio_underruns: u64,
     /// Packets that came after their turn.
     pub audio_late: u64,
+    /// Frames played from the copy in the next datagram, their own packet lost.
+    pub audio_recovered: u64,
+    /// Our sound goes with a copy of each packet in the next datagram (the path loses
+    /// packets).
+    pub audio_redundancy: bool,
     /// Audio packets this peer made that the network could not take in time.
     pub audio_dropped_sending: u64,
     /// Audio packets from the peer that were not Opus this decoder could use (concealed).
@@ -326,11 +334,12 @@ impl Report {
         }
         if self.audio_packets_received > 0 {
             line.push_str(&format!(
-                " | audio {:.0} kbps m2e {} buf {} ms lost {} | a/v {}",
+                " | audio {:.0} kbps m2e {} buf {} ms lost {}{} | a/v {}",
                 self.audio_kbps_received,
                 opt(self.mouth_to_ear_ms_p50, " ms"),
                 self.audio_buffer_ms,
                 self.audio_concealed,
+                if self.audio_recovered > 0 { format!(" saved {}", self.audio_recovered) } else { String::new() },
                 self.av_offset_ms_p50.map_or_else(|| "-".to_string(), |v| format!("{v:+.0} ms")),
             ));
         }
@@ -430,6 +439,8 @@ impl Reporter {
             audio_concealed: buffer.0.concealed,
             audio_underruns: buffer.0.underruns,
             audio_late: buffer.0.late,
+            audio_recovered: buffer.0.recovered,
+            audio_redundancy: stats.audio_redundancy.load(Relaxed),
             audio_dropped_sending: stats.audio_dropped_sending.load(Relaxed),
             audio_decode_errors: stats.audio_decode_errors.load(Relaxed),
             peer_muted: stats.peer_muted.load(Relaxed),
@@ -599,7 +610,7 @@ mod tests {
             stats.record_mouth_to_ear(40.0);
         }
         stats.record_av_offset(-12.0);
-        stats.set_audio_buffer(JitterCounters { concealed: 3, underruns: 1, late: 2, dropped: 0 }, 25);
+        stats.set_audio_buffer(JitterCounters { concealed: 3, underruns: 1, late: 2, dropped: 0, recovered: 0 }, 25);
         stats.peer_muted.store(true, Relaxed);
         stats.audio_decode_errors.fetch_add(1, Relaxed);
         let report = reporter.tick(&stats, None);
@@ -614,6 +625,10 @@ mod tests {
         assert!((report.av_offset_ms_p50.unwrap() + 12.0).abs() < 0.5, "{:?}", report.av_offset_ms_p50);
         let line = report.status_line();
         assert!(line.contains("audio 46 kbps") && line.contains("a/v -12 ms") && line.contains("peer muted"), "{line}");
+        assert!(line.contains("lost 3 |"), "{line}");
+        // Frames played from copies show beside those lost.
+        stats.set_audio_buffer(JitterCounters { concealed: 3, underruns: 1, late: 2, dropped: 0, recovered: 9 }, 25);
+        assert!(reporter.tick(&stats, None).status_line().contains("lost 3 saved 9 |"));
         let summary = Reporter::summary(&stats, None);
         assert_eq!(summary.audio_kbps_received, 45.6);
     }

@@ -235,7 +235,8 @@ fn a_sound_flood_is_dropped_unread_then_hung_up_on() {
             let conn = peer.conn.clone();
             tokio::spawn(async move {
                 for seq in 0u64.. {
-                    let datagram = AudioDatagram { seq, capture_us: seq * 10_000, payload: &[0xf8, 0xff, 0xfe] };
+                    let datagram =
+                        AudioDatagram { seq, capture_us: seq * 10_000, payload: &[0xf8, 0xff, 0xfe], previous: None };
                     if conn.send_datagram_wait(datagram.encode().into()).await.is_err() {
                         return seq;
                     }

@@ -1,5 +1,5 @@
-//! Datagrams from a peer: header checks; then an audio datagram's Opus packet through
-//! libopus and the jitter buffer, with whatever sequence numbers and capture times the peer
+//! Datagrams from a peer: header checks; then an audio datagram's Opus packet (and the copy
+//! of the one before it, if it carries one) through libopus and the jitter buffer, with whatever sequence numbers and capture times the peer
 //! claims; and a report into a rate controller, as in a call, 100 ms apart: whatever the
 //! peer reports, the estimate and the send window stay within their bounds.
 #![no_main]
@@ -33,6 +33,15 @@ fuzz_target!(|data: &[u8]| {
             Datagram::Audio(audio) => {
                 let _ = decoder.decode(audio.payload, &mut frame);
                 jitter.insert(audio.seq, audio.capture_us as i64, audio.payload.to_vec(), now);
+                if let (Some(previous), Some(seq)) = (audio.previous, audio.seq.checked_sub(1)) {
+                    let _ = decoder.decode(previous, &mut frame);
+                    jitter.insert_copy(
+                        seq,
+                        (audio.capture_us as i64).wrapping_sub(FRAME_US as i64),
+                        previous.to_vec(),
+                        now,
+                    );
+                }
                 assert!(jitter.depth_frames() <= MAX_BUFFERED);
                 let _ = jitter.pop(now + FRAME_US / 2);
             }

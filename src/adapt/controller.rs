@@ -1,7 +1,9 @@
 //! The sender's side of adaptation as one value: the estimator and the policy together,
 //! fed the peer's reports and quinn's statistics, answering with the encoder's next
-//! target when it changes. The call's task owns it; nothing here waits or reads a clock.
+//! target when it changes, and whether the sound goes with redundancy. The call's task owns
+//! it; nothing here waits or reads a clock.
 
+use super::audio_redundancy::AudioRedundancy;
 use super::estimator::{BandwidthEstimator, EstimateBounds, TransportStats};
 use super::pacing;
 use super::policy::{Policy, PolicyConfig, Target, VIDEO_FLOOR_KBPS, estimate_for_video_kbps};
@@ -15,6 +17,7 @@ const START_VIDEO_KBPS: u32 = 800;
 pub struct RateController {
     estimator: BandwidthEstimator,
     policy: Policy,
+    redundancy: AudioRedundancy,
 }
 
 impl RateController {
@@ -28,7 +31,7 @@ impl RateController {
         let start = estimate_for_video_kbps(config.ceiling_kbps.min(START_VIDEO_KBPS));
         let estimator = BandwidthEstimator::new(bounds, start);
         let policy = Policy::new(config, estimator.estimate_kbps());
-        Self { estimator, policy }
+        Self { estimator, policy, redundancy: AudioRedundancy::default() }
     }
 
     /// The peer's report arrived at `now_us`.
@@ -40,12 +43,19 @@ impl RateController {
     /// quinn's path statistics, read at `now_us`.
     pub fn on_transport_stats(&mut self, now_us: u64, stats: &TransportStats) -> Option<Target> {
         self.estimator.on_transport_stats(now_us, stats);
+        self.redundancy.on_transport_stats(now_us, stats.lost_packets, stats.sent_packets);
         self.policy.update(now_us, self.estimator.estimate_kbps())
     }
 
     /// The link came back after a silence at `now_us`.
     pub fn on_link_back(&mut self, now_us: u64) {
         self.estimator.on_link_back(now_us);
+        self.redundancy.on_link_back(now_us);
+    }
+
+    /// Whether each sound datagram should carry the packet before it too, at `now_us`.
+    pub fn audio_redundancy(&self, now_us: u64) -> bool {
+        self.redundancy.wanted(now_us)
     }
 
     /// What the path is estimated to carry, media included, kbit/s.

@@ -23,7 +23,10 @@
 //!   through a watch channel, and `send_window_bytes` to `Connection::set_send_window`.
 //! - both: `Liveness` is told every 100 ms whether anything arrived; an outage shows as
 //!   "reconnecting…", and the return of the link restarts the video group.
+//! - sender: while quinn counts lost packets, the controller asks for redundant audio
+//!   (`AudioRedundancy`), which the datagram sender carries out.
 
+pub mod audio_redundancy;
 pub mod controller;
 pub mod cpu_load;
 pub mod estimator;

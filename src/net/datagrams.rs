@@ -1,4 +1,5 @@
-//! Datagrams both ways: one per 10 ms Opus packet, and the receiver's report every 100 ms.
+//! Datagrams both ways: one per 10 ms Opus packet (with a copy of the packet before it
+//! while the adaptation asks for redundancy), and the receiver's report every 100 ms.
 //! Datagrams are never retransmitted (a late packet is useless, Opus conceals a lost one;
 //! a lost report is replaced by the next) and quinn sends them ahead of stream data, so a
 //! big video picture never delays the sound, and nothing waits behind a lost report. A peer
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quinn::{Connection, SendDatagramError};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::flood_guard::{FloodGuard, FloodLimit, Verdict};
 use super::wire::{AudioDatagram, Datagram, WireError};
@@ -18,12 +19,26 @@ use crate::media::audio::playout::ReceivedAudio;
 use crate::media::audio::sender::AudioPacket;
 use crate::stats::CallStats;
 
-/// Sends each packet the audio sender makes, until the connection or the sender ends.
-pub async fn send_audio(conn: Connection, mut packets: mpsc::Receiver<AudioPacket>, stats: Arc<CallStats>) {
+/// Sends each packet the audio sender makes, until the connection or the sender ends; while
+/// `redundancy` says so, each datagram also carries the packet before it, if that one was
+/// the previous number.
+pub async fn send_audio(
+    conn: Connection,
+    mut packets: mpsc::Receiver<AudioPacket>,
+    redundancy: watch::Receiver<bool>,
+    stats: Arc<CallStats>,
+) {
     let mut warned = false;
+    let mut previous: Option<AudioPacket> = None;
     while let Some(packet) = packets.recv().await {
+        let copy = previous
+            .as_ref()
+            .filter(|previous| *redundancy.borrow() && previous.seq.checked_add(1) == Some(packet.seq))
+            .map(|previous| previous.payload.as_slice());
         let datagram =
-            AudioDatagram { seq: packet.seq, capture_us: packet.capture_us, payload: &packet.payload }.encode();
+            AudioDatagram { seq: packet.seq, capture_us: packet.capture_us, payload: &packet.payload, previous: copy }
+                .encode();
+        previous = Some(packet);
         let bytes = datagram.len();
         match conn.send_datagram(datagram.into()) {
             Ok(()) => stats.record_audio_sent(bytes),
@@ -95,7 +110,12 @@ pub async fn receive_datagrams(
             }
         };
         stats.record_audio_received(bytes.len());
-        let packet = ReceivedAudio { seq: audio.seq, capture_us: audio.capture_us, payload: audio.payload.to_vec() };
+        let packet = ReceivedAudio {
+            seq: audio.seq,
+            capture_us: audio.capture_us,
+            payload: audio.payload.to_vec(),
+            previous: audio.previous.map(<[u8]>::to_vec),
+        };
         // Full: the playout thread is behind, and the packet would be late anyway. Gone:
         // the sound cannot play, and reports still come.
         let _ = output.try_send(packet);

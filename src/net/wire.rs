@@ -9,6 +9,10 @@
 //!                   `flags: u8` (bit 0 keyframe), `seq: u64`, `capture_us: u64`, `len: u32`, payload.
 //! Audio datagram:   `DATAGRAM_AUDIO: u8`, `seq: u64`, `capture_us: u64`, one 10 ms Opus packet
 //!                   (1 to `MAX_AUDIO_PAYLOAD` bytes).
+//!                   Or, while the path loses packets, `DATAGRAM_AUDIO_WITH_PREVIOUS: u8`, `seq`,
+//!                   `capture_us`, `len: u16 BE`, that many bytes of packet `seq`, then packet
+//!                   `seq - 1` again (each 1 to `MAX_AUDIO_PAYLOAD` bytes): a lost packet is
+//!                   played from the next one's copy (redundant audio, as RFC 2198's RED).
 //! Report datagram:  `DATAGRAM_REPORT: u8`, a receiver report (16 bytes, `crate::adapt::report`).
 //!                   A datagram, not a control message: a report lost at a capacity drop is
 //!                   replaced by the next one 100 ms later, while on the control stream it held
@@ -19,8 +23,9 @@
 use crate::adapt::report::{REPORT_BYTES, ReceiverReport};
 
 /// TLS ALPN: the protocol name and version. A peer offering another is refused in the
-/// handshake. Version 2 moved the receiver's reports from the control stream to datagrams.
-pub const ALPN: &[u8] = b"chat/2";
+/// handshake. Version 2 moved the receiver's reports from the control stream to datagrams;
+/// version 3 added audio datagrams that carry the previous packet again.
+pub const ALPN: &[u8] = b"chat/3";
 /// Largest control message body, type byte included.
 pub const MAX_CONTROL_BYTES: usize = 1024;
 /// Largest encoded picture accepted (an 8K IDR picture at high quality fits).
@@ -29,6 +34,8 @@ pub const MAX_FRAME_BYTES: usize = 8 << 20;
 pub const STREAM_VIDEO: u8 = b'V';
 /// First byte of a datagram that carries audio.
 pub const DATAGRAM_AUDIO: u8 = b'A';
+/// First byte of a datagram that carries audio and a copy of the packet before it.
+pub const DATAGRAM_AUDIO_WITH_PREVIOUS: u8 = b'B';
 /// First byte of a datagram that carries a receiver report.
 pub const DATAGRAM_REPORT: u8 = b'R';
 /// Largest Opus packet (RFC 6716: 1275 bytes for one frame).
@@ -67,6 +74,9 @@ pub enum WireError {
     /// A datagram with no room for its header or its content.
     #[error("datagram of {0} bytes is too short")]
     ShortDatagram(usize),
+    /// An audio datagram whose packet length leaves no room for the copy of the one before.
+    #[error("audio datagram says its packet has {len} bytes, with {body} bytes for it and the copy after it")]
+    BadAudioCopy { len: usize, body: usize },
     /// A receiver report whose fields make no sense.
     #[error("bad receiver report: {0}")]
     BadReport(String),
@@ -244,21 +254,32 @@ pub fn parse_stream_preamble(bytes: &[u8; 9]) -> Result<u64, WireError> {
     Ok(u64::from_be_bytes(bytes[1..].try_into().expect("fixed size")))
 }
 
-/// One audio packet: its number, capture time (sender's clock) and Opus payload.
+/// One audio packet: its number, capture time (sender's clock) and Opus payload, and
+/// perhaps a copy of packet `seq - 1`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AudioDatagram<'a> {
     pub seq: u64,
     pub capture_us: u64,
     pub payload: &'a [u8],
+    /// Packet `seq - 1` again, captured one frame before this one.
+    pub previous: Option<&'a [u8]>,
 }
 
 impl AudioDatagram<'_> {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(AUDIO_HEADER_BYTES + self.payload.len());
-        out.push(DATAGRAM_AUDIO);
+        let copy_len = self.previous.map_or(0, |previous| 2 + previous.len());
+        let mut out = Vec::with_capacity(AUDIO_HEADER_BYTES + copy_len + self.payload.len());
+        out.push(if self.previous.is_some() { DATAGRAM_AUDIO_WITH_PREVIOUS } else { DATAGRAM_AUDIO });
         out.extend_from_slice(&self.seq.to_be_bytes());
         out.extend_from_slice(&self.capture_us.to_be_bytes());
-        out.extend_from_slice(self.payload);
+        if let Some(previous) = self.previous {
+            let len = u16::try_from(self.payload.len()).expect("an Opus packet is at most 1275 bytes");
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(self.payload);
+            out.extend_from_slice(previous);
+        } else {
+            out.extend_from_slice(self.payload);
+        }
         out
     }
 }
@@ -267,20 +288,35 @@ impl<'a> AudioDatagram<'a> {
     /// Parses and checks a datagram from the peer.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, WireError> {
         let (&kind, _) = bytes.split_first().ok_or(WireError::ShortDatagram(0))?;
-        if kind != DATAGRAM_AUDIO {
+        if kind != DATAGRAM_AUDIO && kind != DATAGRAM_AUDIO_WITH_PREVIOUS {
             return Err(WireError::UnknownDatagram(kind));
         }
         if bytes.len() <= AUDIO_HEADER_BYTES {
             return Err(WireError::ShortDatagram(bytes.len()));
         }
-        let payload = &bytes[AUDIO_HEADER_BYTES..];
-        if payload.len() > MAX_AUDIO_PAYLOAD {
-            return Err(WireError::TooLarge { what: "audio packet", len: payload.len(), max: MAX_AUDIO_PAYLOAD });
+        let body = &bytes[AUDIO_HEADER_BYTES..];
+        let (payload, previous) = if kind == DATAGRAM_AUDIO {
+            (body, None)
+        } else {
+            let (len, rest) = body.split_first_chunk::<2>().ok_or(WireError::ShortDatagram(bytes.len()))?;
+            let len = usize::from(u16::from_be_bytes(*len));
+            // Both packets hold at least a byte.
+            if len == 0 || len >= rest.len() {
+                return Err(WireError::BadAudioCopy { len, body: rest.len() });
+            }
+            let (payload, previous) = rest.split_at(len);
+            (payload, Some(previous))
+        };
+        for packet in std::iter::once(payload).chain(previous) {
+            if packet.len() > MAX_AUDIO_PAYLOAD {
+                return Err(WireError::TooLarge { what: "audio packet", len: packet.len(), max: MAX_AUDIO_PAYLOAD });
+            }
         }
         Ok(Self {
             seq: u64::from_be_bytes(bytes[1..9].try_into().expect("length checked")),
             capture_us: u64::from_be_bytes(bytes[9..17].try_into().expect("length checked")),
             payload,
+            previous,
         })
     }
 }
@@ -345,15 +381,40 @@ mod tests {
 
     #[test]
     fn audio_datagrams_round_trip_and_are_checked() {
-        let datagram = AudioDatagram { seq: 9, capture_us: 1_700_000_000_000_000, payload: &[1, 2, 3] };
+        let datagram = AudioDatagram { seq: 9, capture_us: 1_700_000_000_000_000, payload: &[1, 2, 3], previous: None };
         let bytes = datagram.encode();
         assert_eq!(bytes.len(), AUDIO_HEADER_BYTES + 3);
         assert_eq!(AudioDatagram::decode(&bytes), Ok(datagram));
         assert_eq!(AudioDatagram::decode(&bytes[..AUDIO_HEADER_BYTES]), Err(WireError::ShortDatagram(17)));
         assert_eq!(AudioDatagram::decode(&[]), Err(WireError::ShortDatagram(0)));
         assert_eq!(AudioDatagram::decode(b"V12345678901234567890"), Err(WireError::UnknownDatagram(b'V')));
-        let huge = AudioDatagram { seq: 0, capture_us: 0, payload: &[0; MAX_AUDIO_PAYLOAD + 1] }.encode();
-        assert!(matches!(AudioDatagram::decode(&huge), Err(WireError::TooLarge { .. })));
+        let huge = AudioDatagram { seq: 0, capture_us: 0, payload: &[0; MAX_AUDIO_PAYLOAD + 1], previous: None };
+        assert!(matches!(AudioDatagram::decode(&huge.encode()), Err(WireError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn audio_datagrams_with_the_previous_packet_round_trip_and_are_checked() {
+        let datagram = AudioDatagram { seq: 9, capture_us: 7, payload: &[1, 2, 3], previous: Some(&[4, 5]) };
+        let bytes = datagram.encode();
+        assert_eq!(bytes[0], DATAGRAM_AUDIO_WITH_PREVIOUS);
+        assert_eq!(&bytes[AUDIO_HEADER_BYTES..], [0, 3, 1, 2, 3, 4, 5]);
+        assert_eq!(AudioDatagram::decode(&bytes), Ok(datagram.clone()));
+        assert_eq!(Datagram::decode(&bytes), Ok(Datagram::Audio(datagram)));
+        // A length that leaves nothing for the copy, or claims more than there is.
+        let mut no_copy = bytes[..AUDIO_HEADER_BYTES].to_vec();
+        no_copy.extend_from_slice(&[0, 3, 1, 2, 3]);
+        assert_eq!(AudioDatagram::decode(&no_copy), Err(WireError::BadAudioCopy { len: 3, body: 3 }));
+        no_copy[AUDIO_HEADER_BYTES + 1] = 200;
+        assert_eq!(AudioDatagram::decode(&no_copy), Err(WireError::BadAudioCopy { len: 200, body: 3 }));
+        let mut empty = bytes[..AUDIO_HEADER_BYTES].to_vec();
+        empty.extend_from_slice(&[0, 0, 1]);
+        assert_eq!(AudioDatagram::decode(&empty), Err(WireError::BadAudioCopy { len: 0, body: 1 }));
+        assert_eq!(AudioDatagram::decode(&bytes[..AUDIO_HEADER_BYTES + 1]), Err(WireError::ShortDatagram(18)));
+        let big = [0; MAX_AUDIO_PAYLOAD + 1];
+        let huge = AudioDatagram { seq: 0, capture_us: 0, payload: &[1], previous: Some(&big) };
+        assert!(matches!(AudioDatagram::decode(&huge.encode()), Err(WireError::TooLarge { .. })));
+        let huge = AudioDatagram { seq: 0, capture_us: 0, payload: &big, previous: Some(&[1]) };
+        assert!(matches!(AudioDatagram::decode(&huge.encode()), Err(WireError::TooLarge { .. })));
     }
 
     #[test]
@@ -371,7 +432,7 @@ mod tests {
         assert_eq!(Datagram::decode(&bytes), Ok(Datagram::Report(report)));
         assert!(matches!(Datagram::decode(&bytes[..REPORT_BYTES]), Err(WireError::BadReport(_))));
         assert!(matches!(Datagram::decode(&[DATAGRAM_REPORT]), Err(WireError::BadReport(_))));
-        let audio = AudioDatagram { seq: 1, capture_us: 2, payload: &[3] };
+        let audio = AudioDatagram { seq: 1, capture_us: 2, payload: &[3], previous: None };
         assert_eq!(Datagram::decode(&audio.encode()), Ok(Datagram::Audio(audio)));
         assert_eq!(Datagram::decode(b"V12345678901234567890"), Err(WireError::UnknownDatagram(b'V')));
     }

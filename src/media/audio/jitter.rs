@@ -7,6 +7,11 @@
 //! stalled while packets kept coming), it skips straight to the packet due now rather
 //! than play old sound. Time is an argument, so tests drive it in simulated time.
 //!
+//! While the peer sends each packet again inside the next one's datagram (redundant audio,
+//! on a path that loses packets), a copy takes the place of a packet that is missing, and
+//! the buffer waits one frame longer, so that the copy of a lost packet comes before its
+//! turn.
+//!
 //! Jitter is not a change of level. A queue that fills in front of the sound (a bottleneck
 //! taken by a burst of video at a capacity drop) and stands there is a new path delay, not
 //! spread: packets behind it come late once, and the ones after them all come equally
@@ -60,6 +65,9 @@ const CATCH_UP_AT_ONCE_US: i64 = 100_000;
 const RESTART_AFTER_FRAMES: u32 = 10;
 /// A sequence number this far from the expected one (3 s) means the peer started again.
 const RESTART_GAP: u64 = 300;
+/// Copies count as flowing this long after the last one came: the sender keeps sending
+/// them for seconds after its last loss, so a pause is the end of them.
+const COPIES_FLOW_US: u64 = 500_000;
 
 /// What the speaker gets for the next 10 ms.
 #[derive(Debug, PartialEq, Eq)]
@@ -91,6 +99,8 @@ pub struct JitterCounters {
     pub concealed: u64,
     /// Packets that came after their turn.
     pub late: u64,
+    /// Frames played from the copy in the next packet's datagram, their own packet lost.
+    pub recovered: u64,
     /// Packets dropped to bring the delay back down, or because the buffer was full.
     pub dropped: u64,
 }
@@ -100,6 +110,8 @@ struct Waiting {
     capture_us: i64,
     arrived_us: u64,
     payload: Vec<u8>,
+    /// It came as the copy inside the next packet's datagram.
+    copy: bool,
 }
 
 /// See the module documentation.
@@ -119,6 +131,8 @@ pub struct JitterBuffer {
     fastest_transit_us: i64,
     /// The last packet played and its capture time, to date the ones that are missing.
     last_played: Option<(u64, i64)>,
+    /// Until when copies of packets count as flowing (see `insert_copy`).
+    copies_until_us: Option<u64>,
     counters: JitterCounters,
 }
 
@@ -139,6 +153,7 @@ impl JitterBuffer {
             wanted_delay_us: SAFETY_US as u64,
             fastest_transit_us: 0,
             last_played: None,
+            copies_until_us: None,
             counters: JitterCounters::default(),
         }
     }
@@ -162,12 +177,35 @@ impl JitterBuffer {
         if self.waiting.contains_key(&seq) {
             return Arrival::Duplicate;
         }
-        self.waiting.insert(seq, Waiting { capture_us, arrived_us: now_us, payload });
+        self.waiting.insert(seq, Waiting { capture_us, arrived_us: now_us, payload, copy: false });
+        self.bound();
+        Arrival::Buffered
+    }
+
+    /// The copy of packet `seq` (captured at `capture_us`, local clock) came at `now_us`,
+    /// inside the next packet's datagram: it waits in the packet's place if that one has
+    /// not come and its turn has not passed. Copies say nothing about jitter (each is a
+    /// frame late by design), and one too late is not counted late: its packet was played
+    /// or concealed already.
+    pub fn insert_copy(&mut self, seq: u64, capture_us: i64, payload: Vec<u8>, now_us: u64) -> Arrival {
+        self.copies_until_us = Some(now_us.saturating_add(COPIES_FLOW_US));
+        if self.next_seq.is_some_and(|next| seq < next || seq - next > RESTART_GAP) {
+            return Arrival::Late;
+        }
+        if self.waiting.contains_key(&seq) {
+            return Arrival::Duplicate;
+        }
+        self.waiting.insert(seq, Waiting { capture_us, arrived_us: now_us, payload, copy: true });
+        self.bound();
+        Arrival::Buffered
+    }
+
+    /// At most `MAX_BUFFERED` wait: the oldest go.
+    fn bound(&mut self) {
         while self.waiting.len() > MAX_BUFFERED {
             self.waiting.pop_first();
             self.counters.dropped += 1;
         }
-        Arrival::Buffered
     }
 
     fn restart_at(&mut self, next_seq: Option<u64>) {
@@ -197,7 +235,10 @@ impl JitterBuffer {
         // link loses anyway.
         let spread = spikes[(spikes.len() - 1) * 98 / 100];
         let wanted_us = spread.max(0).saturating_add(SAFETY_US) as u64;
-        self.wanted_delay_us = wanted_us.min(MAX_TARGET_FRAMES as u64 * FRAME_US);
+        // While copies come, a lost packet's copy comes a frame after it would have.
+        let copies_flow = self.copies_until_us.is_some_and(|until| now_us < until);
+        let for_copies_us = if copies_flow { FRAME_US } else { 0 };
+        self.wanted_delay_us = (wanted_us + for_copies_us).min(MAX_TARGET_FRAMES as u64 * FRAME_US);
     }
 
     /// The next 10 ms to play, at `now_us`.
@@ -235,7 +276,8 @@ impl JitterBuffer {
             tracing::trace!(seq = next, "sound frame dropped to catch up");
             next = next.saturating_add(1);
         }
-        if let Some(Waiting { capture_us, payload, .. }) = self.waiting.remove(&next) {
+        if let Some(Waiting { capture_us, payload, copy, .. }) = self.waiting.remove(&next) {
+            self.counters.recovered += u64::from(copy);
             self.next_seq = Some(next.saturating_add(1));
             self.empty_streak = 0;
             self.last_played = Some((next, capture_us));
@@ -362,6 +404,19 @@ mod tests {
         start_us: u64,
         transit: impl Fn(u64) -> Option<u64>,
     ) -> Vec<Playout> {
+        simulate_datagrams(buffer, first_seq, frames, start_us, transit, false)
+    }
+
+    /// As `simulate`, each datagram also carrying a copy of the packet before it when
+    /// `copies` is set.
+    fn simulate_datagrams(
+        buffer: &mut JitterBuffer,
+        first_seq: u64,
+        frames: u64,
+        start_us: u64,
+        transit: impl Fn(u64) -> Option<u64>,
+        copies: bool,
+    ) -> Vec<Playout> {
         let mut arrivals: Vec<(u64, u64)> = (first_seq..first_seq + frames)
             .filter_map(|seq| transit(seq).map(|t| (start_us + (seq - first_seq) * FRAME_US + t, seq)))
             .collect();
@@ -376,6 +431,9 @@ mod tests {
             {
                 let capture = (start_us + (seq - first_seq) * FRAME_US) as i64;
                 buffer.insert(seq, capture, vec![seq as u8], at);
+                if copies && seq > first_seq {
+                    buffer.insert_copy(seq - 1, capture - FRAME_US as i64, vec![(seq - 1) as u8], at);
+                }
                 arrivals.next();
             }
             played.push(buffer.pop(now));
@@ -483,6 +541,45 @@ mod tests {
         // Packet 5 turns up long after its turn.
         assert_eq!(buffer.insert(5, 0, vec![], 2_000_000), Arrival::Late);
         assert_eq!(buffer.counters().late, 1);
+    }
+
+    #[test]
+    fn a_lost_packet_plays_from_its_copy_in_the_next_datagram() {
+        // 2 % of datagrams lost (a lost datagram takes its copy of the packet before with
+        // it), two of them in a row once; 1-3 ms of jitter.
+        let lost = |seq: u64| seq % 50 == 17 || seq == 418;
+        let transit = |seq: u64| (!lost(seq)).then_some(1_000 + seq * 7919 % 3 * 1_000);
+        let mut without = JitterBuffer::new();
+        simulate_datagrams(&mut without, 0, 1_000, 0, transit, false);
+        assert_eq!(without.counters().concealed, 21);
+        let mut with = JitterBuffer::new();
+        let played = simulate_datagrams(&mut with, 0, 1_000, 0, transit, true);
+        // Only the first of the two in a row has no copy left: 417's went with 418. And one
+        // frame is made up once, early on, as the buffer grows by the frame copies need.
+        let expected = JitterCounters { concealed: 2, underruns: 1, recovered: 20, ..JitterCounters::default() };
+        assert_eq!(with.counters(), expected);
+        let payloads: Vec<u8> = played
+            .iter()
+            .filter_map(|p| match p {
+                Playout::Packet { payload, .. } => Some(payload[0]),
+                _ => None,
+            })
+            .collect();
+        assert!(payloads.windows(2).all(|w| w[1] == w[0].wrapping_add(1) || w[1] == w[0].wrapping_add(2)));
+        // For one frame more delay than without copies.
+        assert_eq!(with.target_frames(), without.target_frames() + 1);
+    }
+
+    #[test]
+    fn a_copy_of_a_packet_already_played_or_waiting_changes_nothing() {
+        let mut buffer = JitterBuffer::new();
+        simulate(&mut buffer, 0, 100, 0, |_| Some(1_000));
+        let depth = buffer.depth_frames();
+        assert_eq!(buffer.insert_copy(50, 500_000, vec![], 1_000_000), Arrival::Late);
+        assert_eq!(buffer.insert(100, 1_000_000, vec![], 1_001_000), Arrival::Buffered);
+        assert_eq!(buffer.insert_copy(100, 1_000_000, vec![], 1_011_000), Arrival::Duplicate);
+        assert_eq!(buffer.counters(), JitterCounters::default());
+        assert_eq!(buffer.depth_frames(), depth + 1);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::echo::EchoCanceller;
 use super::jitter::{JitterBuffer, Playout};
 use super::opus_codec::AudioDecoder;
 use super::speaker::{Speaker, SpeakerPlan};
-use super::{FRAME_SAMPLES, SAMPLE_RATE};
+use super::{FRAME_SAMPLES, FRAME_US, SAMPLE_RATE};
 use crate::media::lip_sync::LipSync;
 use crate::net::clock::{ClockSync, now_us};
 use crate::stats::CallStats;
@@ -25,6 +25,8 @@ pub struct ReceivedAudio {
     /// Capture time on the peer's clock.
     pub capture_us: u64,
     pub payload: Vec<u8>,
+    /// Packet `seq - 1` again, captured one frame earlier (redundant audio).
+    pub previous: Option<Vec<u8>>,
 }
 
 /// After this many frames of silence (half a second) the sound has stopped: pictures are
@@ -117,7 +119,11 @@ impl AudioPlayout {
     fn insert(&self, jitter: &mut JitterBuffer, packet: ReceivedAudio) {
         let captured = self.clock.lock().unwrap_or_else(|e| e.into_inner()).to_local_us(packet.capture_us);
         let now = now_us();
-        tracing::trace!(seq = packet.seq, captured, now, "sound packet arrived");
+        let copies = u8::from(packet.previous.is_some());
+        tracing::trace!(seq = packet.seq, captured, now, copies, "sound packet arrived");
         jitter.insert(packet.seq, captured, packet.payload, now);
+        if let (Some(previous), Some(seq)) = (packet.previous, packet.seq.checked_sub(1)) {
+            jitter.insert_copy(seq, captured.saturating_sub(FRAME_US as i64), previous, now);
+        }
     }
 }

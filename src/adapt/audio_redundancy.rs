@@ -1,0 +1,108 @@
+//! Whether each sound datagram also carries the packet before it (redundant audio, as
+//! RFC 2198's RED): on while the path loses packets, so that a lost packet is played from
+//! the next one's copy instead of being made up by the decoder. It costs the sound's own
+//! rate again (24 kbit/s), so a clean path goes without. Opus's own in-band FEC is not an
+//! option: the encoder runs in low-delay mode, which is CELT only, and CELT has no FEC.
+//!
+//! Fed quinn's packet counters (as the estimator is) and the current time: on when a loss
+//! sample reaches `ON_AT_LOSS`, off again once no sample has for `STAY_ON_US`. The losses
+//! quinn declares when the link comes back after a silence are the silence's, not the
+//! path's, and are not counted.
+
+use super::loss_sampler::LossSampler;
+
+/// A sample with this much loss (one packet in a hundred) turns redundancy on: at 2 %
+/// random loss, 2 in 100 frames would otherwise be concealed.
+const ON_AT_LOSS: f64 = 0.01;
+/// It stays on this long after the last such sample: random loss comes and goes between
+/// half-second samples, and switching often would change the receiver's delay often.
+const STAY_ON_US: u64 = 10_000_000;
+/// Losses declared this long after the link came back belong to the silence.
+const SILENCE_LOSS_GRACE_US: u64 = 1_000_000;
+
+/// See the module documentation.
+#[derive(Debug, Default)]
+pub struct AudioRedundancy {
+    loss: LossSampler,
+    last_lossy_sample_us: Option<u64>,
+    link_back_us: Option<u64>,
+}
+
+impl AudioRedundancy {
+    /// quinn's cumulative counters, read at `now_us`.
+    pub fn on_transport_stats(&mut self, now_us: u64, lost_packets: u64, sent_packets: u64) {
+        if self.link_back_us.is_some_and(|at| now_us < at.saturating_add(SILENCE_LOSS_GRACE_US)) {
+            self.loss.restart();
+            return;
+        }
+        if self.loss.sample(now_us, lost_packets, sent_packets).is_some_and(|loss| loss >= ON_AT_LOSS) {
+            self.last_lossy_sample_us = Some(now_us);
+        }
+    }
+
+    /// The link came back after a silence at `now_us`.
+    pub fn on_link_back(&mut self, now_us: u64) {
+        self.link_back_us = Some(now_us);
+        self.loss.restart();
+    }
+
+    /// Whether sound datagrams should carry the previous packet at `now_us`.
+    pub fn wanted(&self, now_us: u64) -> bool {
+        self.last_lossy_sample_us.is_some_and(|at| now_us < at.saturating_add(STAY_ON_US))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000;
+
+    /// Every 100 ms from `from_ms` to `to_ms`, 30 packets sent and `lost(at_ms)` of them
+    /// lost; whether redundancy was wanted at each tick.
+    fn run(
+        redundancy: &mut AudioRedundancy,
+        counters: &mut (u64, u64),
+        from_ms: u64,
+        to_ms: u64,
+        lost: impl Fn(u64) -> u64,
+    ) -> Vec<bool> {
+        (from_ms..to_ms)
+            .step_by(100)
+            .map(|at_ms| {
+                counters.0 += lost(at_ms);
+                counters.1 += 30;
+                redundancy.on_transport_stats(at_ms * MS, counters.0, counters.1);
+                redundancy.wanted(at_ms * MS)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_clean_path_goes_without_and_a_lossy_one_gets_it_until_the_loss_has_stopped_a_while() {
+        let mut redundancy = AudioRedundancy::default();
+        let mut counters = (0, 0);
+        assert!(run(&mut redundancy, &mut counters, 0, 5_000, |_| 0).iter().all(|&on| !on));
+        // 2 % loss: one tick in five loses 3 of its 30 packets.
+        let lossy = run(&mut redundancy, &mut counters, 5_000, 15_000, |at_ms| if at_ms % 500 == 0 { 3 } else { 0 });
+        let first_on = lossy.iter().position(|&on| on).expect("turned on under 2 % loss");
+        assert!(first_on <= 6, "on after {} ms of loss", first_on * 100);
+        assert!(lossy[first_on..].iter().all(|&on| on), "it stays on while the loss goes on");
+        // Clean again: still on for STAY_ON_US after the last lossy sample, then off.
+        let clean = run(&mut redundancy, &mut counters, 15_000, 30_000, |_| 0);
+        let first_off = clean.iter().position(|&on| !on).expect("off again on a clean path");
+        assert!((90..=110).contains(&first_off), "off {} ms after the loss stopped", first_off * 100);
+        assert!(clean[first_off..].iter().all(|&on| !on));
+    }
+
+    #[test]
+    fn the_losses_of_an_outage_do_not_turn_it_on() {
+        let mut redundancy = AudioRedundancy::default();
+        let mut counters = (0, 0);
+        run(&mut redundancy, &mut counters, 0, 3_000, |_| 0);
+        // The link comes back at 5 s and quinn declares what the outage ate as lost.
+        redundancy.on_link_back(5_000 * MS);
+        let after = run(&mut redundancy, &mut counters, 5_000, 8_000, |at_ms| if at_ms < 5_500 { 20 } else { 0 });
+        assert!(after.iter().all(|&on| !on));
+    }
+}
