@@ -43,7 +43,8 @@ impl RateController {
     /// quinn's path statistics, read at `now_us`.
     pub fn on_transport_stats(&mut self, now_us: u64, stats: &TransportStats) -> Option<Target> {
         self.estimator.on_transport_stats(now_us, stats);
-        self.redundancy.on_transport_stats(now_us, stats.lost_packets, stats.sent_packets);
+        let queued = self.estimator.queue_delay_us();
+        self.redundancy.on_transport_stats(now_us, stats.lost_packets, stats.sent_packets, queued);
         self.policy.update(now_us, self.estimator.estimate_kbps())
     }
 

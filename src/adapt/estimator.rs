@@ -182,6 +182,11 @@ impl BandwidthEstimator {
         self.min_rtt.map_or(self.rtt_us, |(min_us, _)| min_us)
     }
 
+    /// How far quinn's round trip is above its smallest lately, µs: the queue on the path.
+    pub fn queue_delay_us(&self) -> u64 {
+        self.rtt_us.saturating_sub(self.min_rtt_us())
+    }
+
     /// The estimate, kbit/s of media.
     pub fn estimate_kbps(&self) -> u32 {
         let limits = [self.loss_limit_kbps, self.transport_limit_kbps];
