@@ -31,12 +31,22 @@ pub struct Hostile {
 }
 
 /// Connects to a listener on loopback with the identity in `dir/certs-hostile`, with chat's
-/// own transport settings or `transport`.
+/// own transport settings or `transport`; panics if the listener refuses.
 pub async fn connect(
     dir: &Path,
     port: u16,
     transport: Option<quinn::TransportConfig>,
 ) -> (quinn::Connection, quinn::Endpoint) {
+    let (conn, client) = try_connect(dir, port, transport).await;
+    (conn.expect("the listener refused the hostile peer's handshake"), client)
+}
+
+/// As `connect`, for attempts the listener may refuse: the refusal is returned.
+pub async fn try_connect(
+    dir: &Path,
+    port: u16,
+    transport: Option<quinn::TransportConfig>,
+) -> (Result<quinn::Connection, quinn::ConnectionError>, quinn::Endpoint) {
     let identity = Identity::load_or_create(&dir.join("certs-hostile")).unwrap();
     let addr = loopback(port);
     let client = endpoint::caller(addr).unwrap();
@@ -50,7 +60,7 @@ pub async fn connect(
             client.connect_with(config, addr, tls::SERVER_NAME).unwrap().await
         }
     };
-    (conn.expect("the listener refused the hostile peer's handshake"), client)
+    (conn, client)
 }
 
 /// Connects and exchanges hellos like a well-behaved peer.
