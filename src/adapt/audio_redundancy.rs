@@ -22,8 +22,6 @@ const ON_AT_LOSS: f64 = 0.01;
 /// It stays on this long after the last such sample: random loss comes and goes between
 /// half-second samples, and switching often would change the receiver's delay often.
 const STAY_ON_US: u64 = 10_000_000;
-/// Losses declared this long after the link came back belong to the silence.
-const SILENCE_LOSS_GRACE_US: u64 = 1_000_000;
 /// A round trip this far above its smallest is a queue: loss then is the queue
 /// overflowing. Well above what random loss does to quinn's smoothed round trip (a
 /// lost packet delays the acknowledgements of those behind it by a few ms).
@@ -34,17 +32,12 @@ const QUEUE_US: u64 = 40_000;
 pub struct AudioRedundancy {
     loss: LossSampler,
     last_lossy_sample_us: Option<u64>,
-    link_back_us: Option<u64>,
 }
 
 impl AudioRedundancy {
     /// quinn's cumulative counters, and how far its round trip is above the smallest
     /// lately (`queue_us`), read at `now_us`.
     pub fn on_transport_stats(&mut self, now_us: u64, lost_packets: u64, sent_packets: u64, queue_us: u64) {
-        if self.link_back_us.is_some_and(|at| now_us < at.saturating_add(SILENCE_LOSS_GRACE_US)) {
-            self.loss.restart();
-            return;
-        }
         let lossy = self.loss.sample(now_us, lost_packets, sent_packets).is_some_and(|loss| loss >= ON_AT_LOSS);
         if lossy && queue_us < QUEUE_US {
             self.last_lossy_sample_us = Some(now_us);
@@ -53,8 +46,7 @@ impl AudioRedundancy {
 
     /// The link came back after a silence at `now_us`.
     pub fn on_link_back(&mut self, now_us: u64) {
-        self.link_back_us = Some(now_us);
-        self.loss.restart();
+        self.loss.silence(now_us);
     }
 
     /// Whether sound datagrams should carry the previous packet at `now_us`.

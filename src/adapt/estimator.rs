@@ -83,8 +83,6 @@ const MAX_RAMP_GAIN: f64 = 0.5;
 /// Below 2 % loss the loss limit grows again; above 10 % it cuts (libwebrtc).
 const LOSS_GROW_BELOW: f64 = 0.02;
 const LOSS_CUT_ABOVE: f64 = 0.10;
-/// Losses declared this long after a silent report belong to the silence.
-const SILENCE_LOSS_GRACE_US: u64 = 1_000_000;
 /// quinn's smoothed round trip this far above the smallest lately, in two samples running,
 /// is a queue: cut by `RTT_CUT`, once, until the round trip comes back down. At a sharp
 /// drop the receiver's reports come late (they wait in the reverse path's queue, and a lost
@@ -142,7 +140,6 @@ pub struct BandwidthEstimator {
     hold_until_us: u64,
     last_increase_us: Option<u64>,
     last_loss_sample_us: Option<u64>,
-    last_silence_us: Option<u64>,
     /// Transport samples running with the round trip `RTT_QUEUE_US` above its smallest.
     rtt_queue_samples: u32,
     /// The round trip has cut since it was last below `RTT_QUEUE_US` above its smallest.
@@ -171,7 +168,6 @@ impl BandwidthEstimator {
             hold_until_us: 0,
             last_increase_us: None,
             last_loss_sample_us: None,
-            last_silence_us: None,
             rtt_queue_samples: 0,
             rtt_cut_done: false,
         }
@@ -197,9 +193,8 @@ impl BandwidthEstimator {
     /// Takes a report from the receiver, at the time it arrived.
     pub fn on_report(&mut self, now_us: u64, report: &ReceiverReport) {
         if report.frames_received == 0 {
-            self.last_silence_us = Some(now_us);
             self.last_increase_us = None;
-            self.loss.restart();
+            self.loss.silence(now_us);
             return;
         }
         let receive_kbps = f64::from(report.receive_kbps) + f64::from(AUDIO_KBPS);
@@ -223,9 +218,8 @@ impl BandwidthEstimator {
     /// The link came back after a silence (see `liveness`): the losses quinn declares now
     /// are the silence's, even when no report said the peer got nothing.
     pub fn on_link_back(&mut self, now_us: u64) {
-        self.last_silence_us = Some(now_us);
         self.last_increase_us = None;
-        self.loss.restart();
+        self.loss.silence(now_us);
     }
 
     /// Takes quinn's path statistics (every 100 ms or so).
@@ -248,10 +242,6 @@ impl BandwidthEstimator {
                 self.last_increase_us = Some(now_us);
                 self.hold_until_us = now_us + self.rtt_us.clamp(MIN_HOLD_US, MAX_HOLD_US);
             }
-        }
-        if self.last_silence_us.is_some_and(|at| now_us < at.saturating_add(SILENCE_LOSS_GRACE_US)) {
-            self.loss.restart();
-            return;
         }
         let Some(loss) = self.loss.sample(now_us, stats.lost_packets, stats.sent_packets) else {
             return;

@@ -1,12 +1,16 @@
 //! Packet loss fractions from quinn's cumulative counters (`PathStats::lost_packets` and
 //! `sent_packets`), each over a window long enough to mean something: 2 % random loss over
-//! 20 packets reads as 15 % one time in a hundred, over 50 packets almost never.
+//! 20 packets reads as 15 % one time in a hundred, over 50 packets almost never. The
+//! losses quinn declares just after a silence are the silence's, not the path's: none is
+//! sampled for `SILENCE_GRACE_US` after one.
 
 /// A sample covers at least this long (libwebrtc reacts to loss about twice a second)...
 const MIN_WINDOW_US: u64 = 500_000;
 /// ...and at least this many packets sent (libwebrtc asks for 20; more, so random loss
 /// stays below the cut level).
 const MIN_PACKETS: u64 = 50;
+/// Losses declared this long after a silence belong to it.
+const SILENCE_GRACE_US: u64 = 1_000_000;
 
 /// Where the current window started.
 #[derive(Debug, Clone, Copy)]
@@ -20,12 +24,18 @@ struct Baseline {
 #[derive(Debug, Default)]
 pub struct LossSampler {
     baseline: Option<Baseline>,
+    /// When the last silence was over (or seen).
+    silence_us: Option<u64>,
 }
 
 impl LossSampler {
     /// Takes the counters; returns the loss fraction (0 to 1) once the window since the
     /// last sample is long enough, and starts the next window.
     pub fn sample(&mut self, now_us: u64, lost_packets: u64, sent_packets: u64) -> Option<f64> {
+        if self.silence_us.is_some_and(|at| now_us < at.saturating_add(SILENCE_GRACE_US)) {
+            self.restart();
+            return None;
+        }
         let here = Baseline { at_us: now_us, lost: lost_packets, sent: sent_packets };
         let Some(baseline) = self.baseline else {
             self.baseline = Some(here);
@@ -44,8 +54,15 @@ impl LossSampler {
         Some(((lost_packets - baseline.lost) as f64 / sent as f64).min(1.0))
     }
 
-    /// Forgets the window so far: its losses are explained otherwise (a silence).
-    pub fn restart(&mut self) {
+    /// A silence at `now_us` (the peer got nothing, or the link just came back): the window
+    /// so far is forgotten, and the losses of the next `SILENCE_GRACE_US` are not sampled.
+    pub fn silence(&mut self, now_us: u64) {
+        self.silence_us = Some(now_us);
+        self.restart();
+    }
+
+    /// Forgets the window so far.
+    fn restart(&mut self) {
         self.baseline = None;
     }
 }
@@ -73,6 +90,17 @@ mod tests {
         sampler.restart();
         assert_eq!(sampler.sample(100_000, 90, 100), None);
         assert_eq!(sampler.sample(700_000, 91, 200), Some(0.01));
+    }
+
+    #[test]
+    fn the_losses_after_a_silence_are_not_sampled() {
+        let mut sampler = LossSampler::default();
+        sampler.sample(0, 0, 0);
+        sampler.silence(1_000_000);
+        assert_eq!(sampler.sample(1_600_000, 90, 100), None);
+        assert_eq!(sampler.sample(1_900_000, 95, 200), None, "still within the grace");
+        assert_eq!(sampler.sample(2_000_000, 95, 200), None, "the window starts afresh");
+        assert_eq!(sampler.sample(2_600_000, 96, 300), Some(0.01));
     }
 
     #[test]
