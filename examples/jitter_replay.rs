@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
-use chat::media::audio::FRAME_US;
 use chat::media::audio::jitter::{JitterBuffer, Playout};
 
 /// One traced event.
@@ -69,8 +68,8 @@ fn main() -> anyhow::Result<()> {
         match event {
             Event::Arrived { seq, captured_us, now_us, copy } => {
                 buffer.insert(seq, captured_us, Vec::new(), now_us);
-                if copy && let Some(previous) = seq.checked_sub(1) {
-                    buffer.insert_copy(previous, captured_us.saturating_sub(FRAME_US as i64), Vec::new(), now_us);
+                if copy {
+                    buffer.insert_previous(seq, captured_us, Vec::new(), now_us);
                 }
             }
             Event::Wanted { now_us } => {

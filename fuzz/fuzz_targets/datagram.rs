@@ -33,14 +33,9 @@ fuzz_target!(|data: &[u8]| {
             Datagram::Audio(audio) => {
                 let _ = decoder.decode(audio.payload, &mut frame);
                 jitter.insert(audio.seq, audio.capture_us as i64, audio.payload.to_vec(), now);
-                if let (Some(previous), Some(seq)) = (audio.previous, audio.seq.checked_sub(1)) {
+                if let Some(previous) = audio.previous {
                     let _ = decoder.decode(previous, &mut frame);
-                    jitter.insert_copy(
-                        seq,
-                        (audio.capture_us as i64).wrapping_sub(FRAME_US as i64),
-                        previous.to_vec(),
-                        now,
-                    );
+                    jitter.insert_previous(audio.seq, audio.capture_us as i64, previous.to_vec(), now);
                 }
                 assert!(jitter.depth_frames() <= MAX_BUFFERED);
                 let _ = jitter.pop(now + FRAME_US / 2);

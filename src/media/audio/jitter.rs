@@ -131,7 +131,7 @@ pub struct JitterBuffer {
     fastest_transit_us: i64,
     /// The last packet played and its capture time, to date the ones that are missing.
     last_played: Option<(u64, i64)>,
-    /// Until when copies of packets count as flowing (see `insert_copy`).
+    /// Until when copies of packets count as flowing (see `insert_previous`).
     copies_until_us: Option<u64>,
     counters: JitterCounters,
 }
@@ -174,38 +174,36 @@ impl JitterBuffer {
         if self.next_seq.is_some_and(|next| seq - next > RESTART_GAP) {
             self.restart_at(None);
         }
-        if self.waiting.contains_key(&seq) {
-            return Arrival::Duplicate;
-        }
-        self.waiting.insert(seq, Waiting { capture_us, arrived_us: now_us, payload, copy: false });
-        self.bound();
-        Arrival::Buffered
+        self.put(seq, Waiting { capture_us, arrived_us: now_us, payload, copy: false })
     }
 
-    /// The copy of packet `seq` (captured at `capture_us`, local clock) came at `now_us`,
-    /// inside the next packet's datagram: it waits in the packet's place if that one has
-    /// not come and its turn has not passed. Copies say nothing about jitter (each is a
-    /// frame late by design), and one too late is not counted late: its packet was played
-    /// or concealed already.
-    pub fn insert_copy(&mut self, seq: u64, capture_us: i64, payload: Vec<u8>, now_us: u64) -> Arrival {
+    /// The datagram of packet `seq` (captured at `capture_us`, local clock), inserted at
+    /// `now_us`, also carried `previous`, the copy of packet `seq - 1` (captured a frame
+    /// earlier): it waits in that packet's place if that one has not come and its turn has
+    /// not passed. Copies say nothing about jitter (each is a frame late by design), and one
+    /// too late is not counted late: its packet was played or concealed already.
+    pub fn insert_previous(&mut self, seq: u64, capture_us: i64, previous: Vec<u8>, now_us: u64) -> Arrival {
         self.copies_until_us = Some(now_us.saturating_add(COPIES_FLOW_US));
+        let Some(seq) = seq.checked_sub(1) else { return Arrival::Late };
         if self.next_seq.is_some_and(|next| seq < next || seq - next > RESTART_GAP) {
             return Arrival::Late;
         }
+        let capture_us = capture_us.saturating_sub(FRAME_US as i64);
+        self.put(seq, Waiting { capture_us, arrived_us: now_us, payload: previous, copy: true })
+    }
+
+    /// `waiting` waits for its turn as packet `seq`, unless one already does; at most
+    /// `MAX_BUFFERED` wait: the oldest go.
+    fn put(&mut self, seq: u64, waiting: Waiting) -> Arrival {
         if self.waiting.contains_key(&seq) {
             return Arrival::Duplicate;
         }
-        self.waiting.insert(seq, Waiting { capture_us, arrived_us: now_us, payload, copy: true });
-        self.bound();
-        Arrival::Buffered
-    }
-
-    /// At most `MAX_BUFFERED` wait: the oldest go.
-    fn bound(&mut self) {
+        self.waiting.insert(seq, waiting);
         while self.waiting.len() > MAX_BUFFERED {
             self.waiting.pop_first();
             self.counters.dropped += 1;
         }
+        Arrival::Buffered
     }
 
     fn restart_at(&mut self, next_seq: Option<u64>) {
@@ -432,7 +430,7 @@ mod tests {
                 let capture = (start_us + (seq - first_seq) * FRAME_US) as i64;
                 buffer.insert(seq, capture, vec![seq as u8], at);
                 if copies && seq > first_seq {
-                    buffer.insert_copy(seq - 1, capture - FRAME_US as i64, vec![(seq - 1) as u8], at);
+                    buffer.insert_previous(seq, capture, vec![(seq - 1) as u8], at);
                 }
                 arrivals.next();
             }
@@ -575,9 +573,10 @@ mod tests {
         let mut buffer = JitterBuffer::new();
         simulate(&mut buffer, 0, 100, 0, |_| Some(1_000));
         let depth = buffer.depth_frames();
-        assert_eq!(buffer.insert_copy(50, 500_000, vec![], 1_000_000), Arrival::Late);
+        // Packet 51's datagram with 50's copy, 50 played long ago.
+        assert_eq!(buffer.insert_previous(51, 510_000, vec![], 1_000_000), Arrival::Late);
         assert_eq!(buffer.insert(100, 1_000_000, vec![], 1_001_000), Arrival::Buffered);
-        assert_eq!(buffer.insert_copy(100, 1_000_000, vec![], 1_011_000), Arrival::Duplicate);
+        assert_eq!(buffer.insert_previous(101, 1_010_000, vec![], 1_011_000), Arrival::Duplicate);
         assert_eq!(buffer.counters(), JitterCounters::default());
         assert_eq!(buffer.depth_frames(), depth + 1);
     }

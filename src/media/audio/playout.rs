@@ -13,7 +13,7 @@ use super::echo::EchoCanceller;
 use super::jitter::{JitterBuffer, Playout};
 use super::opus_codec::AudioDecoder;
 use super::speaker::{Speaker, SpeakerPlan};
-use super::{FRAME_SAMPLES, FRAME_US, SAMPLE_RATE};
+use super::{FRAME_SAMPLES, SAMPLE_RATE};
 use crate::media::lip_sync::LipSync;
 use crate::net::clock::{ClockSync, now_us};
 use crate::stats::CallStats;
@@ -122,8 +122,8 @@ impl AudioPlayout {
         let copies = u8::from(packet.previous.is_some());
         tracing::trace!(seq = packet.seq, captured, now, copies, "sound packet arrived");
         jitter.insert(packet.seq, captured, packet.payload, now);
-        if let (Some(previous), Some(seq)) = (packet.previous, packet.seq.checked_sub(1)) {
-            jitter.insert_copy(seq, captured.saturating_sub(FRAME_US as i64), previous, now);
+        if let Some(previous) = packet.previous {
+            jitter.insert_previous(packet.seq, captured, previous, now);
         }
     }
 }
