@@ -13,7 +13,7 @@ use quinn::{Connection, SendDatagramError};
 use tokio::sync::{mpsc, watch};
 
 use super::flood_guard::{FloodGuard, FloodLimit, Verdict};
-use super::wire::{AUDIO_HEADER_BYTES, AudioDatagram, Datagram, WireError};
+use super::wire::{AudioDatagram, Datagram, WireError};
 use crate::adapt::report::ReceiverReport;
 use crate::media::audio::playout::ReceivedAudio;
 use crate::media::audio::sender::AudioPacket;
@@ -31,15 +31,16 @@ pub async fn send_audio(
     let mut warned = false;
     let mut previous: Option<AudioPacket> = None;
     while let Some(packet) = packets.recv().await {
-        let room = conn.max_datagram_size().unwrap_or(0);
-        let copy = previous
+        let mut datagram =
+            AudioDatagram { seq: packet.seq, capture_us: packet.capture_us, payload: &packet.payload, previous: None };
+        datagram.previous = previous
             .as_ref()
             .filter(|previous| *redundancy.borrow() && previous.seq.checked_add(1) == Some(packet.seq))
-            .filter(|previous| AUDIO_HEADER_BYTES + 2 + packet.payload.len() + previous.payload.len() <= room)
             .map(|previous| previous.payload.as_slice());
-        let datagram =
-            AudioDatagram { seq: packet.seq, capture_us: packet.capture_us, payload: &packet.payload, previous: copy }
-                .encode();
+        if conn.max_datagram_size().is_none_or(|room| datagram.encoded_len() > room) {
+            datagram.previous = None;
+        }
+        let datagram = datagram.encode();
         previous = Some(packet);
         let bytes = datagram.len();
         match conn.send_datagram(datagram.into()) {

@@ -266,9 +266,14 @@ pub struct AudioDatagram<'a> {
 }
 
 impl AudioDatagram<'_> {
-    pub fn encode(&self) -> Vec<u8> {
+    /// Its size on the wire.
+    pub fn encoded_len(&self) -> usize {
         let copy_len = self.previous.map_or(0, |previous| 2 + previous.len());
-        let mut out = Vec::with_capacity(AUDIO_HEADER_BYTES + copy_len + self.payload.len());
+        AUDIO_HEADER_BYTES + copy_len + self.payload.len()
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
         out.push(if self.previous.is_some() { DATAGRAM_AUDIO_WITH_PREVIOUS } else { DATAGRAM_AUDIO });
         out.extend_from_slice(&self.seq.to_be_bytes());
         out.extend_from_slice(&self.capture_us.to_be_bytes());
@@ -396,6 +401,7 @@ mod tests {
     fn audio_datagrams_with_the_previous_packet_round_trip_and_are_checked() {
         let datagram = AudioDatagram { seq: 9, capture_us: 7, payload: &[1, 2, 3], previous: Some(&[4, 5]) };
         let bytes = datagram.encode();
+        assert_eq!(bytes.len(), datagram.encoded_len());
         assert_eq!(bytes[0], DATAGRAM_AUDIO_WITH_PREVIOUS);
         assert_eq!(&bytes[AUDIO_HEADER_BYTES..], [0, 3, 1, 2, 3, 4, 5]);
         assert_eq!(AudioDatagram::decode(&bytes), Ok(datagram.clone()));
