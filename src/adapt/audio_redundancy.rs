@@ -61,20 +61,13 @@ mod tests {
 
     const MS: u64 = 1_000;
 
-    /// Every 100 ms from `from_ms` to `to_ms`, 30 packets sent and `lost(at_ms)` of them
-    /// lost, with no queue; whether redundancy was wanted at each tick.
-    fn run(
-        redundancy: &mut AudioRedundancy,
-        counters: &mut (u64, u64),
-        from_ms: u64,
-        to_ms: u64,
-        lost: impl Fn(u64) -> u64,
-    ) -> Vec<bool> {
-        run_queued(redundancy, counters, from_ms, to_ms, lost, 0)
-    }
+    /// No queue on the path.
+    const NO_QUEUE: u64 = 0;
 
-    /// As `run`, with the round trip `queue_us` above its smallest.
-    fn run_queued(
+    /// Every 100 ms from `from_ms` to `to_ms`, 30 packets sent and `lost(at_ms)` of them
+    /// lost, with the round trip `queue_us` above its smallest; whether redundancy was
+    /// wanted at each tick.
+    fn run(
         redundancy: &mut AudioRedundancy,
         counters: &mut (u64, u64),
         from_ms: u64,
@@ -97,15 +90,15 @@ mod tests {
     fn a_clean_path_goes_without_and_a_lossy_one_gets_it_until_the_loss_has_stopped_a_while() {
         let mut redundancy = AudioRedundancy::default();
         let mut counters = (0, 0);
-        assert!(run(&mut redundancy, &mut counters, 0, 5_000, |_| 0).iter().all(|&on| !on));
+        assert!(run(&mut redundancy, &mut counters, 0, 5_000, |_| 0, NO_QUEUE).iter().all(|&on| !on));
         // 2 % loss: one tick in five loses 3 of its 30 packets.
-        let lossy =
-            run(&mut redundancy, &mut counters, 5_000, 15_000, |at_ms| if at_ms.is_multiple_of(500) { 3 } else { 0 });
+        let two_percent = |at_ms: u64| if at_ms.is_multiple_of(500) { 3 } else { 0 };
+        let lossy = run(&mut redundancy, &mut counters, 5_000, 15_000, two_percent, NO_QUEUE);
         let first_on = lossy.iter().position(|&on| on).expect("turned on under 2 % loss");
         assert!(first_on <= 6, "on after {} ms of loss", first_on * 100);
         assert!(lossy[first_on..].iter().all(|&on| on), "it stays on while the loss goes on");
         // Clean again: still on for STAY_ON_US after the last lossy sample, then off.
-        let clean = run(&mut redundancy, &mut counters, 15_000, 30_000, |_| 0);
+        let clean = run(&mut redundancy, &mut counters, 15_000, 30_000, |_| 0, NO_QUEUE);
         let first_off = clean.iter().position(|&on| !on).expect("off again on a clean path");
         assert!((90..=110).contains(&first_off), "off {} ms after the loss stopped", first_off * 100);
         assert!(clean[first_off..].iter().all(|&on| !on));
@@ -118,19 +111,20 @@ mod tests {
         // The link falls below the rate sent: the round trip climbs by hundreds of ms and the
         // full queue drops one packet in ten.
         let lossy = |at_ms: u64| if at_ms.is_multiple_of(500) { 15 } else { 0 };
-        assert!(run_queued(&mut redundancy, &mut counters, 0, 5_000, lossy, 250_000).iter().all(|&on| !on));
+        assert!(run(&mut redundancy, &mut counters, 0, 5_000, lossy, 250_000).iter().all(|&on| !on));
         // The same loss with the round trip at its smallest is the path's own.
-        assert!(run_queued(&mut redundancy, &mut counters, 5_000, 7_000, lossy, 5_000).iter().any(|&on| on));
+        assert!(run(&mut redundancy, &mut counters, 5_000, 7_000, lossy, 5_000).iter().any(|&on| on));
     }
 
     #[test]
     fn the_losses_of_an_outage_do_not_turn_it_on() {
         let mut redundancy = AudioRedundancy::default();
         let mut counters = (0, 0);
-        run(&mut redundancy, &mut counters, 0, 3_000, |_| 0);
+        run(&mut redundancy, &mut counters, 0, 3_000, |_| 0, NO_QUEUE);
         // The link comes back at 5 s and quinn declares what the outage ate as lost.
         redundancy.on_link_back(5_000 * MS);
-        let after = run(&mut redundancy, &mut counters, 5_000, 8_000, |at_ms| if at_ms < 5_500 { 20 } else { 0 });
+        let after =
+            run(&mut redundancy, &mut counters, 5_000, 8_000, |at_ms| if at_ms < 5_500 { 20 } else { 0 }, NO_QUEUE);
         assert!(after.iter().all(|&on| !on));
     }
 }
