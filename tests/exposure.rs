@@ -68,8 +68,9 @@ fn known_callers_get_through_while_handshakes_stall() {
                             let dir = dir.clone();
                             let attempt = tokio::spawn(async move {
                                 // Beyond 4 per address the listener refuses at once: expected, so
-                                // no panic (a panic's backtrace held up this runtime's timers
-                                // for seconds under CI's load, and the attack ran one round).
+                                // no panic (in a CI sim where the attack ran only one round, four
+                                // such panics' backtraces were the likely hold-up of this
+                                // runtime's timers).
                                 let attempt = try_connect(&dir, front, None);
                                 let _ = tokio::time::timeout(Duration::from_secs(5), attempt).await;
                             });
