@@ -33,11 +33,19 @@
 //!   when the receiver gets more than that, the path has opened up and the ramp takes over;
 //! - silence (reports with no frames: an outage, or nothing sent) changes nothing, and the
 //!   losses quinn declares when the path comes back are the silence's, not congestion's:
-//!   the send window already stops a queue from growing while nothing drains.
+//!   the send window already stops a queue from growing while nothing drains;
+//! - but a report with no frames while bytes still arrive (at least the video floor's
+//!   worth) is no silence: it holds the estimate. When quinn's round trip also shows a
+//!   queue, and the reports came on time, and no silence ended in the last second, the
+//!   frames are held back behind a loss in the bottleneck's full queue and what arrives is
+//!   what the path carries: it cuts, as overuse does. At a sharp drop the reports look
+//!   like this for a second or two (the frames' own delays come only with the frames),
+//!   and taking them for silence left the estimate at 3 times the link that long.
 
 use super::REPORT_INTERVAL_US;
 use super::loss_sampler::LossSampler;
 use super::overuse::{OveruseDetector, Usage};
+use super::policy::VIDEO_FLOOR_KBPS;
 use super::receive_meter::RATE_WINDOW_US;
 use super::report::ReceiverReport;
 use super::{AUDIO_KBPS, HEADROOM};
@@ -93,6 +101,8 @@ const LOSS_CUT_ABOVE: f64 = 0.10;
 /// queue the window allows is not cut for.
 const RTT_QUEUE_US: u64 = 80_000;
 const RTT_CUT: f64 = 0.7;
+/// Reports further apart than this had a silence between them (those sent in it were lost).
+const REPORT_GAP_US: u64 = 3 * REPORT_INTERVAL_US;
 /// Round trip assumed before quinn has measured one.
 const DEFAULT_RTT_US: u64 = 100_000;
 
@@ -137,6 +147,8 @@ pub struct BandwidthEstimator {
     /// Reports running in which a standing queue grew.
     growing_queue_reports: u32,
     last_cut_us: Option<u64>,
+    /// When the last report arrived.
+    last_report_us: Option<u64>,
     hold_until_us: u64,
     last_increase_us: Option<u64>,
     last_loss_sample_us: Option<u64>,
@@ -165,6 +177,7 @@ impl BandwidthEstimator {
             previous_queuing_delay_ms: 0,
             growing_queue_reports: 0,
             last_cut_us: None,
+            last_report_us: None,
             hold_until_us: 0,
             last_increase_us: None,
             last_loss_sample_us: None,
@@ -192,12 +205,21 @@ impl BandwidthEstimator {
 
     /// Takes a report from the receiver, at the time it arrived.
     pub fn on_report(&mut self, now_us: u64, report: &ReceiverReport) {
+        let receive_kbps = f64::from(report.receive_kbps) + f64::from(AUDIO_KBPS);
+        let after_a_gap =
+            self.last_report_us.replace(now_us).is_some_and(|last| now_us.saturating_sub(last) > REPORT_GAP_US);
+        if after_a_gap {
+            self.loss.silence(now_us);
+        }
         if report.frames_received == 0 {
             self.last_increase_us = None;
-            self.loss.silence(now_us);
+            if report.receive_kbps < VIDEO_FLOOR_KBPS {
+                self.loss.silence(now_us);
+            } else if self.queue_delay_us() >= RTT_QUEUE_US && !self.loss.just_after_silence(now_us) {
+                self.cut_for_delay(now_us, receive_kbps);
+            }
             return;
         }
-        let receive_kbps = f64::from(report.receive_kbps) + f64::from(AUDIO_KBPS);
         let queue_grows =
             report.queuing_delay_ms >= STANDING_QUEUE_MS && report.queuing_delay_ms > self.previous_queuing_delay_ms;
         self.growing_queue_reports = if queue_grows { self.growing_queue_reports + 1 } else { 0 };
@@ -375,6 +397,53 @@ mod tests {
         assert_eq!(estimator.estimate_kbps(), 425, "no second cut within 300 ms");
         estimator.on_report(300 * MS, &report(460, -300_000, 200));
         assert_eq!(estimator.estimate_kbps(), 425, "draining: hold");
+    }
+
+    #[test]
+    fn frames_held_back_while_bytes_arrive_through_a_queue_cut_to_what_arrives() {
+        let mut estimator = BandwidthEstimator::new(BOUNDS, 2_000);
+        let rtt = |rtt_ms| TransportStats { rtt_ms, ..stats(0, 0) };
+        let held_back = ReceiverReport { frames_received: 0, receive_kbps: 400, ..report(0, 0, 0) };
+        estimator.on_report(0, &report(1_700, 0, 0));
+        let before = estimator.estimate_kbps();
+        estimator.on_transport_stats(0, &rtt(40));
+        estimator.on_report(100 * MS, &held_back);
+        assert_eq!(estimator.estimate_kbps(), before, "no queue on the round trip: the sender may be idle");
+        estimator.on_transport_stats(200 * MS, &rtt(400));
+        estimator.on_report(200 * MS, &held_back);
+        assert_eq!(estimator.estimate_kbps(), 374, "0.85 x (400 + 40 of audio)");
+    }
+
+    #[test]
+    fn frames_held_back_just_after_a_silence_are_the_silences() {
+        let mut estimator = BandwidthEstimator::new(BOUNDS, 2_000);
+        let rtt = |rtt_ms| TransportStats { rtt_ms, ..stats(0, 0) };
+        let held_back = ReceiverReport { frames_received: 0, receive_kbps: 400, ..report(0, 0, 0) };
+        estimator.on_transport_stats(0, &rtt(40));
+        estimator.on_report(0, &report(1_700, 0, 0));
+        estimator.on_transport_stats(100 * MS, &rtt(400));
+        estimator.on_transport_stats(200 * MS, &rtt(400));
+        let after_rtt_cut = estimator.estimate_kbps();
+        estimator.on_report(300 * MS, &ReceiverReport { receive_kbps: 60, ..held_back });
+        estimator.on_report(400 * MS, &held_back);
+        assert_eq!(estimator.estimate_kbps(), after_rtt_cut, "sound and acknowledgements alone: silence");
+        let mut estimator = BandwidthEstimator::new(BOUNDS, 2_000);
+        estimator.on_transport_stats(0, &rtt(40));
+        estimator.on_report(0, &report(1_700, 0, 0));
+        estimator.on_transport_stats(100 * MS, &rtt(400));
+        estimator.on_transport_stats(200 * MS, &rtt(400));
+        let after_rtt_cut = estimator.estimate_kbps();
+        // The reports sent during an outage were lost: the next comes 2 s late.
+        estimator.on_report(2_000 * MS, &held_back);
+        estimator.on_report(2_100 * MS, &held_back);
+        assert_eq!(estimator.estimate_kbps(), after_rtt_cut, "a report gap is a silence");
+        let mut estimator = BandwidthEstimator::new(BOUNDS, 2_000);
+        estimator.on_transport_stats(0, &rtt(40));
+        estimator.on_report(0, &report(1_700, 0, 0));
+        let before = estimator.estimate_kbps();
+        estimator.on_link_back(50 * MS);
+        estimator.on_report(100 * MS, &held_back);
+        assert_eq!(estimator.estimate_kbps(), before, "the link just came back");
     }
 
     #[test]

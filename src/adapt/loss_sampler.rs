@@ -32,7 +32,7 @@ impl LossSampler {
     /// Takes the counters; returns the loss fraction (0 to 1) once the window since the
     /// last sample is long enough, and starts the next window.
     pub fn sample(&mut self, now_us: u64, lost_packets: u64, sent_packets: u64) -> Option<f64> {
-        if self.silence_us.is_some_and(|at| now_us < at.saturating_add(SILENCE_GRACE_US)) {
+        if self.just_after_silence(now_us) {
             self.restart();
             return None;
         }
@@ -59,6 +59,11 @@ impl LossSampler {
     pub fn silence(&mut self, now_us: u64) {
         self.silence_us = Some(now_us);
         self.restart();
+    }
+
+    /// Whether `now_us` is within `SILENCE_GRACE_US` of the last silence.
+    pub fn just_after_silence(&self, now_us: u64) -> bool {
+        self.silence_us.is_some_and(|at| now_us < at.saturating_add(SILENCE_GRACE_US))
     }
 
     /// Forgets the window so far.
