@@ -1,7 +1,7 @@
 //! The call's shell around the adaptation core (`adapt`): every 100 ms it reads quinn's
 //! statistics and the receive meter, feeds the pure state machines, and carries out what
 //! they decide: a report to the peer, a new target for the encoder, quinn's send window,
-//! redundant sound, "reconnecting…", a fresh socket for the caller while the link stays
+//! the pictures' pacing rate, redundant sound, "reconnecting…", a fresh socket for the caller while the link stays
 //! silent, and a fresh video group when the link comes back.
 
 use std::sync::atomic::Ordering;
@@ -41,6 +41,8 @@ pub struct Adaptation {
     pub link_back: watch::Sender<u64>,
     /// Whether our sound datagrams carry the packet before them too (see `net::datagrams`).
     pub audio_redundancy: watch::Sender<bool>,
+    /// The rate to pace our pictures at, if any (see `net::video_out`).
+    pub video_pacing: watch::Sender<Option<u32>>,
     pub stats: Arc<CallStats>,
     /// UDP datagrams received at the last tick.
     pub datagrams_seen: u64,
@@ -125,9 +127,11 @@ impl Adaptation {
             }
         }
         conn.set_send_window(controller.send_window_bytes());
+        self.video_pacing.send_if_modified(|rate| std::mem::replace(rate, controller.video_pacing_kbps()) != *rate);
         tracing::debug!(
             estimate_kbps = controller.estimate_kbps(),
             window = controller.send_window_bytes(),
+            pacing_kbps = controller.video_pacing_kbps(),
             cwnd = stats.path.cwnd,
             rtt_ms = transport.rtt_ms,
             lost = stats.path.lost_packets,

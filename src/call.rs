@@ -231,10 +231,12 @@ impl CallContext {
             cpu: s.adapt.then(|| CpuLoad::new(rungs(s.size.0 as u32, s.size.1 as u32, s.encoder.fps))),
         }
         .spawn()?;
+        let (video_pacing, pacing_rx) = watch::channel(None);
         let sender = tokio::spawn(video_out::send_video(
             conn.clone(),
             packets_rx,
             restarts,
+            pacing_rx,
             Arc::clone(&keyframes),
             Arc::clone(&stats),
         ));
@@ -321,6 +323,7 @@ impl CallContext {
             restart,
             link_back,
             audio_redundancy,
+            video_pacing,
             stats: Arc::clone(&stats),
             datagrams_seen: 0,
             rebinds: match side {

@@ -8,6 +8,7 @@ use super::estimator::{BandwidthEstimator, EstimateBounds, TransportStats};
 use super::pacing;
 use super::policy::{Policy, PolicyConfig, Target, VIDEO_FLOOR_KBPS, estimate_for_video_kbps};
 use super::report::ReceiverReport;
+use super::video_pacer;
 
 /// Video bitrate a call starts at, kbit/s.
 const START_VIDEO_KBPS: u32 = 800;
@@ -67,6 +68,11 @@ impl RateController {
     /// How many bytes quinn may hold unacknowledged: see `pacing`.
     pub fn send_window_bytes(&self) -> u64 {
         pacing::send_window_bytes(self.estimator.estimate_kbps(), self.estimator.min_rtt_us())
+    }
+
+    /// The rate to pace pictures at, if any: see `video_pacer`.
+    pub fn video_pacing_kbps(&self) -> Option<u32> {
+        video_pacer::pacing_kbps(&self.estimator)
     }
 
     /// The target in force.

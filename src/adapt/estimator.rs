@@ -203,6 +203,12 @@ impl BandwidthEstimator {
         estimate.clamp(self.floor_kbps, self.ceiling_kbps).round() as u32
     }
 
+    /// Whether the link holds the call down: the estimate has been cut at least once and is
+    /// below its ceiling. (Climbing from its start before any cut, it knows no limit.)
+    pub fn link_limited(&self) -> bool {
+        self.last_cut_us.is_some() && f64::from(self.estimate_kbps()) < self.ceiling_kbps.round()
+    }
+
     /// Takes a report from the receiver, at the time it arrived.
     pub fn on_report(&mut self, now_us: u64, report: &ReceiverReport) {
         let receive_kbps = f64::from(report.receive_kbps) + f64::from(AUDIO_KBPS);

@@ -47,6 +47,7 @@ mod scenarios;
 mod simulated_call;
 pub mod trendline;
 pub mod video_groups;
+pub mod video_pacer;
 
 /// Audio's share of the path, kbit/s: Opus at 24 kbit/s plus its 17-byte datagram header
 /// 100 times a second (13.6 kbit/s), rounded up.

@@ -142,3 +142,29 @@ fn the_ladder_steps_down_on_a_slow_link_and_back_up_without_flapping() {
         .collect();
     println!("360p15 from 10 s to 30 s, no change; 720p30 from {:?} ms, no change after 45 s", range(&up_at));
 }
+
+#[test]
+fn paced_pictures_keep_the_sound_out_of_the_bottleneck_queue() {
+    let link = LinkConfig {
+        rate_schedule: vec![(0, 3_000), (12 * SECOND, 500), (24 * SECOND, 3_000)],
+        ..LinkConfig::constant(0)
+    };
+    let worst_sound_queue_ms = |paced: bool| -> Vec<u64> {
+        SEEDS
+            .map(|seed| {
+                let config = CallConfig { seed, paced, ..CallConfig::hd(LinkConfig { seed, ..link.clone() }, 24) };
+                simulate(config).max_audio_queue_delay_ms(14.0, 24.0)
+            })
+            .collect()
+    };
+    let (paced, unpaced) = (worst_sound_queue_ms(true), worst_sound_queue_ms(false));
+    println!(
+        "worst queue of the sound from 2 s after the drop to 0.5 Mbit/s: paced {:?} ms, unpaced {:?} ms",
+        range(&paced),
+        range(&unpaced)
+    );
+    // Unpaced, a picture's burst holds the sound behind it at the bottleneck.
+    assert!(paced.iter().sum::<u64>() < unpaced.iter().sum::<u64>());
+    assert!(range(&paced).1 < range(&unpaced).1);
+    assert!(paced.iter().all(|&ms| ms <= 40));
+}

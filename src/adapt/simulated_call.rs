@@ -9,7 +9,8 @@
 //! (video) or forgotten (audio); with nothing acknowledged for a probe timeout, one packet
 //! goes anyway and the timeout doubles. Frames travel as one ordered stream, so a
 //! retransmission holds back the frames behind it, as on QUIC. The sender's backlog waits
-//! in its send queue, where the send window sees it. The encoder's rate control pays a
+//! in its send queue, where the send window sees it; while the link holds the call down,
+//! the video packets leave that queue at the pacing rate (`video_pacer`). The encoder's rate control pays a
 //! keyframe back by skipping the pictures it overspent (openh264's frame skip, as the
 //! encoder thread configures it).
 
@@ -23,6 +24,7 @@ use super::pacing;
 use super::policy::{Policy, PolicyConfig, Target, VIDEO_FLOOR_KBPS, estimate_for_video_kbps};
 use super::receive_meter::{FrameArrival, ReceiveMeter};
 use super::report::ReceiverReport;
+use super::video_pacer::{self, VideoPacer};
 use super::{AUDIO_KBPS, REPORT_INTERVAL_US};
 
 const MS: u64 = 1_000;
@@ -60,12 +62,21 @@ pub struct CallConfig {
     pub duration_us: u64,
     /// Seed of the pictures' size draws.
     pub seed: u64,
+    /// Whether pictures are paced (`video_pacer`), as the call does.
+    pub paced: bool,
 }
 
 impl CallConfig {
     /// A 720p30 call at 1 900 kbit/s (about the default for that size), starting at 1 Mbit/s.
     pub fn hd(link: LinkConfig, duration_s: u64) -> Self {
-        Self { link, ceiling_kbps: 1_900, start_estimate_kbps: 1_000, duration_us: duration_s * 1_000_000, seed: 3 }
+        Self {
+            link,
+            ceiling_kbps: 1_900,
+            start_estimate_kbps: 1_000,
+            duration_us: duration_s * 1_000_000,
+            seed: 3,
+            paced: true,
+        }
     }
 }
 
@@ -80,6 +91,8 @@ pub struct Sample {
     /// serialization) among the frames delivered in the last 100 ms: time spent queued
     /// at the sender or the bottleneck, or held back by a retransmission.
     pub queue_delay_ms: Option<u64>,
+    /// The same for the sound datagrams delivered in the last 100 ms.
+    pub audio_queue_delay_ms: Option<u64>,
 }
 
 /// What a simulated call did.
@@ -112,22 +125,30 @@ impl CallTrace {
         self.between(from_s, to_s).filter_map(|sample| sample.queue_delay_ms).max().unwrap_or(0)
     }
 
-    /// A table, one line a second: link rate, estimate, target, worst queueing delay; and
-    /// what became of the pictures.
+    /// The worst queueing delay of sound over `[from_s, to_s)`, ms.
+    pub fn max_audio_queue_delay_ms(&self, from_s: f64, to_s: f64) -> u64 {
+        self.between(from_s, to_s).filter_map(|sample| sample.audio_queue_delay_ms).max().unwrap_or(0)
+    }
+
+    /// A table, one line a second: link rate, estimate, target, worst queueing delay of
+    /// pictures and of sound; and what became of the pictures.
     pub fn per_second(&self) -> String {
-        let mut table = String::from("   t  link kbps  estimate  video kbps       size  queue ms\n");
+        let mut table = String::from("   t  link kbps  estimate  video kbps       size  queue ms  sound ms\n");
         for second in self.samples.chunks(10) {
             let last = second.last().expect("a chunk has samples");
-            let queue = second.iter().filter_map(|sample| sample.queue_delay_ms).max();
+            let worst = |delay: fn(&Sample) -> Option<u64>| {
+                second.iter().filter_map(delay).max().map_or("-".into(), |ms| ms.to_string())
+            };
             let _ = writeln!(
                 table,
-                "{:>4}  {:>9}  {:>8}  {:>10}  {:>9}  {:>8}",
+                "{:>4}  {:>9}  {:>8}  {:>10}  {:>9}  {:>8}  {:>8}",
                 last.at_us / 1_000_000,
                 last.link_kbps,
                 last.estimate_kbps,
                 last.target.video_kbps,
                 format!("{}p{}", last.target.height, last.target.fps),
-                queue.map_or("-".into(), |ms| ms.to_string()),
+                worst(|sample| sample.queue_delay_ms),
+                worst(|sample| sample.audio_queue_delay_ms),
             );
         }
         let _ = writeln!(
@@ -146,11 +167,22 @@ pub fn simulate(config: CallConfig) -> CallTrace {
     call.trace
 }
 
-/// A packet: part of a video frame, an audio datagram or a probe.
+/// What a packet carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carries {
+    /// Part of the video frame with this number.
+    Frame(u64),
+    Audio,
+    Probe,
+}
+
+/// A packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Packet {
-    frame: Option<u64>,
+    carries: Carries,
     bytes: u32,
+    /// When it was queued to send.
+    queued_us: u64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -202,6 +234,7 @@ struct Call {
     policy: Policy,
     audio_queue: VecDeque<Packet>,
     video_queue: VecDeque<Packet>,
+    pacer: VideoPacer,
     video_queued_bytes: u64,
     next_frame_seq: u64,
     /// Bytes the encoder spent beyond its budget, paid back by skipping pictures.
@@ -225,6 +258,7 @@ struct Call {
     assemblies: BTreeMap<u64, Assembly>,
     next_delivery_seq: u64,
     worst_queue_delay_ms: Option<u64>,
+    worst_audio_queue_delay_ms: Option<u64>,
 }
 
 impl Call {
@@ -253,6 +287,7 @@ impl Call {
             policy,
             audio_queue: VecDeque::new(),
             video_queue: VecDeque::new(),
+            pacer: VideoPacer::default(),
             video_queued_bytes: 0,
             next_frame_seq: 0,
             encoder_debt_bytes: 0.0,
@@ -272,6 +307,7 @@ impl Call {
             assemblies: BTreeMap::new(),
             next_delivery_seq: 0,
             worst_queue_delay_ms: None,
+            worst_audio_queue_delay_ms: None,
         }
     }
 
@@ -280,7 +316,11 @@ impl Call {
         for now_us in (0..self.config.duration_us).step_by(MS as usize) {
             self.handle_events_until(now_us);
             if now_us % AUDIO_EVERY_US == 0 {
-                self.audio_queue.push_back(Packet { frame: None, bytes: AUDIO_PACKET_BYTES });
+                self.audio_queue.push_back(Packet {
+                    carries: Carries::Audio,
+                    bytes: AUDIO_PACKET_BYTES,
+                    queued_us: now_us,
+                });
             }
             while camera_frame * 1_000_000 / u64::from(CAMERA_FPS) <= now_us {
                 self.capture(camera_frame);
@@ -356,7 +396,7 @@ impl Call {
         self.assemblies.insert(seq, Assembly { missing: packets, bytes, capture_us });
         for index in 0..packets {
             let size = if index + 1 < packets { PACKET_BYTES } else { bytes - PACKET_BYTES * (packets - 1) };
-            self.video_queue.push_back(Packet { frame: Some(seq), bytes: size });
+            self.video_queue.push_back(Packet { carries: Carries::Frame(seq), bytes: size, queued_us: capture_us });
             self.video_queued_bytes += u64::from(size);
         }
     }
@@ -382,7 +422,12 @@ impl Call {
 
     fn transmit(&mut self, now_us: u64) {
         let window = self.congestion_window(now_us);
-        while let Some(packet) = self.audio_queue.front().or(self.video_queue.front()).copied() {
+        if self.config.paced {
+            self.pacer.set_rate(video_pacer::pacing_kbps(&self.estimator));
+        }
+        loop {
+            let video = self.video_queue.front().filter(|_| self.pacer.wait_us(now_us) == 0);
+            let Some(packet) = self.audio_queue.front().or(video).copied() else { break };
             if self.in_flight_bytes + u64::from(packet.bytes) > window {
                 break;
             }
@@ -392,7 +437,7 @@ impl Call {
             (self.smoothed_rtt_us + 4 * self.rtt_variation_us + MAX_ACK_DELAY_US) << self.probes_in_a_row.min(16);
         if self.in_flight_bytes > 0 && now_us >= self.probe_timer_from_us + probe_timeout_us {
             if self.audio_queue.is_empty() && self.video_queue.is_empty() {
-                self.audio_queue.push_back(Packet { frame: None, bytes: PROBE_BYTES });
+                self.audio_queue.push_back(Packet { carries: Carries::Probe, bytes: PROBE_BYTES, queued_us: now_us });
             }
             self.send_next(now_us);
             self.probes_in_a_row += 1;
@@ -407,6 +452,7 @@ impl Call {
             None => {
                 let packet = self.video_queue.pop_front().expect("a packet waits");
                 self.video_queued_bytes -= u64::from(packet.bytes);
+                self.pacer.on_sent(now_us, packet.bytes as usize);
                 packet
             }
         };
@@ -437,7 +483,7 @@ impl Call {
             let (_, packet) = self.undeclared_losses.pop_front().expect("checked");
             self.lost_packets += 1;
             self.in_flight_bytes -= u64::from(packet.bytes);
-            if packet.frame.is_some() {
+            if matches!(packet.carries, Carries::Frame(_)) {
                 resend.push(packet);
             }
         }
@@ -450,7 +496,16 @@ impl Call {
     // Receiver.
 
     fn arrive(&mut self, now_us: u64, packet: Packet) {
-        let Some(seq) = packet.frame else { return };
+        let seq = match packet.carries {
+            Carries::Frame(seq) => seq,
+            Carries::Audio => {
+                let queued_ms = now_us.saturating_sub(packet.queued_us + self.own_delay_us(now_us, packet.bytes)) / MS;
+                self.worst_audio_queue_delay_ms =
+                    Some(self.worst_audio_queue_delay_ms.map_or(queued_ms, |worst| worst.max(queued_ms)));
+                return;
+            }
+            Carries::Probe => return,
+        };
         if let Some(assembly) = self.assemblies.get_mut(&seq) {
             assembly.missing -= 1;
         }
@@ -462,13 +517,16 @@ impl Call {
                 bytes: frame.bytes as usize,
                 seq: self.next_delivery_seq,
             });
-            let own_us = self.link.one_way_delay_us()
-                + u64::from(frame.bytes) * 8_000 / u64::from(self.link.rate_kbps(now_us).max(1));
-            let queued_ms = now_us.saturating_sub(frame.capture_us + own_us) / MS;
+            let queued_ms = now_us.saturating_sub(frame.capture_us + self.own_delay_us(now_us, frame.bytes)) / MS;
             self.worst_queue_delay_ms = Some(self.worst_queue_delay_ms.map_or(queued_ms, |worst| worst.max(queued_ms)));
             self.next_delivery_seq += 1;
             self.trace.frames_delivered += 1;
         }
+    }
+
+    /// The path's own delay for `bytes`: propagation and serialization at the link's rate.
+    fn own_delay_us(&self, now_us: u64, bytes: u32) -> u64 {
+        self.link.one_way_delay_us() + u64::from(bytes) * 8_000 / u64::from(self.link.rate_kbps(now_us).max(1))
     }
 
     fn send_report(&mut self, now_us: u64) {
@@ -484,6 +542,7 @@ impl Call {
             estimate_kbps: self.estimator.estimate_kbps(),
             target: self.policy.target(),
             queue_delay_ms: self.worst_queue_delay_ms.take(),
+            audio_queue_delay_ms: self.worst_audio_queue_delay_ms.take(),
         });
     }
 }

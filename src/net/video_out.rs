@@ -2,6 +2,8 @@
 //! its own unidirectional QUIC stream, newer groups at higher priority.
 //!
 //! One task writes the pictures in order and waits while quinn's send window is full.
+//! While the link holds the call down, it hands each picture to quinn a packet at a time
+//! at the pacing rate it is given (`adapt::video_pacer`), so the sound goes between.
 //! It takes the next picture only when the last one is written, so when the network is
 //! behind, the encoder finds its output still full and skips pictures before encoding
 //! them: nothing queues beyond the send window (which the call bounds to what the path
@@ -22,6 +24,7 @@ use super::clock::now_us;
 use super::wire::{FrameHeader, video_stream_preamble};
 use crate::adapt::keyframes::{Keyframes, Reason};
 use crate::adapt::video_groups::{Placement, VideoGroups};
+use crate::adapt::video_pacer::{CHUNK_BYTES, VideoPacer};
 use crate::media::codec::EncodedFrame;
 use crate::stats::CallStats;
 
@@ -40,16 +43,25 @@ enum SendError {
 }
 
 /// Sends encoded pictures until the encoder stops or the connection ends. Each change of
-/// `restart` gives up the current group. What `VideoGroups` decides is carried out here;
-/// a keyframe it needs is asked of the encoder through `keyframes`.
+/// `restart` gives up the current group; `pacing` is the rate to pace pictures at, if any.
+/// What `VideoGroups` decides is carried out here; a keyframe it needs is asked of the
+/// encoder through `keyframes`.
 pub async fn send_video(
     conn: Connection,
     mut packets: mpsc::Receiver<EncodedFrame>,
     mut restart: watch::Receiver<u64>,
+    pacing: watch::Receiver<Option<u32>>,
     keyframes: Arc<Mutex<Keyframes>>,
     stats: Arc<CallStats>,
 ) {
-    let mut sender = GroupSender { conn, stream: None, groups: VideoGroups::default(), keyframes };
+    let mut sender = GroupSender {
+        conn,
+        stream: None,
+        groups: VideoGroups::default(),
+        keyframes,
+        pacer: VideoPacer::default(),
+        pacing,
+    };
     loop {
         let packet = tokio::select! {
             biased;
@@ -62,7 +74,11 @@ pub async fn send_video(
                 None => break,
             },
         };
-        let stall_limit = sender.groups.stall_limit_us(packet.keyframe, now_us()).map(Duration::from_micros);
+        // Pacing is not stalling: the picture's time at the pacing rate is added.
+        sender.pacer.set_rate(*sender.pacing.borrow());
+        let pacing_us = sender.pacer.duration_us(packet.data.len());
+        let stall_limit =
+            sender.groups.stall_limit_us(packet.keyframe, now_us()).map(|us| Duration::from_micros(us + pacing_us));
         let size = tokio::select! {
             biased;
             Ok(()) = restart.changed() => {
@@ -102,12 +118,14 @@ async fn sleep_or_never(limit: Option<Duration>) {
     }
 }
 
-/// The stream of the group being sent, and what decides about groups.
+/// The stream of the group being sent, what decides about groups, and the pacer.
 struct GroupSender {
     conn: Connection,
     stream: Option<SendStream>,
     groups: VideoGroups,
     keyframes: Arc<Mutex<Keyframes>>,
+    pacer: VideoPacer,
+    pacing: watch::Receiver<Option<u32>>,
 }
 
 impl GroupSender {
@@ -149,7 +167,16 @@ impl GroupSender {
         }
         .encode();
         stream.write_all(&header).await?;
-        stream.write_all(&packet.data).await?;
+        self.pacer.on_sent(now_us(), header.len());
+        for chunk in packet.data.chunks(CHUNK_BYTES) {
+            self.pacer.set_rate(*self.pacing.borrow());
+            let wait_us = self.pacer.wait_us(now_us());
+            if wait_us > 0 {
+                tokio::time::sleep(Duration::from_micros(wait_us)).await;
+            }
+            stream.write_all(chunk).await?;
+            self.pacer.on_sent(now_us(), chunk.len());
+        }
         tracing::trace!(seq, keyframe = packet.keyframe, bytes = packet.data.len(), "picture handed to quinn");
         Ok(Some(header.len() + packet.data.len()))
     }
