@@ -25,6 +25,8 @@
 //!   "reconnecting…", and the return of the link restarts the video group.
 //! - sender: while quinn counts lost packets, the controller asks for redundant audio
 //!   (`AudioRedundancy`), which the datagram sender carries out.
+//! - sender: once the estimate has been cut and is below its ceiling, the controller gives
+//!   the video writer a pacing rate (`video_pacer`), and pictures leave a packet at a time.
 
 pub mod audio_redundancy;
 pub mod controller;
