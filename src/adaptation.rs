@@ -1,8 +1,8 @@
 //! The call's shell around the adaptation core (`adapt`): every 100 ms it reads quinn's
 //! statistics and the receive meter, feeds the pure state machines, and carries out what
 //! they decide: a report to the peer, a new target for the encoder, quinn's send window,
-//! the pictures' pacing rate, redundant sound, "reconnecting…", a fresh socket for the caller while the link stays
-//! silent, and a fresh video group when the link comes back.
+//! the pictures' pacing rate, redundant sound, "reconnecting…", a fresh socket for the
+//! caller while the link stays silent, and a fresh video group when the link comes back.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};

@@ -77,8 +77,10 @@ pub async fn send_video(
         // Pacing is not stalling: the picture's time at the pacing rate is added.
         sender.pacer.set_rate(*sender.pacing.borrow());
         let pacing_us = sender.pacer.duration_us(packet.data.len());
-        let stall_limit =
-            sender.groups.stall_limit_us(packet.keyframe, now_us()).map(|us| Duration::from_micros(us + pacing_us));
+        let stall_limit = sender
+            .groups
+            .stall_limit_us(packet.keyframe, now_us())
+            .map(|us| Duration::from_micros(us.saturating_add(pacing_us)));
         let size = tokio::select! {
             biased;
             Ok(()) = restart.changed() => {
