@@ -127,11 +127,12 @@ impl Adaptation {
             }
         }
         conn.set_send_window(controller.send_window_bytes());
-        self.video_pacing.send_if_modified(|rate| std::mem::replace(rate, controller.video_pacing_kbps()) != *rate);
+        let pacing_kbps = controller.video_pacing_kbps();
+        self.video_pacing.send_if_modified(|rate| std::mem::replace(rate, pacing_kbps) != *rate);
         tracing::debug!(
             estimate_kbps = controller.estimate_kbps(),
             window = controller.send_window_bytes(),
-            pacing_kbps = controller.video_pacing_kbps(),
+            pacing_kbps,
             cwnd = stats.path.cwnd,
             rtt_ms = transport.rtt_ms,
             lost = stats.path.lost_packets,

@@ -383,6 +383,15 @@ mod tests {
         TransportStats { rtt_ms: 40, cwnd_bytes: 1 << 20, lost_packets, sent_packets }
     }
 
+    fn rtt(rtt_ms: u32) -> TransportStats {
+        TransportStats { rtt_ms, ..stats(0, 0) }
+    }
+
+    /// A report with no frames while `receive_kbps` arrive.
+    fn held_back(receive_kbps: u32) -> ReceiverReport {
+        ReceiverReport { frames_received: 0, receive_kbps, ..report(0, 0, 0) }
+    }
+
     /// Feeds the same report every 100 ms for a second from `now`; returns the estimate.
     fn one_second(estimator: &mut BandwidthEstimator, now: &mut u64, report: ReceiverReport) -> u32 {
         for _ in 0..10 {
@@ -408,47 +417,43 @@ mod tests {
     #[test]
     fn frames_held_back_while_bytes_arrive_through_a_queue_cut_to_what_arrives() {
         let mut estimator = BandwidthEstimator::new(BOUNDS, 2_000);
-        let rtt = |rtt_ms| TransportStats { rtt_ms, ..stats(0, 0) };
-        let held_back = ReceiverReport { frames_received: 0, receive_kbps: 400, ..report(0, 0, 0) };
         estimator.on_report(0, &report(1_700, 0, 0));
         let before = estimator.estimate_kbps();
         estimator.on_transport_stats(0, &rtt(40));
-        estimator.on_report(100 * MS, &held_back);
+        estimator.on_report(100 * MS, &held_back(400));
         assert_eq!(estimator.estimate_kbps(), before, "no queue on the round trip: the sender may be idle");
         estimator.on_transport_stats(200 * MS, &rtt(400));
-        estimator.on_report(200 * MS, &held_back);
+        estimator.on_report(200 * MS, &held_back(400));
         assert_eq!(estimator.estimate_kbps(), 374, "0.85 x (400 + 40 of audio)");
     }
 
     #[test]
     fn frames_held_back_just_after_a_silence_are_the_silences() {
-        let mut estimator = BandwidthEstimator::new(BOUNDS, 2_000);
-        let rtt = |rtt_ms| TransportStats { rtt_ms, ..stats(0, 0) };
-        let held_back = ReceiverReport { frames_received: 0, receive_kbps: 400, ..report(0, 0, 0) };
-        estimator.on_transport_stats(0, &rtt(40));
-        estimator.on_report(0, &report(1_700, 0, 0));
-        estimator.on_transport_stats(100 * MS, &rtt(400));
-        estimator.on_transport_stats(200 * MS, &rtt(400));
-        let after_rtt_cut = estimator.estimate_kbps();
-        estimator.on_report(300 * MS, &ReceiverReport { receive_kbps: 60, ..held_back });
-        estimator.on_report(400 * MS, &held_back);
+        // Reports flowing, then a queue on the round trip, which cuts once by itself.
+        let queued = || {
+            let mut estimator = BandwidthEstimator::new(BOUNDS, 2_000);
+            estimator.on_transport_stats(0, &rtt(40));
+            estimator.on_report(0, &report(1_700, 0, 0));
+            estimator.on_transport_stats(100 * MS, &rtt(400));
+            estimator.on_transport_stats(200 * MS, &rtt(400));
+            let after_rtt_cut = estimator.estimate_kbps();
+            (estimator, after_rtt_cut)
+        };
+        let (mut estimator, after_rtt_cut) = queued();
+        estimator.on_report(300 * MS, &held_back(60));
+        estimator.on_report(400 * MS, &held_back(400));
         assert_eq!(estimator.estimate_kbps(), after_rtt_cut, "sound and acknowledgements alone: silence");
-        let mut estimator = BandwidthEstimator::new(BOUNDS, 2_000);
-        estimator.on_transport_stats(0, &rtt(40));
-        estimator.on_report(0, &report(1_700, 0, 0));
-        estimator.on_transport_stats(100 * MS, &rtt(400));
-        estimator.on_transport_stats(200 * MS, &rtt(400));
-        let after_rtt_cut = estimator.estimate_kbps();
+        let (mut estimator, after_rtt_cut) = queued();
         // The reports sent during an outage were lost: the next comes 2 s late.
-        estimator.on_report(2_000 * MS, &held_back);
-        estimator.on_report(2_100 * MS, &held_back);
+        estimator.on_report(2_000 * MS, &held_back(400));
+        estimator.on_report(2_100 * MS, &held_back(400));
         assert_eq!(estimator.estimate_kbps(), after_rtt_cut, "a report gap is a silence");
         let mut estimator = BandwidthEstimator::new(BOUNDS, 2_000);
         estimator.on_transport_stats(0, &rtt(40));
         estimator.on_report(0, &report(1_700, 0, 0));
         let before = estimator.estimate_kbps();
         estimator.on_link_back(50 * MS);
-        estimator.on_report(100 * MS, &held_back);
+        estimator.on_report(100 * MS, &held_back(400));
         assert_eq!(estimator.estimate_kbps(), before, "the link just came back");
     }
 
@@ -468,7 +473,6 @@ mod tests {
     #[test]
     fn a_round_trip_well_above_its_smallest_cuts_once_until_it_comes_down() {
         let mut estimator = BandwidthEstimator::new(BOUNDS, 2_000);
-        let rtt = |rtt_ms| TransportStats { rtt_ms, ..stats(0, 0) };
         estimator.on_transport_stats(0, &rtt(40));
         estimator.on_transport_stats(100 * MS, &rtt(130));
         assert_eq!(estimator.estimate_kbps(), 2_000, "one sample is not yet a queue");

@@ -10,9 +10,9 @@
 //! goes anyway and the timeout doubles. Frames travel as one ordered stream, so a
 //! retransmission holds back the frames behind it, as on QUIC. The sender's backlog waits
 //! in its send queue, where the send window sees it; while the link holds the call down,
-//! the video packets leave that queue at the pacing rate (`video_pacer`). The encoder's rate control pays a
-//! keyframe back by skipping the pictures it overspent (openh264's frame skip, as the
-//! encoder thread configures it).
+//! the video packets leave that queue at the pacing rate (`video_pacer`). The encoder's
+//! rate control pays a keyframe back by skipping the pictures it overspent (openh264's
+//! frame skip, as the encoder thread configures it).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
@@ -499,9 +499,8 @@ impl Call {
         let seq = match packet.carries {
             Carries::Frame(seq) => seq,
             Carries::Audio => {
-                let queued_ms = now_us.saturating_sub(packet.queued_us + self.own_delay_us(now_us, packet.bytes)) / MS;
-                self.worst_audio_queue_delay_ms =
-                    Some(self.worst_audio_queue_delay_ms.map_or(queued_ms, |worst| worst.max(queued_ms)));
+                let queued_ms = self.queued_ms(now_us, packet.queued_us, packet.bytes);
+                self.worst_audio_queue_delay_ms = self.worst_audio_queue_delay_ms.max(Some(queued_ms));
                 return;
             }
             Carries::Probe => return,
@@ -517,16 +516,19 @@ impl Call {
                 bytes: frame.bytes as usize,
                 seq: self.next_delivery_seq,
             });
-            let queued_ms = now_us.saturating_sub(frame.capture_us + self.own_delay_us(now_us, frame.bytes)) / MS;
-            self.worst_queue_delay_ms = Some(self.worst_queue_delay_ms.map_or(queued_ms, |worst| worst.max(queued_ms)));
+            let queued_ms = self.queued_ms(now_us, frame.capture_us, frame.bytes);
+            self.worst_queue_delay_ms = self.worst_queue_delay_ms.max(Some(queued_ms));
             self.next_delivery_seq += 1;
             self.trace.frames_delivered += 1;
         }
     }
 
-    /// The path's own delay for `bytes`: propagation and serialization at the link's rate.
-    fn own_delay_us(&self, now_us: u64, bytes: u32) -> u64 {
-        self.link.one_way_delay_us() + u64::from(bytes) * 8_000 / u64::from(self.link.rate_kbps(now_us).max(1))
+    /// How long `bytes` sent from `since_us` and arriving at `now_us` waited beyond the
+    /// path's own delay (propagation, and serialization at the link's rate), ms.
+    fn queued_ms(&self, now_us: u64, since_us: u64, bytes: u32) -> u64 {
+        let own_us =
+            self.link.one_way_delay_us() + u64::from(bytes) * 8_000 / u64::from(self.link.rate_kbps(now_us).max(1));
+        now_us.saturating_sub(since_us + own_us) / MS
     }
 
     fn send_report(&mut self, now_us: u64) {

@@ -1,11 +1,12 @@
 //! Pacing the pictures while the link limits the call: a picture leaves a packet at a time,
-//! at about the rate the estimate leaves for video, instead of all at once. A picture sent in one
-//! burst reaches the bottleneck faster than the link drains it, and the sound sent just
-//! after it waits behind the whole picture there (at 0.5 Mbit/s a 3 kB picture holds it 48
-//! ms). Paced, the picture waits at the sender instead, where each sound datagram goes
-//! first (libwebrtc's pacer, for the same reason). While the estimate sits at its ceiling
-//! the link has room to spare and a burst drains at once: pictures go unpaced, so a clean
-//! path loses nothing.
+//! at about the rate the estimate leaves for video, instead of all at once. A picture sent
+//! in one burst reaches the bottleneck faster than the link drains it, and the sound sent
+//! just after it waits behind the whole picture there (at 0.5 Mbit/s a 3 kB picture holds
+//! it 48 ms). Paced, the picture waits at the sender instead, where each sound datagram
+//! goes first (libwebrtc's pacer, for the same reason). Before the estimate's first cut,
+//! and while it sits at its ceiling, no limit is known and pictures go unpaced, so a clean
+//! path loses nothing (paced from the start, a loopback call's first picture came 250 ms
+//! later).
 
 use super::AUDIO_KBPS;
 use super::estimator::BandwidthEstimator;
