@@ -348,6 +348,7 @@ impl CallContext {
                 _ = &mut hang_up => {
                     // Stop sending pictures, say it on the control stream (retransmitted until
                     // it arrives), give the peer a moment to close, then close anyway.
+                    stats.media_ended();
                     stop.store(true, Ordering::Relaxed);
                     sender.abort();
                     audio_out.abort();
@@ -402,6 +403,7 @@ impl CallContext {
                 }
             }
         };
+        stats.media_ended();
 
         stop.store(true, Ordering::Relaxed);
         control.abort();

@@ -55,6 +55,9 @@ pub struct CallStats {
     /// Microseconds after `started` of the first frame sent / shown (0 = not yet).
     first_sent_us: AtomicU64,
     first_shown_us: AtomicU64,
+    /// Microseconds after `started` at which the call stopped carrying media: either side
+    /// hung up, or the link ended it (0 = still on).
+    ended_us: AtomicU64,
     quality: Mutex<Quality>,
     /// The code both people can read to each other (QUIC calls).
     safety_code: Mutex<Option<String>>,
@@ -130,6 +133,7 @@ impl CallStats {
             peer_camera_off: AtomicBool::new(false),
             first_sent_us: AtomicU64::new(0),
             first_shown_us: AtomicU64::new(0),
+            ended_us: AtomicU64::new(0),
             quality: Mutex::new(Quality::default()),
             safety_code: Mutex::new(None),
             estimate_kbps: AtomicU64::new(0),
@@ -170,6 +174,13 @@ impl CallStats {
             q.psnr_window.0 += db;
             q.psnr_window.1 += 1;
         }
+    }
+
+    /// The call stops carrying media now (a hang-up, or the link ended it); the first
+    /// call counts. The summary's rates end here, not after the hang-up's grace and the
+    /// threads' winding down, which carry no pictures.
+    pub fn media_ended(&self) {
+        let _ = self.ended_us.compare_exchange(0, self.since_start_us(), Relaxed, Relaxed);
     }
 
     /// An audio datagram of `bytes` went out.
@@ -486,10 +497,14 @@ impl Reporter {
         report
     }
 
-    /// The whole call: rates over the time since the first frame each way.
+    /// The whole call: rates over the time from the first frame each way to the end of
+    /// the media (`CallStats::media_ended`; now, if it has not been said).
     pub fn summary(stats: &CallStats, rtt: Option<Duration>) -> Report {
         let mut report = Self::counters(stats, true, rtt);
-        let now_us = stats.since_start_us();
+        let now_us = match stats.ended_us.load(Relaxed) {
+            0 => stats.since_start_us(),
+            ended => ended,
+        };
         let span = |first_us: &AtomicU64| match first_us.load(Relaxed) {
             0 => Duration::ZERO,
             first => Duration::from_micros(now_us.saturating_sub(first)),
@@ -573,6 +588,27 @@ mod tests {
         assert!(summary.status_line().contains("psnr 40.0 dB"));
         assert!(!summary.status_line().contains("sending"), "nothing encoded, no operating point");
         assert!(!summary.status_line().contains("audio"), "no sound, no audio figures");
+    }
+
+    #[test]
+    fn the_summary_rates_end_when_the_media_did_not_when_the_threads_wound_down() {
+        let stats = CallStats::new(Instant::now());
+        for _ in 0..3 {
+            stats.record_sent(1000);
+            stats.record_shown(None, None);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stats.media_ended();
+        let at_hang_up = Reporter::summary(&stats, None);
+        assert!(at_hang_up.fps_received > 0.0);
+        std::thread::sleep(Duration::from_millis(30));
+        stats.media_ended();
+        let wound_down = Reporter::summary(&stats, None);
+        assert_eq!(
+            (wound_down.fps_received, wound_down.fps_sent, wound_down.kbps_sent),
+            (at_hang_up.fps_received, at_hang_up.fps_sent, at_hang_up.kbps_sent),
+            "the time after the hang-up carries no pictures"
+        );
     }
 
     #[test]

@@ -137,6 +137,7 @@ pub async fn run_raw_call(
             },
         }
     };
+    stats.media_ended();
     stop.store(true, Relaxed);
     // Unblocks a writer stuck on a peer that does not read.
     let _ = stream.shutdown(Shutdown::Both);
