@@ -6,6 +6,13 @@
 //! frame rate ladder; below `LOW_USAGE` for a while, one rung back up. A step up that
 //! overuses again soon doubles the wait before the next one (WebRTC's ramp-up back-off), so
 //! a machine at its limit does not see-saw. Time is the pictures' capture time.
+//!
+//! A step up the link's ladder asks for is the CPU's business too: it goes ahead only if
+//! the usage now, scaled by the bigger rung's work (pixels x frame rate), stays under
+//! `HIGH_USAGE`. Without that, a machine just under the mark at 540p stepped up to 810p
+//! because the link had room, could not keep up, and its late pictures read as a queue on
+//! the link: the estimate was cut from 4.9 Mbit/s to 0.8 and the call fell to 270p at
+//! 15 fps, held there by "link", for what was the CPU's doing.
 
 /// Smoothed usage above this share of the frame interval is overuse (WebRTC: 85 %).
 pub const HIGH_USAGE: f64 = 0.85;
@@ -77,6 +84,14 @@ impl CpuLoad {
         self.usage
     }
 
+    /// Whether this machine keeps up at `wanted` while it sends `sent`: a smaller or equal
+    /// rung always; a bigger one if the usage now, times the work it adds, stays under
+    /// `HIGH_USAGE` (before any picture is measured, yes).
+    pub fn affords(&self, sent: Rung, wanted: Rung) -> bool {
+        let ratio = work(&wanted) as f64 / work(&sent).max(1) as f64;
+        ratio <= 1.0 || self.usage.is_none_or(|usage| usage * ratio < HIGH_USAGE)
+    }
+
     /// A picture captured at `capture_us` was encoded at `now_us`, sent as `sent` (its
     /// size and the frame rate it is held to). Returns the new number of steps down when it
     /// changes: a step down goes to the first rung below what is sent, which the link may
@@ -101,7 +116,6 @@ impl CpuLoad {
                 if self.last_up_us.is_some_and(|up| capture_us.saturating_sub(up) < FAILED_UP_WITHIN_US) {
                     self.up_after_us = (self.up_after_us * 2).min(MAX_UP_AFTER_US);
                 }
-                let work = |rung: &Rung| u64::from(rung.width) * u64::from(rung.height) * u64::from(rung.fps);
                 let below = (self.steps_down + 1..=self.max_steps).find(|&i| work(&self.rungs[i]) < work(&sent));
                 self.steps_down = below.unwrap_or(self.max_steps);
                 self.over_since_us = None;
@@ -124,6 +138,11 @@ impl CpuLoad {
         }
         None
     }
+}
+
+/// Pixels a second: what encoding a rung costs, about.
+fn work(rung: &Rung) -> u64 {
+    u64::from(rung.width) * u64::from(rung.height) * u64::from(rung.fps)
 }
 
 #[cfg(test)]
@@ -210,5 +229,31 @@ mod tests {
     fn the_first_seconds_are_not_judged() {
         let mut load = hd();
         assert!(run(&mut load, 0, 2.0, 3.0).is_empty(), "keyframes at the start are slow");
+    }
+
+    #[test]
+    fn a_step_up_goes_ahead_only_where_the_usage_scaled_by_its_work_stays_under_the_mark() {
+        let rungs = rungs(1920, 1080, 30);
+        let (full, big, middle) = (rungs[0], rungs[1], rungs[2]);
+        let mut load = CpuLoad::new(rungs);
+        assert!(load.affords(middle, big), "nothing measured yet");
+        // 540p takes 80 % of the interval: 810p is 2.25 times the work.
+        run_at(&mut load, middle, 0.8);
+        assert!(!load.affords(middle, big));
+        assert!(load.affords(middle, middle) && load.affords(big, middle), "no step up");
+        // Two seconds at 20 % smooth the usage to about 28 %: 810p (2.25 times) is
+        // affordable, 1080p (4 times) is not.
+        run_at(&mut load, middle, 0.2);
+        assert!(load.affords(middle, big));
+        assert!(!load.affords(middle, full));
+    }
+
+    /// Two seconds of 30 fps pictures at `rung`, each taking `usage` of the interval.
+    fn run_at(load: &mut CpuLoad, rung: Rung, usage: f64) {
+        let from = load.last_us.map_or(0, |last| last + FRAME_US);
+        for i in 0..60 {
+            let capture = from + i * FRAME_US;
+            load.on_encoded(capture, capture + (usage * FRAME_US as f64) as u64, rung);
+        }
     }
 }

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use super::adaptive_encoder::{AdaptiveEncoder, Target};
 use super::codec::{CodecError, EncodedFrame, EncoderSettings};
-use super::frame::SharedFrame;
+use super::frame::{SharedFrame, VideoFrame};
 use crate::adapt::cpu_load::CpuLoad;
 use crate::adapt::keyframes::{Keyframes, Reason};
 use crate::adapt::ladder::Rung;
@@ -61,6 +61,18 @@ impl EncodeLoop {
             .expect("spawning the encoder thread"))
     }
 
+    /// `link` held to what this machine can do: under the CPU's limit after overuse, and no
+    /// bigger than what `applied` sends now unless the CPU affords the bigger rung.
+    fn within_cpu(&self, link: Target, frame: &VideoFrame, applied: Option<Target>) -> Target {
+        let Some(cpu) = &self.cpu else { return link };
+        let target = cpu.allowed().map_or(link, |rung| link.within(rung));
+        let Some(applied) = applied else { return target };
+        let sent = Rung { width: applied.width as u32, height: applied.height as u32, fps: applied.fps };
+        let (width, height) = target.fit(frame.width, frame.height);
+        let wanted = Rung { width: width as u32, height: height as u32, fps: target.fps };
+        if cpu.affords(sent, wanted) { target } else { target.within(sent) }
+    }
+
     fn run(mut self, mut encoder: AdaptiveEncoder) {
         let mut camera_was_off = false;
         while !self.stop.load(Ordering::Relaxed) {
@@ -86,8 +98,7 @@ impl EncodeLoop {
                 continue;
             }
             let link = *self.targets.borrow();
-            let allowed = self.cpu.as_ref().and_then(CpuLoad::allowed);
-            let target = allowed.map_or(link, |rung| link.within(rung));
+            let target = self.within_cpu(link, &frame, encoder.applied());
             let encoded = encoder.encode(&frame, target);
             self.stats.frames_skipped_by_encoder.store(encoder.rate_control_skips(), Ordering::Relaxed);
             if let Some(applied) = encoder.applied() {
