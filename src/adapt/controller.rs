@@ -35,6 +35,12 @@ impl RateController {
         Self { estimator, policy, redundancy: AudioRedundancy::default() }
     }
 
+    /// Whether our own encoder is behind its frame interval: see
+    /// `BandwidthEstimator::set_sender_behind`.
+    pub fn set_sender_behind(&mut self, behind: bool) {
+        self.estimator.set_sender_behind(behind);
+    }
+
     /// The peer's report arrived at `now_us`.
     pub fn on_report(&mut self, now_us: u64, report: &ReceiverReport) -> Option<Target> {
         self.estimator.on_report(now_us, report);
