@@ -40,7 +40,9 @@
 //!   frames are held back behind a loss in the bottleneck's full queue and what arrives is
 //!   what the path carries: it cuts, as overuse does. At a sharp drop the reports look
 //!   like this for a second or two (the frames' own delays come only with the frames),
-//!   and taking them for silence left the estimate at 3 times the link that long.
+//!   and taking them for silence left the estimate at 3 times the link that long;
+//! - while this sender's own encoder is behind (`set_sender_behind`), overuse on delay
+//!   holds: the receiver's delay runs from the capture time and holds our lateness.
 
 use super::REPORT_INTERVAL_US;
 use super::loss_sampler::LossSampler;
