@@ -11,7 +11,6 @@ use quinn::{Connection, Endpoint};
 use tokio::sync::watch;
 
 use crate::adapt::controller::RateController;
-use crate::adapt::cpu_load::HIGH_USAGE;
 use crate::adapt::estimator::TransportStats;
 use crate::adapt::liveness::{LinkChange, Liveness};
 use crate::adapt::receive_meter::ReceiveMeter;
@@ -63,8 +62,7 @@ impl Adaptation {
     /// The peer reported what it got of our video.
     pub fn on_report(&mut self, now_us: u64, report: &ReceiverReport) {
         let Some(controller) = self.controller.as_mut() else { return };
-        let usage = self.stats.cpu_usage_pct.load(Ordering::Relaxed) as f64 / 100.0;
-        controller.set_sender_behind(usage > HIGH_USAGE);
+        controller.on_cpu_usage(self.stats.cpu_usage_pct.load(Ordering::Relaxed) as f64 / 100.0);
         if let Some(target) = controller.on_report(now_us, report) {
             self.retarget.send_replace(target.into());
         }

@@ -501,13 +501,13 @@ impl Reporter {
     /// the media (`CallStats::media_ended`; now, if it has not been said).
     pub fn summary(stats: &CallStats, rtt: Option<Duration>) -> Report {
         let mut report = Self::counters(stats, true, rtt);
-        let now_us = match stats.ended_us.load(Relaxed) {
+        let end_us = match stats.ended_us.load(Relaxed) {
             0 => stats.since_start_us(),
             ended => ended,
         };
         let span = |first_us: &AtomicU64| match first_us.load(Relaxed) {
             0 => Duration::ZERO,
-            first => Duration::from_micros(now_us.saturating_sub(first)),
+            first => Duration::from_micros(end_us.saturating_sub(first)),
         };
         let (sent_span, shown_span) = (span(&stats.first_sent_us), span(&stats.first_shown_us));
         // n frames over a span that starts at the first of them: n - 1 intervals.

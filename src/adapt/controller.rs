@@ -4,6 +4,7 @@
 //! it; nothing here waits or reads a clock.
 
 use super::audio_redundancy::AudioRedundancy;
+use super::cpu_load::HIGH_USAGE;
 use super::estimator::{BandwidthEstimator, EstimateBounds, TransportStats};
 use super::pacing;
 use super::policy::{Policy, PolicyConfig, Target, VIDEO_FLOOR_KBPS, estimate_for_video_kbps};
@@ -35,10 +36,11 @@ impl RateController {
         Self { estimator, policy, redundancy: AudioRedundancy::default() }
     }
 
-    /// Whether our own encoder is behind its frame interval: see
-    /// `BandwidthEstimator::set_sender_behind`.
-    pub fn set_sender_behind(&mut self, behind: bool) {
-        self.estimator.set_sender_behind(behind);
+    /// How much of the frame interval our own pictures take from capture to encoded
+    /// (`CpuLoad::usage`, 0 when not measured): above the overuse mark our encoder is behind,
+    /// see `BandwidthEstimator::set_sender_behind`.
+    pub fn on_cpu_usage(&mut self, usage: f64) {
+        self.estimator.set_sender_behind(usage > HIGH_USAGE);
     }
 
     /// The peer's report arrived at `now_us`.

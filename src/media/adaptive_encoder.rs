@@ -51,6 +51,12 @@ impl Target {
         }
     }
 
+    /// This target's size and frame rate as a ladder rung: for a target as applied, the
+    /// size and rate sent.
+    pub fn rung(&self) -> crate::adapt::ladder::Rung {
+        crate::adapt::ladder::Rung { width: self.width as u32, height: self.height as u32, fps: self.fps }
+    }
+
     /// What the call starts with: the settings' bitrate and rate, pictures as captured.
     pub fn initial(settings: EncoderSettings) -> Self {
         Self { video_kbps: settings.bitrate_kbps, width: usize::MAX, height: usize::MAX, fps: settings.fps }

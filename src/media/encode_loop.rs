@@ -26,7 +26,6 @@ use super::codec::{CodecError, EncodedFrame, EncoderSettings};
 use super::frame::{SharedFrame, VideoFrame};
 use crate::adapt::cpu_load::CpuLoad;
 use crate::adapt::keyframes::{Keyframes, Reason};
-use crate::adapt::ladder::Rung;
 use crate::latest::Latest;
 use crate::net::clock::now_us;
 use crate::stats::{CallStats, Limit};
@@ -66,11 +65,9 @@ impl EncodeLoop {
     fn within_cpu(&self, link: Target, frame: &VideoFrame, applied: Option<Target>) -> Target {
         let Some(cpu) = &self.cpu else { return link };
         let target = cpu.allowed().map_or(link, |rung| link.within(rung));
-        let Some(applied) = applied else { return target };
-        let sent = Rung { width: applied.width as u32, height: applied.height as u32, fps: applied.fps };
+        let Some(sent) = applied.map(|applied| applied.rung()) else { return target };
         let (width, height) = target.fit(frame.width, frame.height);
-        let wanted = Rung { width: width as u32, height: height as u32, fps: target.fps };
-        if cpu.affords(sent, wanted) { target } else { target.within(sent) }
+        if cpu.affords(sent, Target { width, height, ..target }.rung()) { target } else { target.within(sent) }
     }
 
     fn run(mut self, mut encoder: AdaptiveEncoder) {
@@ -110,8 +107,7 @@ impl EncodeLoop {
                 self.stats.record_sending(applied.width, applied.height, applied.fps, applied.video_kbps, limit);
             }
             if let (Some(cpu), Ok(Some(_)), Some(applied)) = (self.cpu.as_mut(), &encoded, encoder.applied()) {
-                let sent = Rung { width: applied.width as u32, height: applied.height as u32, fps: applied.fps };
-                if let Some(steps) = cpu.on_encoded(frame.capture_us, now_us(), sent) {
+                if let Some(steps) = cpu.on_encoded(frame.capture_us, now_us(), applied.rung()) {
                     match cpu.allowed() {
                         Some(rung) => tracing::info!(
                             "this machine cannot keep up: sending at most {}x{}@{} ({steps} steps down)",
