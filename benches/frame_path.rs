@@ -137,8 +137,7 @@ fn adaptation(c: &mut Criterion) {
                 now_us += 33_333;
                 // A queue that builds and drains, so the estimator cuts and climbs.
                 let queue_us = (seq % 90) * 1_000;
-                let frame =
-                    FrameArrival { arrival_us: now_us + 20_000 + queue_us, capture_us: now_us, bytes: 6_000, seq };
+                let frame = FrameArrival { arrival_us: now_us + 20_000 + queue_us, sent_us: now_us, bytes: 6_000, seq };
                 meter.on_frame(frame);
             }
             let report = meter.report(now_us + 20_000);

@@ -135,7 +135,7 @@ async fn undecodable_pictures(conn: &quinn::Connection) {
     }
     for seq in 0u64.. {
         let junk = [0x5a; 200];
-        let header = FrameHeader { seq, capture_us: 0, keyframe: false, len: junk.len() as u32 };
+        let header = FrameHeader { seq, capture_us: 0, sent_us: 0, keyframe: false, len: junk.len() as u32 };
         if video.write_all(&header.encode()).await.is_err() || video.write_all(&junk).await.is_err() {
             return;
         }

@@ -281,7 +281,7 @@ fn video_announcing_8192x8192_pictures_is_refused_before_decoding() {
         let peer = hostile_peer(dir.path(), port, None).await;
         let mut video = peer.conn.open_uni().await.unwrap();
         video.write_all(&video_stream_preamble(0)).await.unwrap();
-        let header = FrameHeader { seq: 0, capture_us: 0, keyframe: true, len: HUGE_SPS.len() as u32 };
+        let header = FrameHeader { seq: 0, capture_us: 0, sent_us: 0, keyframe: true, len: HUGE_SPS.len() as u32 };
         video.write_all(&header.encode()).await.unwrap();
         video.write_all(&HUGE_SPS).await.unwrap();
         close_reason(&peer.conn).await

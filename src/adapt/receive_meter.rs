@@ -30,8 +30,9 @@ const BASE_DELAY_SLOT_US: u64 = 1_000_000;
 pub struct FrameArrival {
     /// When its last byte was read, on the receiver's clock.
     pub arrival_us: u64,
-    /// When it was captured, on the sender's clock (the frame header's `capture_us`).
-    pub capture_us: u64,
+    /// When the sender handed it to the transport, on the sender's clock (the frame
+    /// header's `sent_us`).
+    pub sent_us: u64,
     /// Its size on the wire (header and payload).
     pub bytes: usize,
     /// Its sequence number: the sender numbers only the frames it sends, so a gap is a frame lost.
@@ -81,8 +82,8 @@ impl ReceiveMeter {
         self.gaps = self.gaps.saturating_add(frame.seq - expected);
         self.next_seq = Some(frame.seq.saturating_add(1));
 
-        self.trend.on_frame(frame.arrival_us, frame.capture_us);
-        let delay = i128::from(frame.arrival_us) - i128::from(frame.capture_us);
+        self.trend.on_frame(frame.arrival_us, frame.sent_us);
+        let delay = i128::from(frame.arrival_us) - i128::from(frame.sent_us);
         self.interval_min_delay = Some(self.interval_min_delay.map_or(delay, |min| min.min(delay)));
         let slot = frame.arrival_us / BASE_DELAY_SLOT_US;
         match self.base_delay.back_mut() {
@@ -190,7 +191,7 @@ mod tests {
     }
 
     impl Path {
-        /// Sends frames of `bytes` captured at 30 fps through the bottleneck at `link_kbps`;
+        /// Sends frames of `bytes` at 30 fps through the bottleneck at `link_kbps`;
         /// returns when the last one arrived.
         fn send(
             &mut self,
@@ -201,10 +202,10 @@ mod tests {
         ) -> u64 {
             let mut arrival_us = 0;
             for seq in frames {
-                let capture_us = seq * FRAME_US;
-                self.free_at_us = self.free_at_us.max(capture_us) + bytes as u64 * 8_000 / link_kbps;
+                let sent_us = seq * FRAME_US;
+                self.free_at_us = self.free_at_us.max(sent_us) + bytes as u64 * 8_000 / link_kbps;
                 arrival_us = CLOCK_OFFSET_US + self.free_at_us + 20_000;
-                meter.on_frame(FrameArrival { arrival_us, capture_us, bytes, seq });
+                meter.on_frame(FrameArrival { arrival_us, sent_us, bytes, seq });
             }
             arrival_us
         }
@@ -242,7 +243,7 @@ mod tests {
     #[test]
     fn gaps_in_the_numbers_are_losses() {
         let mut meter = ReceiveMeter::new();
-        let frame = |seq: u64| FrameArrival { arrival_us: seq * FRAME_US, capture_us: seq * FRAME_US, bytes: 100, seq };
+        let frame = |seq: u64| FrameArrival { arrival_us: seq * FRAME_US, sent_us: seq * FRAME_US, bytes: 100, seq };
         for seq in [0, 1, 4, 5] {
             meter.on_frame(frame(seq));
         }
@@ -292,10 +293,10 @@ mod tests {
     #[test]
     fn hostile_frames_do_not_panic() {
         let mut meter = ReceiveMeter::new();
-        for (arrival_us, capture_us, bytes, seq) in
+        for (arrival_us, sent_us, bytes, seq) in
             [(0, u64::MAX, usize::MAX, u64::MAX), (u64::MAX, 0, usize::MAX, 0), (5, 5, 0, u64::MAX - 1)]
         {
-            meter.on_frame(FrameArrival { arrival_us, capture_us, bytes, seq });
+            meter.on_frame(FrameArrival { arrival_us, sent_us, bytes, seq });
             meter.report(arrival_us);
         }
         meter.report(0);

@@ -26,6 +26,7 @@ use super::receive_meter::{FrameArrival, ReceiveMeter};
 use super::report::ReceiverReport;
 use super::video_pacer::{self, VideoPacer};
 use super::{AUDIO_KBPS, REPORT_INTERVAL_US};
+use crate::net::wire::FRAME_HEADER_BYTES;
 
 const MS: u64 = 1_000;
 /// Largest packet payload.
@@ -44,8 +45,6 @@ const KEYFRAME_FACTOR: f64 = 3.0;
 const KEYFRAME_EVERY_US: u64 = 10_000_000;
 /// Pictures vary by up to this share around their budget.
 const PICTURE_SIZE_SPREAD: f64 = 0.1;
-/// A video frame's header on the wire.
-const FRAME_HEADER_BYTES: u32 = 21;
 /// The receiver's clock runs this far from the sender's: only differences may matter.
 const RECEIVER_CLOCK_OFFSET_US: u64 = 7 * 3_600_000_000;
 /// quinn's acknowledgement delay allowance, part of the probe timeout.
@@ -389,7 +388,7 @@ impl Call {
         let factor = if keyframe { KEYFRAME_FACTOR } else { 1.0 };
         let picture_bytes = budget_bytes * factor * spread;
         self.encoder_debt_bytes = (self.encoder_debt_bytes + picture_bytes - budget_bytes).max(0.0);
-        let bytes = picture_bytes as u32 + FRAME_HEADER_BYTES;
+        let bytes = picture_bytes as u32 + FRAME_HEADER_BYTES as u32;
         let seq = self.next_frame_seq;
         self.next_frame_seq += 1;
         let packets = bytes.div_ceil(PACKET_BYTES);
@@ -512,7 +511,8 @@ impl Call {
             let frame = self.assemblies.remove(&self.next_delivery_seq).expect("checked");
             self.meter.on_frame(FrameArrival {
                 arrival_us: now_us + RECEIVER_CLOCK_OFFSET_US,
-                capture_us: frame.capture_us,
+                // The model encodes at once and hands each picture to the transport then.
+                sent_us: frame.capture_us,
                 bytes: frame.bytes as usize,
                 seq: self.next_delivery_seq,
             });

@@ -1,8 +1,8 @@
 //! The delay trend, as GCC's trendline estimator computes it, over frames: each frame is
-//! one group (its packets share a capture time). The one-way delay's changes from frame to
+//! one group (its packets share a send time). The one-way delay's changes from frame to
 //! frame are accumulated, smoothed, and a least-squares line is fitted to the last 12
 //! smoothed delays against arrival time: its slope says whether a queue is growing.
-//! The clocks need not agree, since only differences of (arrival - capture) count.
+//! The clocks need not agree, since only differences of (arrival - sent) count.
 //!
 //! GCC fits 20 groups smoothed by 0.9, but its groups are packet bursts a few ms apart;
 //! frames come 33 to 67 ms apart (further under congestion), and with GCC's counts the
@@ -23,7 +23,7 @@ const RESTART_US: i128 = 1_000_000;
 /// See the module documentation.
 #[derive(Debug, Default)]
 pub struct DelayTrend {
-    /// Arrival time and one-way delay (arrival - capture, mixed clocks) of the previous frame.
+    /// Arrival time and one-way delay (arrival - sent, mixed clocks) of the previous frame.
     previous: Option<(u64, i128)>,
     /// Arrival of the first frame of this fit, the origin of its time axis.
     origin_us: u64,
@@ -36,10 +36,10 @@ pub struct DelayTrend {
 }
 
 impl DelayTrend {
-    /// Adds a frame that arrived complete at `arrival_us` (local clock) and was captured at
-    /// `capture_us` (the sender's clock). Frames must come in sending order.
-    pub fn on_frame(&mut self, arrival_us: u64, capture_us: u64) {
-        let delay = i128::from(arrival_us) - i128::from(capture_us);
+    /// Adds a frame that arrived complete at `arrival_us` (local clock) and was sent at
+    /// `sent_us` (the sender's clock). Frames must come in sending order.
+    pub fn on_frame(&mut self, arrival_us: u64, sent_us: u64) {
+        let delay = i128::from(arrival_us) - i128::from(sent_us);
         if let Some((previous_arrival, previous_delay)) = self.previous {
             let gap = i128::from(arrival_us) - i128::from(previous_arrival);
             if !(0..=RESTART_US).contains(&gap) || (delay - previous_delay).abs() > RESTART_US {
@@ -83,12 +83,12 @@ mod tests {
 
     const FRAME_US: u64 = 33_333;
 
-    /// Frames captured every `FRAME_US` with a sender clock 5 s ahead, each arriving
-    /// `delay_of(i)` after its capture.
+    /// Frames sent every `FRAME_US` with a sender clock 5 s ahead, each arriving
+    /// `delay_of(i)` after it was sent.
     fn feed(trend: &mut DelayTrend, frames: std::ops::Range<u64>, delay_of: impl Fn(u64) -> u64) {
         for i in frames {
-            let capture = 5_000_000 + i * FRAME_US;
-            trend.on_frame(i * FRAME_US + delay_of(i), capture);
+            let sent = 5_000_000 + i * FRAME_US;
+            trend.on_frame(i * FRAME_US + delay_of(i), sent);
         }
     }
 
@@ -132,8 +132,8 @@ mod tests {
     #[test]
     fn hostile_times_do_not_panic() {
         let mut trend = DelayTrend::default();
-        for (arrival, capture) in [(0, u64::MAX), (u64::MAX, 0), (5, 5), (u64::MAX, u64::MAX), (1, 0)] {
-            trend.on_frame(arrival, capture);
+        for (arrival, sent) in [(0, u64::MAX), (u64::MAX, 0), (5, 5), (u64::MAX, u64::MAX), (1, 0)] {
+            trend.on_frame(arrival, sent);
             assert!(trend.slope().is_finite());
         }
     }

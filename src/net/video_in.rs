@@ -78,7 +78,7 @@ async fn read_group(
         stream.read_exact(&mut data).await?;
         let bytes = FRAME_HEADER_BYTES + data.len();
         stats.bytes_received.fetch_add(bytes as u64, Ordering::Relaxed);
-        let arrival = FrameArrival { arrival_us: now_us(), capture_us: header.capture_us, bytes, seq: header.seq };
+        let arrival = FrameArrival { arrival_us: now_us(), sent_us: header.sent_us, bytes, seq: header.seq };
         meter.lock().unwrap_or_else(|e| e.into_inner()).on_frame(arrival);
         let frame =
             ReceivedFrame { group, seq: header.seq, capture_us: header.capture_us, keyframe: header.keyframe, data };

@@ -164,6 +164,7 @@ impl GroupSender {
         let header = FrameHeader {
             seq,
             capture_us: packet.capture_us,
+            sent_us: now_us(),
             keyframe: packet.keyframe,
             len: packet.data.len() as u32,
         }

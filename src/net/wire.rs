@@ -6,7 +6,8 @@
 //!                   1 hello, 2 keyframe request, 3 ping, 4 pong, 5 hang-up,
 //!                   6 media state (`flags: u8`, bit 0 muted, bit 1 camera off).
 //! Video stream:     `STREAM_VIDEO: u8`, `group: u64 BE`, then frames, each
-//!                   `flags: u8` (bit 0 keyframe), `seq: u64`, `capture_us: u64`, `len: u32`, payload.
+//!                   `flags: u8` (bit 0 keyframe), `seq: u64`, `capture_us: u64`, `sent_us: u64`,
+//!                   `len: u32`, payload.
 //! Audio datagram:   `DATAGRAM_AUDIO: u8`, `seq: u64`, `capture_us: u64`, one 10 ms Opus packet
 //!                   (1 to `MAX_AUDIO_PAYLOAD` bytes).
 //!                   Or, while the path loses packets, `DATAGRAM_AUDIO_WITH_PREVIOUS: u8`, `seq`,
@@ -24,8 +25,9 @@ use crate::adapt::report::{REPORT_BYTES, ReceiverReport};
 
 /// TLS ALPN: the protocol name and version. A peer offering another is refused in the
 /// handshake. Version 2 moved the receiver's reports from the control stream to datagrams;
-/// version 3 added audio datagrams that carry the previous packet again.
-pub const ALPN: &[u8] = b"chat/3";
+/// version 3 added audio datagrams that carry the previous packet again; version 4 added
+/// the time a picture was handed to the transport to its header.
+pub const ALPN: &[u8] = b"chat/4";
 /// Largest control message body, type byte included.
 pub const MAX_CONTROL_BYTES: usize = 1024;
 /// Largest encoded picture accepted (an 8K IDR picture at high quality fits).
@@ -43,7 +45,7 @@ pub const MAX_AUDIO_PAYLOAD: usize = 1275;
 /// Size of an audio datagram's header.
 pub const AUDIO_HEADER_BYTES: usize = 17;
 /// Size of `FrameHeader` on the wire.
-pub const FRAME_HEADER_BYTES: usize = 21;
+pub const FRAME_HEADER_BYTES: usize = 29;
 
 const KEYFRAME_FLAG: u8 = 1;
 
@@ -204,6 +206,10 @@ pub struct FrameHeader {
     pub seq: u64,
     /// Capture time, microseconds on the sender's wall clock.
     pub capture_us: u64,
+    /// When the sender handed the picture to the transport, microseconds on the same clock.
+    /// The receiver times the path from it: from the capture time, the sender's own
+    /// lateness (an encoder behind its frame interval) read as a queue on the path.
+    pub sent_us: u64,
     pub keyframe: bool,
     /// Payload bytes that follow.
     pub len: u32,
@@ -215,7 +221,8 @@ impl FrameHeader {
         out[0] = if self.keyframe { KEYFRAME_FLAG } else { 0 };
         out[1..9].copy_from_slice(&self.seq.to_be_bytes());
         out[9..17].copy_from_slice(&self.capture_us.to_be_bytes());
-        out[17..21].copy_from_slice(&self.len.to_be_bytes());
+        out[17..25].copy_from_slice(&self.sent_us.to_be_bytes());
+        out[25..29].copy_from_slice(&self.len.to_be_bytes());
         out
     }
 
@@ -225,13 +232,14 @@ impl FrameHeader {
         if flags & !KEYFRAME_FLAG != 0 {
             return Err(WireError::BadFlags(flags));
         }
-        let len = u32::from_be_bytes(bytes[17..21].try_into().expect("fixed size"));
+        let len = u32::from_be_bytes(bytes[25..29].try_into().expect("fixed size"));
         if len as usize > MAX_FRAME_BYTES {
             return Err(WireError::TooLarge { what: "video frame", len: len as usize, max: MAX_FRAME_BYTES });
         }
         Ok(Self {
             seq: u64::from_be_bytes(bytes[1..9].try_into().expect("fixed size")),
             capture_us: u64::from_be_bytes(bytes[9..17].try_into().expect("fixed size")),
+            sent_us: u64::from_be_bytes(bytes[17..25].try_into().expect("fixed size")),
             keyframe: flags & KEYFRAME_FLAG != 0,
             len,
         })
@@ -466,10 +474,16 @@ mod tests {
 
     #[test]
     fn frame_headers_round_trip_and_are_checked() {
-        let header = FrameHeader { seq: 7, capture_us: 1_700_000_000_000_000, keyframe: true, len: 1234 };
+        let header = FrameHeader {
+            seq: 7,
+            capture_us: 1_700_000_000_000_000,
+            sent_us: 1_700_000_000_040_000,
+            keyframe: true,
+            len: 1234,
+        };
         assert_eq!(FrameHeader::decode(&header.encode()), Ok(header));
         let mut huge = header.encode();
-        huge[17..21].copy_from_slice(&u32::MAX.to_be_bytes());
+        huge[25..29].copy_from_slice(&u32::MAX.to_be_bytes());
         assert!(matches!(FrameHeader::decode(&huge), Err(WireError::TooLarge { .. })));
         let mut flags = header.encode();
         flags[0] = 0x81;
