@@ -62,7 +62,6 @@ impl Adaptation {
     /// The peer reported what it got of our video.
     pub fn on_report(&mut self, now_us: u64, report: &ReceiverReport) {
         let Some(controller) = self.controller.as_mut() else { return };
-        controller.on_cpu_usage(self.stats.cpu_usage_pct.load(Ordering::Relaxed) as f64 / 100.0);
         if let Some(target) = controller.on_report(now_us, report) {
             self.retarget.send_replace(target.into());
         }

@@ -4,7 +4,6 @@
 //! it; nothing here waits or reads a clock.
 
 use super::audio_redundancy::AudioRedundancy;
-use super::cpu_load::HIGH_USAGE;
 use super::estimator::{BandwidthEstimator, EstimateBounds, TransportStats};
 use super::pacing;
 use super::policy::{Policy, PolicyConfig, Target, VIDEO_FLOOR_KBPS, estimate_for_video_kbps};
@@ -34,13 +33,6 @@ impl RateController {
         let estimator = BandwidthEstimator::new(bounds, start);
         let policy = Policy::new(config, estimator.estimate_kbps());
         Self { estimator, policy, redundancy: AudioRedundancy::default() }
-    }
-
-    /// How much of the frame interval our own pictures take from capture to encoded
-    /// (`CpuLoad::usage`, 0 when not measured): above the overuse mark our encoder is behind,
-    /// see `BandwidthEstimator::set_sender_behind`.
-    pub fn on_cpu_usage(&mut self, usage: f64) {
-        self.estimator.set_sender_behind(usage > HIGH_USAGE);
     }
 
     /// The peer's report arrived at `now_us`.

@@ -40,9 +40,7 @@
 //!   frames are held back behind a loss in the bottleneck's full queue and what arrives is
 //!   what the path carries: it cuts, as overuse does. At a sharp drop the reports look
 //!   like this for a second or two (the frames' own delays come only with the frames),
-//!   and taking them for silence left the estimate at 3 times the link that long;
-//! - while this sender's own encoder is behind (`set_sender_behind`), overuse on delay
-//!   holds: the receiver's delay runs from the capture time and holds our lateness.
+//!   and taking them for silence left the estimate at 3 times the link that long.
 
 use super::REPORT_INTERVAL_US;
 use super::loss_sampler::LossSampler;
@@ -158,8 +156,6 @@ pub struct BandwidthEstimator {
     rtt_queue_samples: u32,
     /// The round trip has cut since it was last below `RTT_QUEUE_US` above its smallest.
     rtt_cut_done: bool,
-    /// This sender's own encoder is behind its frame interval (`set_sender_behind`).
-    sender_behind: bool,
 }
 
 impl BandwidthEstimator {
@@ -187,7 +183,6 @@ impl BandwidthEstimator {
             last_loss_sample_us: None,
             rtt_queue_samples: 0,
             rtt_cut_done: false,
-            sender_behind: false,
         }
     }
 
@@ -212,16 +207,6 @@ impl BandwidthEstimator {
     /// below its ceiling. (Climbing from its start before any cut, it knows no limit.)
     pub fn link_limited(&self) -> bool {
         self.last_cut_us.is_some() && f64::from(self.estimate_kbps()) < self.ceiling_kbps.round()
-    }
-
-    /// Whether this sender's own encoder is behind its frame interval (the CPU cannot keep
-    /// up). The receiver times each frame from its capture, so the lateness it measures then
-    /// holds ours: a delay that grows is no proof of a queue on the path, and overuse on
-    /// delay holds the estimate instead of cutting it. The round trip, which our encoder
-    /// does not delay, and loss still cut. Reading our lateness as the path's cut a starved
-    /// 1080p call from 4.9 Mbit/s to 0.5 in its first 2 s and held it there, on "link".
-    pub fn set_sender_behind(&mut self, behind: bool) {
-        self.sender_behind = behind;
     }
 
     /// Takes a report from the receiver, at the time it arrived.
@@ -252,7 +237,6 @@ impl BandwidthEstimator {
             usage => usage,
         };
         match usage {
-            Usage::Overuse if self.sender_behind => self.last_increase_us = Some(now_us),
             Usage::Overuse => self.cut_for_delay(now_us, receive_kbps),
             Usage::Normal if now_us >= self.hold_until_us => self.increase(now_us, receive_kbps, report),
             Usage::Normal | Usage::Underuse => self.last_increase_us = Some(now_us),
@@ -524,19 +508,6 @@ mod tests {
         assert_eq!(estimator.estimate_kbps(), 2_000);
         estimator.on_report(200 * MS, &report(960, 0, 90));
         assert_eq!(estimator.estimate_kbps(), 850);
-    }
-
-    #[test]
-    fn a_growing_delay_while_our_own_encoder_is_behind_holds_instead_of_cutting() {
-        let mut estimator = BandwidthEstimator::new(BOUNDS, 2_000);
-        estimator.set_sender_behind(true);
-        for (i, queue_ms) in [30, 60, 90, 120].into_iter().enumerate() {
-            estimator.on_report(i as u64 * 100 * MS, &report(960, 300_000, queue_ms));
-        }
-        assert_eq!(estimator.estimate_kbps(), 2_000);
-        estimator.set_sender_behind(false);
-        estimator.on_report(400 * MS, &report(960, 300_000, 150));
-        assert_eq!(estimator.estimate_kbps(), 850, "caught up: the same delay is the path's");
     }
 
     #[test]
