@@ -246,21 +246,37 @@ fn random_loss_is_not_taken_for_congestion_and_lost_sound_plays_from_the_next_pa
     let dir = tempfile::tempdir().unwrap();
     let (peers, relay) = call_through_relay(dir.path(), both_ways(plan), 12);
     assert!(relay.to_listener().lost > 0 && relay.to_caller().lost > 0);
-    for (peer, path) in &peers {
-        let (name, seconds) = (&peer.name, seconds_of(peer, path));
-        let first = mean_over(&seconds, "target_kbps", 1.0..=2.5);
-        let later = mean_over(&seconds, "target_kbps", 6.0..=12.0);
+    let seconds = peers.each_ref().map(|(peer, path)| seconds_of(peer, path));
+    for (index, (peer, _)) in peers.iter().enumerate() {
+        let (name, seconds, senders) = (&peer.name, &seconds[index], &seconds[1 - index]);
+        let first = mean_over(seconds, "target_kbps", 1.0..=2.5);
+        let later = mean_over(seconds, "target_kbps", 6.0..=12.0);
         assert!(later >= 0.9 * first, "{name}: the target fell from {first} to {later} kbit/s under random loss");
-        assert_fps(peer, &seconds, 2.0..=12.0, 25.0, "under 2 % loss");
-        // About 24 sound packets are lost each way. Once the sender sees the loss, each
-        // datagram carries the packet before it, and a lost packet plays from that copy:
-        // only two lost in a row (and a frame as the buffer grows for the copies) are
-        // made up. Without copies all of them were.
+        assert_fps(peer, seconds, 2.0..=12.0, 25.0, "under 2 % loss");
+        // About 24 sound packets are lost each way. Once the sender sees the loss (its first
+        // losses, at a time that is as random as they are, are made up), each datagram carries
+        // the packet before it and a lost packet plays from that copy. From a second after
+        // that (the jitter buffer grows a frame for the copies), about 18 are lost (5 or
+        // fewer once in 10 000 calls) and a packet is made up only when its copy is lost
+        // too: two lost in a row, and (more often than that alone explains) probably two
+        // datagrams in one QUIC packet. In 40 such windows (20 calls) 0 to 4 were made up,
+        // 1 on average, at most 22 % of those lost. Without copies every one was.
+        let copies_from = senders
+            .iter()
+            .find(|second| second["audio_redundancy"].as_bool() == Some(true))
+            .map(|second| field(second, "t_s"))
+            .unwrap_or_else(|| panic!("{name}'s peer never sent copies\n{}", peer.describe()));
+        // The peers' clocks start apart by the caller's set-up: well under the second allowed.
+        let Some(from) = seconds.iter().find(|second| field(second, "t_s") >= copies_from + 1.0) else {
+            panic!("{name}: no second a second after the copies began at {copies_from} s")
+        };
         let last = seconds.last().expect("seconds");
-        let (recovered, concealed) = (field(last, "audio_recovered"), field(last, "audio_concealed"));
+        let recovered = field(last, "audio_recovered") - field(from, "audio_recovered");
+        let concealed = field(last, "audio_concealed") - field(from, "audio_concealed");
         assert!(
-            recovered >= 10.0 && concealed * 3.0 <= recovered,
-            "{name}: {recovered} frames played from copies, {concealed} concealed\n{}",
+            recovered >= 5.0 && concealed * 2.0 <= recovered,
+            "{name}: from {} s, {recovered} frames played from copies, {concealed} concealed\n{}",
+            field(from, "t_s"),
             peer.describe()
         );
     }
