@@ -60,15 +60,24 @@ impl Keyframes {
         true
     }
 
-    /// Before encoding a picture: why it must be a keyframe, if it must. The reason is
-    /// taken: it does not stand for the picture after.
-    pub fn take(&mut self) -> Option<Reason> {
-        self.pending.take()
+    /// Before encoding a picture at `now_us`: why it must be a keyframe, if it must. The
+    /// reason is taken: it does not stand for the picture after. The keyframe counts as on
+    /// its way from now, so the peer asking again while it is encoded is answered by it.
+    pub fn take(&mut self, now_us: u64) -> Option<Reason> {
+        let reason = self.pending.take();
+        if reason.is_some() {
+            self.last_keyframe_us = Some(now_us);
+        }
+        reason
     }
 
-    /// The encoder made a keyframe at `now_us`, asked for or not (its own interval, a new size).
+    /// The encoder made a keyframe at `now_us`, asked for or not (its own interval, a new
+    /// size). It answers the peer's request waiting for the next picture, if one is.
     pub fn on_keyframe(&mut self, now_us: u64) {
         self.last_keyframe_us = Some(now_us);
+        if self.pending == Some(Reason::PeerAsked) {
+            self.pending = None;
+        }
     }
 }
 
@@ -81,10 +90,10 @@ mod tests {
     #[test]
     fn a_reason_stands_until_the_encoder_takes_it_once() {
         let mut keyframes = Keyframes::default();
-        assert_eq!(keyframes.take(), None);
+        assert_eq!(keyframes.take(0), None);
         assert!(keyframes.request(0, Reason::PeerAsked));
-        assert_eq!(keyframes.take(), Some(Reason::PeerAsked));
-        assert_eq!(keyframes.take(), None);
+        assert_eq!(keyframes.take(0), Some(Reason::PeerAsked));
+        assert_eq!(keyframes.take(0), None);
     }
 
     #[test]
@@ -93,7 +102,7 @@ mod tests {
         keyframes.request(0, Reason::NewGroup);
         keyframes.request(1, Reason::PeerAsked);
         keyframes.request(2, Reason::CameraOn);
-        assert_eq!(keyframes.take(), Some(Reason::NewGroup));
+        assert_eq!(keyframes.take(0), Some(Reason::NewGroup));
     }
 
     #[test]
@@ -101,9 +110,9 @@ mod tests {
         let mut keyframes = Keyframes::default();
         keyframes.on_keyframe(1_000 * MS);
         assert!(!keyframes.request(1_000 * MS + 299 * MS, Reason::PeerAsked));
-        assert_eq!(keyframes.take(), None);
+        assert_eq!(keyframes.take(1_299 * MS), None);
         assert!(keyframes.request(1_000 * MS + 300 * MS, Reason::PeerAsked));
-        assert_eq!(keyframes.take(), Some(Reason::PeerAsked));
+        assert_eq!(keyframes.take(1_300 * MS), Some(Reason::PeerAsked));
     }
 
     #[test]
@@ -112,7 +121,7 @@ mod tests {
         for reason in [Reason::CameraOn, Reason::PictureLost, Reason::NewGroup] {
             keyframes.on_keyframe(5 * MS);
             assert!(keyframes.request(6 * MS, reason));
-            assert_eq!(keyframes.take(), Some(reason));
+            assert_eq!(keyframes.take(6 * MS), Some(reason));
         }
     }
 
@@ -123,12 +132,33 @@ mod tests {
         for picture in 0..300u64 {
             let now = picture * 33 * MS;
             let _ = keyframes.request(now, Reason::PeerAsked);
-            if keyframes.take().is_some() {
+            if keyframes.take(now).is_some() {
                 keyframes.on_keyframe(now);
                 made += 1;
             }
         }
         // One every 10 pictures (330 ms) over 300 pictures, instead of 300.
         assert_eq!(made, 30);
+    }
+
+    #[test]
+    fn the_peer_asking_while_a_keyframe_is_encoded_is_answered_by_it() {
+        let mut keyframes = Keyframes::default();
+        keyframes.request(1_000 * MS, Reason::PeerAsked);
+        assert_eq!(keyframes.take(1_000 * MS), Some(Reason::PeerAsked));
+        assert!(!keyframes.request(1_004 * MS, Reason::PeerAsked), "asked while the encoder works on it");
+        keyframes.on_keyframe(1_008 * MS);
+        assert_eq!(keyframes.take(1_033 * MS), None);
+    }
+
+    #[test]
+    fn a_keyframe_the_encoder_made_of_itself_answers_the_peers_waiting_request() {
+        let mut keyframes = Keyframes::default();
+        keyframes.request(1_000 * MS, Reason::PeerAsked);
+        keyframes.on_keyframe(1_001 * MS);
+        assert_eq!(keyframes.take(1_033 * MS), None);
+        keyframes.request(1_002 * MS, Reason::NewGroup);
+        keyframes.on_keyframe(1_003 * MS);
+        assert_eq!(keyframes.take(1_033 * MS), Some(Reason::NewGroup), "our own reasons still stand");
     }
 }

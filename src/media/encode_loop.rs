@@ -84,7 +84,7 @@ impl EncodeLoop {
             if std::mem::take(&mut camera_was_off) {
                 self.want_keyframe(Reason::CameraOn);
             }
-            if let Some(reason) = self.keyframes().take() {
+            if let Some(reason) = self.keyframes().take(now_us()) {
                 tracing::debug!("a keyframe: {}", reason.describe());
                 encoder.request_keyframe();
             }
