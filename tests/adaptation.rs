@@ -267,9 +267,9 @@ fn random_loss_is_not_taken_for_congestion_and_lost_sound_plays_from_the_next_pa
             .map(|second| field(second, "t_s"))
             .unwrap_or_else(|| panic!("{name}'s peer never sent copies\n{}", peer.describe()));
         // The peers' clocks start apart by the caller's set-up: well under the second allowed.
-        let Some(from) = seconds.iter().find(|second| field(second, "t_s") >= copies_from + 1.0) else {
-            panic!("{name}: no second a second after the copies began at {copies_from} s")
-        };
+        let from = seconds.iter().find(|second| field(second, "t_s") >= copies_from + 1.0).unwrap_or_else(|| {
+            panic!("{name}: no second a second after the copies began at {copies_from} s\n{}", peer.describe())
+        });
         let last = seconds.last().expect("seconds");
         let recovered = field(last, "audio_recovered") - field(from, "audio_recovered");
         let concealed = field(last, "audio_concealed") - field(from, "audio_concealed");
