@@ -78,11 +78,13 @@ done
 camera_sizes=${BENCH_CAMERA_SIZES:-1280x720 1920x1080}
 [ "${BENCH_CAMERA:-1}" != 0 ] || camera_sizes=""
 if [ -n "$camera_sizes" ]; then
-  display=:$((200 + RANDOM % 100))
-  Xvfb "$display" -screen 0 1920x1080x24 -nolisten tcp >/dev/null 2>&1 &
+  # Xvfb picks a free display number itself and writes it once it accepts connections.
+  Xvfb -displayfd 3 -screen 0 1920x1080x24 -nolisten tcp 3>"$tmp/xvfb.display" >/dev/null 2>&1 &
   xvfb=$!
   trap 'kill "$xvfb" 2>/dev/null; rm -rf "$tmp"' EXIT
-  sleep 1
+  for _ in $(seq 100); do [ -s "$tmp/xvfb.display" ] && break; sleep 0.1; done
+  [ -s "$tmp/xvfb.display" ] || { echo "bench: Xvfb did not start" >&2; exit 1; }
+  display=:$(head -n1 "$tmp/xvfb.display")
   for size in $camera_sizes; do
     dir=$tmp/camera-$size
     mkdir -p "$dir"

@@ -4,33 +4,41 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Peer, peer_args, start_listener_with_env, strs};
 
-/// A private X server on a free display number, stopped on drop.
+/// A private X server on a display number it picks itself, stopped on drop.
 struct Xvfb {
     child: Child,
     display: String,
 }
 
 impl Xvfb {
+    /// Starts Xvfb with `-displayfd 1`: the server takes the first display number that is
+    /// free, reclaiming lock files left by servers that died, and writes it to its stdout
+    /// once it accepts connections. Choosing the number here from `/tmp/.X*-lock` ran out
+    /// of numbers once a hundred killed servers had left their locks behind.
     fn start() -> Self {
-        let number = (100..200)
-            .find(|n| !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists())
-            .expect("a free X display number");
-        let display = format!(":{number}");
-        let child = Command::new("Xvfb")
-            .args([&display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
-            .stdout(Stdio::null())
+        let mut child = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("Xvfb is not installed: run scripts/setup.sh");
-        let xvfb = Self { child, display };
+        let mut number = String::new();
+        let stdout = child.stdout.take().expect("Xvfb's stdout");
+        let read = BufReader::new(stdout).read_line(&mut number);
+        let mut xvfb = Self { child, display: format!(":{}", number.trim()) };
+        if read.is_err() || number.trim().parse::<u32>().is_err() {
+            let status = xvfb.child.try_wait();
+            panic!("Xvfb did not say which display it took (read {number:?}, {read:?}; status {status:?})");
+        }
         let deadline = Instant::now() + Duration::from_secs(10);
         while xvfb.window_titles().is_none() {
-            assert!(Instant::now() < deadline, "Xvfb did not start on {}", xvfb.display);
+            assert!(Instant::now() < deadline, "Xvfb did not answer on {}", xvfb.display);
             std::thread::sleep(Duration::from_millis(50));
         }
         xvfb
@@ -86,7 +94,15 @@ impl Xvfb {
 }
 
 impl Drop for Xvfb {
+    /// Stops the server with SIGTERM, so that it removes its lock file and socket (SIGKILL
+    /// leaves both behind), and kills it if it has not gone within a few seconds.
     fn drop(&mut self) {
+        let pid = rustix::process::Pid::from_child(&self.child);
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
