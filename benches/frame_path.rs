@@ -142,8 +142,13 @@ fn adaptation(c: &mut Criterion) {
             }
             let report = meter.report(now_us + 20_000);
             controller.on_report(now_us, black_box(&report));
-            let stats =
-                TransportStats { rtt_ms: 40, cwnd_bytes: 60_000, lost_packets: seq / 50, sent_packets: seq * 5 };
+            let stats = TransportStats {
+                rtt_ms: 40,
+                cwnd_bytes: 60_000,
+                lost_packets: seq / 50,
+                sent_packets: seq * 5,
+                sent_bytes: seq * 5_000,
+            };
             controller.on_transport_stats(now_us, &stats);
             black_box(controller.send_window_bytes())
         })

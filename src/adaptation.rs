@@ -1,22 +1,24 @@
 //! The call's shell around the adaptation core (`adapt`): every 100 ms it reads quinn's
 //! statistics and the receive meter, feeds the pure state machines, and carries out what
 //! they decide: a report to the peer, a new target for the encoder, quinn's send window,
-//! the pictures' pacing rate, redundant sound, "reconnecting…", a fresh socket for the
-//! caller while the link stays silent, and a fresh video group when the link comes back.
+//! the pictures' pacing rate, redundant sound, a probe cluster, "reconnecting…", a fresh
+//! socket for the caller while the link stays silent, and a fresh video group when the
+//! link comes back.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use quinn::{Connection, Endpoint};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
-use crate::adapt::controller::RateController;
+use crate::adapt::controller::{ProbeNews, RateController};
 use crate::adapt::estimator::TransportStats;
 use crate::adapt::liveness::{LinkChange, Liveness};
+use crate::adapt::probe::{ProbeResult, ProbeSent};
 use crate::adapt::receive_meter::ReceiveMeter;
 use crate::adapt::report::ReceiverReport;
 use crate::media::adaptive_encoder::Target;
-use crate::net::datagrams::send_report;
+use crate::net::datagrams::{send_probe, send_report};
 use crate::stats::CallStats;
 
 /// What a tick changed that the call shows.
@@ -43,6 +45,8 @@ pub struct Adaptation {
     pub audio_redundancy: watch::Sender<bool>,
     /// The rate to pace our pictures at, if any (see `net::video_out`).
     pub video_pacing: watch::Sender<Option<u32>>,
+    /// Where a probe cluster's sending task says what it sent (see `net::datagrams::send_probe`).
+    pub probes_sent: mpsc::Sender<ProbeSent>,
     pub stats: Arc<CallStats>,
     /// UDP datagrams received at the last tick.
     pub datagrams_seen: u64,
@@ -66,6 +70,48 @@ impl Adaptation {
             self.retarget.send_replace(target.into());
         }
         tracing::trace!(?report, estimate_kbps = controller.estimate_kbps(), "the peer's report");
+    }
+
+    /// A probe cluster of ours has left.
+    pub fn on_probe_sent(&mut self, now_us: u64, sent: ProbeSent, conn: &Connection) {
+        let Some(controller) = self.controller.as_mut() else { return };
+        let news = controller.on_probe_sent(now_us, sent);
+        self.on_probe_news(now_us, news, conn);
+    }
+
+    /// The peer measured a probe cluster of ours.
+    pub fn on_probe_result(&mut self, now_us: u64, result: ProbeResult, conn: &Connection) {
+        let Some(controller) = self.controller.as_mut() else { return };
+        let news = controller.on_probe_result(now_us, result);
+        self.on_probe_news(now_us, news, conn);
+    }
+
+    fn on_probe_news(&mut self, now_us: u64, news: Option<ProbeNews>, conn: &Connection) {
+        let (Some(news), Some(controller)) = (news, self.controller.as_ref()) else { return };
+        tracing::debug!(
+            sent_kbps = news.outcome.sent_kbps.round(),
+            received_kbps = news.outcome.received_kbps.round(),
+            estimate_kbps = controller.estimate_kbps(),
+            "a probe cluster"
+        );
+        if let Some(target) = news.target {
+            self.retarget.send_replace(target.into());
+        }
+        // Carried whole, the next cluster goes at once.
+        self.probe(now_us, conn);
+    }
+
+    /// Sends the probe cluster the controller asks for, if any.
+    fn probe(&mut self, now_us: u64, conn: &Connection) {
+        let Some(cluster) = self.controller.as_mut().and_then(|controller| controller.poll_probe(now_us)) else {
+            return;
+        };
+        let (conn, sent) = (conn.clone(), self.probes_sent.clone());
+        tokio::spawn(async move {
+            if let Some(record) = send_probe(conn, cluster).await {
+                let _ = sent.send(record).await;
+            }
+        });
     }
 
     /// Every `REPORT_INTERVAL_US`.
@@ -113,6 +159,7 @@ impl Adaptation {
             cwnd_bytes: stats.path.cwnd,
             lost_packets: stats.path.lost_packets,
             sent_packets: stats.path.sent_packets,
+            sent_bytes: stats.udp_tx.bytes,
         };
         if let Some(target) = controller.on_transport_stats(now_us, &transport) {
             self.retarget.send_replace(target.into());
@@ -141,6 +188,7 @@ impl Adaptation {
             report_queue_ms = report.queuing_delay_ms,
             "adaptation tick"
         );
+        self.probe(now_us, conn);
         shown
     }
 }

@@ -35,7 +35,7 @@ use crate::media::lip_sync::LipSync;
 use crate::media::y4m::Y4mWriter;
 use crate::net::clock::{ClockSync, now_us};
 use crate::net::control::{self, ControlError, ControlStream};
-use crate::net::datagrams::{DatagramsInError, receive_datagrams, send_audio};
+use crate::net::datagrams::{DatagramsInError, Feedback, receive_datagrams, send_audio};
 use crate::net::endpoint::{CloseCode, Ending};
 use crate::net::wire::ControlMessage;
 use crate::net::{video_in, video_out};
@@ -267,8 +267,9 @@ impl CallContext {
             stop: Arc::clone(&stop),
         }
         .spawn();
-        let (reports_tx, mut reports_rx) = mpsc::channel(8);
-        let mut datagrams_in = tokio::spawn(receive_datagrams(conn.clone(), heard_tx, reports_tx, Arc::clone(&stats)));
+        let (feedback_tx, mut feedback_rx) = mpsc::channel(8);
+        let mut datagrams_in = tokio::spawn(receive_datagrams(conn.clone(), heard_tx, feedback_tx, Arc::clone(&stats)));
+        let (probes_sent, mut probes_sent_rx) = mpsc::channel(2);
 
         let (control_tx, control_rx) = control::write_queue();
         let hang_up_tx = control_tx.clone();
@@ -324,6 +325,7 @@ impl CallContext {
             link_back,
             audio_redundancy,
             video_pacing,
+            probes_sent,
             stats: Arc::clone(&stats),
             datagrams_seen: 0,
             rebinds: match side {
@@ -388,7 +390,11 @@ impl CallContext {
                     conn.close(CloseCode::ProtocolError.code(), reason.as_bytes());
                     break Ending::ProtocolViolation(reason);
                 }
-                Some(report) = reports_rx.recv() => adaptation.on_report(now_us(), &report),
+                Some(feedback) = feedback_rx.recv() => match feedback {
+                    Feedback::Report(report) => adaptation.on_report(now_us(), &report),
+                    Feedback::ProbeResult(result) => adaptation.on_probe_result(now_us(), result, &conn),
+                },
+                Some(sent) = probes_sent_rx.recv() => adaptation.on_probe_sent(now_us(), sent, &conn),
                 _ = adapt_ticker.tick() => {
                     if adaptation.on_tick(now_us(), &conn) == Shown::Reconnecting {
                         self.show_reconnecting();

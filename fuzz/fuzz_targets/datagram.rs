@@ -1,12 +1,15 @@
 //! Datagrams from a peer: header checks; then an audio datagram's Opus packet (and the copy
 //! of the one before it, if it carries one) through libopus and the jitter buffer, with whatever sequence numbers and capture times the peer
-//! claims; and a report into a rate controller, as in a call, 100 ms apart: whatever the
-//! peer reports, the estimate and the send window stay within their bounds.
+//! claims; a report or a probe result into a rate controller, as in a call, 100 ms apart:
+//! whatever the peer reports, the estimate and the send window stay within their bounds;
+//! and probe padding into a probe meter.
 #![no_main]
 
 use chat::adapt::controller::RateController;
 use chat::adapt::pacing::MIN_WINDOW_BYTES;
 use chat::adapt::policy::PolicyConfig;
+use chat::adapt::probe::ProbeSent;
+use chat::adapt::probe_meter::ProbeMeter;
 use chat::media::audio::jitter::{JitterBuffer, MAX_BUFFERED};
 use chat::media::audio::opus_codec::AudioDecoder;
 use chat::media::audio::{FRAME_SAMPLES, FRAME_US};
@@ -20,6 +23,8 @@ fuzz_target!(|data: &[u8]| {
     let config = PolicyConfig { ceiling_kbps: 1935, max_width: 1280, max_height: 720, camera_fps: 30 };
     let mut controller = RateController::new(config);
     let mut reported_us = 0u64;
+    let mut probes = ProbeMeter::default();
+    let mut received_bytes = 0u64;
     // The input is a run of datagrams, each prefixed by a length byte.
     let mut rest = data;
     let mut now = 1_000_000u64;
@@ -27,6 +32,7 @@ fuzz_target!(|data: &[u8]| {
         let Some(bytes) = tail.get(..usize::from(len)) else { return };
         rest = &tail[usize::from(len)..];
         now += FRAME_US;
+        received_bytes += bytes.len() as u64;
         let Ok(datagram) = Datagram::decode(bytes) else { continue };
         assert_eq!(datagram.encode(), bytes);
         match datagram {
@@ -47,6 +53,24 @@ fuzz_target!(|data: &[u8]| {
                     assert!(target.width <= config.max_width && target.height <= config.max_height);
                 }
                 assert!(controller.send_window_bytes() >= MIN_WINDOW_BYTES);
+                // A cluster the controller asks for leaves at once, at 1 Mbit/s for 50 ms.
+                if let Some(cluster) = controller.poll_probe(reported_us) {
+                    let sent =
+                        ProbeSent { id: cluster.id, first: (reported_us, 0), last: (reported_us + 50_000, 6_250) };
+                    let _ = controller.on_probe_sent(reported_us + 50_000, sent);
+                }
+            }
+            Datagram::ProbeResult(result) => {
+                reported_us += 100_000;
+                if let Some(news) = controller.on_probe_result(reported_us, result)
+                    && let Some(target) = news.target
+                {
+                    assert!(target.video_kbps <= config.ceiling_kbps && target.fps <= config.camera_fps);
+                }
+                assert!(controller.send_window_bytes() >= MIN_WINDOW_BYTES);
+            }
+            Datagram::Probe(probe) => {
+                let _ = probes.on_probe(now, probe.cluster, probe.index, probe.count, received_bytes);
             }
         }
     }

@@ -1,17 +1,26 @@
-//! The sender's side of adaptation as one value: the estimator and the policy together,
-//! fed the peer's reports and quinn's statistics, answering with the encoder's next
-//! target when it changes, and whether the sound goes with redundancy. The call's task owns
-//! it; nothing here waits or reads a clock.
+//! The sender's side of adaptation as one value: the estimator, the policy and the probe
+//! controller together, fed the peer's reports, its measures of our probe clusters and
+//! quinn's statistics, answering with the encoder's next target when it changes, whether
+//! the sound goes with redundancy, and when to probe. The call's task owns it; nothing here
+//! waits or reads a clock.
 
 use super::audio_redundancy::AudioRedundancy;
 use super::estimator::{BandwidthEstimator, EstimateBounds, TransportStats};
 use super::pacing;
 use super::policy::{Policy, PolicyConfig, Target, VIDEO_FLOOR_KBPS, estimate_for_video_kbps};
+use super::probe::{ProbeCluster, ProbeContext, ProbeController, ProbeOutcome, ProbeResult, ProbeSent};
 use super::report::ReceiverReport;
 use super::video_pacer;
 
 /// Video bitrate a call starts at, kbit/s.
 const START_VIDEO_KBPS: u32 = 800;
+
+/// What a probe cluster showed, and the encoder's new target if that changed it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProbeNews {
+    pub outcome: ProbeOutcome,
+    pub target: Option<Target>,
+}
 
 /// See the module documentation.
 #[derive(Debug)]
@@ -19,6 +28,7 @@ pub struct RateController {
     estimator: BandwidthEstimator,
     policy: Policy,
     redundancy: AudioRedundancy,
+    probes: ProbeController,
 }
 
 impl RateController {
@@ -32,7 +42,7 @@ impl RateController {
         let start = estimate_for_video_kbps(config.ceiling_kbps.min(START_VIDEO_KBPS));
         let estimator = BandwidthEstimator::new(bounds, start);
         let policy = Policy::new(config, estimator.estimate_kbps());
-        Self { estimator, policy, redundancy: AudioRedundancy::default() }
+        Self { estimator, policy, redundancy: AudioRedundancy::default(), probes: ProbeController::default() }
     }
 
     /// The peer's report arrived at `now_us`.
@@ -44,9 +54,44 @@ impl RateController {
     /// quinn's path statistics, read at `now_us`.
     pub fn on_transport_stats(&mut self, now_us: u64, stats: &TransportStats) -> Option<Target> {
         self.estimator.on_transport_stats(now_us, stats);
+        self.probes.on_transport_sent(now_us, stats.sent_bytes);
         let queued = self.estimator.queue_delay_us();
         self.redundancy.on_transport_stats(now_us, stats.lost_packets, stats.sent_packets, queued);
         self.policy.update(now_us, self.estimator.estimate_kbps())
+    }
+
+    /// The probe cluster to send now, if one is due (see `probe`).
+    pub fn poll_probe(&mut self, now_us: u64) -> Option<ProbeCluster> {
+        let context = ProbeContext {
+            estimate_kbps: self.estimator.estimate_kbps(),
+            link_limited: self.estimator.link_limited(),
+            last_cut_us: self.estimator.last_cut_us(),
+            queued: self.estimator.queue_shows(),
+        };
+        self.probes.poll(now_us, context)
+    }
+
+    /// A probe cluster has left, at `now_us`; what it showed, once the peer's measure is in.
+    pub fn on_probe_sent(&mut self, now_us: u64, sent: ProbeSent) -> Option<ProbeNews> {
+        let outcome = self.probes.on_sent(sent)?;
+        Some(self.on_probe_outcome(now_us, outcome))
+    }
+
+    /// The peer's measure of a probe cluster arrived at `now_us`; what the cluster showed,
+    /// once its sending is on record.
+    pub fn on_probe_result(&mut self, now_us: u64, result: ProbeResult) -> Option<ProbeNews> {
+        let outcome = self.probes.on_result(result)?;
+        Some(self.on_probe_outcome(now_us, outcome))
+    }
+
+    fn on_probe_outcome(&mut self, now_us: u64, outcome: ProbeOutcome) -> ProbeNews {
+        self.estimator.on_probe(now_us, &outcome);
+        let estimate_kbps = self.estimator.estimate_kbps();
+        let target = match outcome.confirmed_kbps {
+            Some(_) => self.policy.update_probed(now_us, estimate_kbps),
+            None => self.policy.update(now_us, estimate_kbps),
+        };
+        ProbeNews { outcome, target }
     }
 
     /// The link came back after a silence at `now_us`.

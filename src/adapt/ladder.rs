@@ -83,6 +83,20 @@ impl Ladder {
         self.rungs[self.current]
     }
 
+    /// Takes a video bitrate the path has shown it carries (a probe found the room): steps
+    /// up at once to the largest rung that gets the high mark, as the 4 s wait is for rises
+    /// that may fall back. Returns the rung to use.
+    pub fn update_shown(&mut self, now_us: u64, video_kbps: u32) -> Rung {
+        if let Some(best) =
+            (0..self.current).find(|&index| self.rungs[index].bits_per_pixel(video_kbps) >= HIGH_BITS_PER_PIXEL)
+        {
+            self.current = best;
+            self.high_since_us = None;
+            self.low_since_us = None;
+        }
+        self.update(now_us, video_kbps)
+    }
+
     /// Takes the video bitrate now in force; returns the rung to use.
     pub fn update(&mut self, now_us: u64, video_kbps: u32) -> Rung {
         let fits = |rung: &Rung, mark: f64| rung.bits_per_pixel(video_kbps) >= mark;

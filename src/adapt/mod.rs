@@ -27,6 +27,9 @@
 //!   (`AudioRedundancy`), which the datagram sender carries out.
 //! - sender: once the estimate has been cut and is below its ceiling, the controller gives
 //!   the video writer a pacing rate (`video_pacer`), and pictures leave a packet at a time.
+//! - both: the sender's controller asks now and then for a probe cluster of padding
+//!   datagrams (`probe`); the receiver's `ProbeMeter` measures it and sends the result back
+//!   at once; what the cluster showed goes to the estimator.
 
 pub mod audio_redundancy;
 pub mod controller;
@@ -41,6 +44,8 @@ mod model_link;
 pub mod overuse;
 pub mod pacing;
 pub mod policy;
+pub mod probe;
+pub mod probe_meter;
 pub mod receive_meter;
 pub mod report;
 #[cfg(test)]

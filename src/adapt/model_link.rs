@@ -1,6 +1,6 @@
 //! A model link in simulated time (test support): a bottleneck whose rate follows a
-//! schedule, a tail-drop queue limit, a one-way delay, seeded random loss and outage
-//! windows. The way back (acknowledgements, control messages) has the same delay and the
+//! schedule, optionally a token bucket's burst (as a `tbf` qdisc has), a tail-drop queue
+//! limit, a one-way delay, seeded random loss and outage windows. The way back (acknowledgements, control messages) has the same delay and the
 //! same outages, no bottleneck and no random loss; what an outage holds back on it arrives
 //! when the outage ends, as a reliable stream's data would.
 
@@ -15,6 +15,9 @@ pub struct LinkConfig {
     pub one_way_delay_us: u64,
     /// A packet that would wait longer than this for the bottleneck is dropped.
     pub queue_limit_us: u64,
+    /// Bytes the bottleneck saves up while idle and then lets through at once (a token
+    /// bucket's depth; 0: none).
+    pub burst_bytes: u64,
     /// Chance that a packet is lost on the wire, after the bottleneck.
     pub loss: f64,
     /// Times when nothing gets through, either way.
@@ -30,6 +33,7 @@ impl LinkConfig {
             rate_schedule: vec![(0, kbps)],
             one_way_delay_us: 20_000,
             queue_limit_us: 300_000,
+            burst_bytes: 0,
             loss: 0.0,
             outages: vec![],
             seed: 1,
@@ -52,6 +56,8 @@ pub struct ModelLink {
     config: LinkConfig,
     /// When the bottleneck has sent everything queued so far.
     free_at_us: u64,
+    /// Bytes saved up while it was idle, up to `burst_bytes`.
+    saved_bytes: u64,
     draws: SeededDraws,
 }
 
@@ -59,7 +65,7 @@ impl ModelLink {
     /// A link with nothing queued.
     pub fn new(config: LinkConfig) -> Self {
         let draws = SeededDraws(config.seed);
-        Self { config, free_at_us: 0, draws }
+        Self { config, free_at_us: 0, saved_bytes: 0, draws }
     }
 
     /// The propagation delay each way.
@@ -90,7 +96,11 @@ impl ModelLink {
         if start_us - now_us > self.config.queue_limit_us || self.in_outage(start_us) || kbps == 0 {
             return Delivery::Lost;
         }
-        self.free_at_us = start_us + u64::from(bytes) * 8_000 / u64::from(kbps);
+        let idle_us = now_us.saturating_sub(self.free_at_us);
+        let saved = self.saved_bytes + idle_us * u64::from(kbps) / 8_000;
+        let spent = saved.min(self.config.burst_bytes).min(u64::from(bytes));
+        self.saved_bytes = saved.min(self.config.burst_bytes) - spent;
+        self.free_at_us = start_us + (u64::from(bytes) - spent) * 8_000 / u64::from(kbps);
         if self.draws.next() < self.config.loss {
             return Delivery::Lost;
         }
@@ -137,6 +147,17 @@ mod tests {
         assert_eq!(link.send(1_000_000, 1_250), Delivery::Arrives { at_us: 1_040_000 });
         assert_eq!(link.max_rate_kbps(900_000, 1_100_000), 1_000);
         assert_eq!(link.max_rate_kbps(1_000_000, 1_100_000), 500);
+    }
+
+    #[test]
+    fn a_token_bucket_lets_a_burst_through_after_an_idle_spell_then_the_rate() {
+        let mut link = ModelLink::new(LinkConfig { burst_bytes: 2_500, ..LinkConfig::constant(1_000) });
+        // Idle for a second: 2 500 bytes go at once, then 10 ms per 1 250.
+        let arrivals: Vec<Delivery> = (0..4).map(|_| link.send(1_000_000, 1_250)).collect();
+        let at = |ms: u64| Delivery::Arrives { at_us: 1_000_000 + ms * 1_000 };
+        assert_eq!(arrivals, [at(20), at(20), at(30), at(40)]);
+        // 5 ms idle saves 625 bytes: the next goes 5 ms faster.
+        assert_eq!(link.send(1_025_000, 1_250), at(50));
     }
 
     #[test]

@@ -95,6 +95,22 @@ impl Policy {
         (after != before).then_some(after)
     }
 
+    /// Takes an estimate a probe cluster found the path carries: the rise, and the step up
+    /// the ladder it allows, need no pacing, the path has shown it has room for them.
+    /// Returns the new target when it changed.
+    pub fn update_probed(&mut self, now_us: u64, estimate_kbps: u32) -> Option<Target> {
+        let wanted = Self::wanted_kbps(&self.config, estimate_kbps);
+        if wanted <= self.video_kbps {
+            return self.update(now_us, estimate_kbps);
+        }
+        let before = self.target();
+        self.video_kbps = wanted;
+        self.changed_us = Some(now_us);
+        self.ladder.update_shown(now_us, self.video_kbps);
+        let after = self.target();
+        (after != before).then_some(after)
+    }
+
     /// Video's share of the estimate, within the floor and the ceiling.
     fn wanted_kbps(config: &PolicyConfig, estimate_kbps: u32) -> u32 {
         let share = f64::from(estimate_kbps) * HEADROOM - f64::from(AUDIO_KBPS);
@@ -154,6 +170,15 @@ mod tests {
             }
         }
         assert_eq!(policy.target().video_kbps, 1_900, "it reaches the ceiling exactly");
+    }
+
+    #[test]
+    fn a_rise_a_probe_found_room_for_applies_at_once() {
+        let mut policy = policy(600);
+        assert_eq!(policy.target().video_kbps, 500);
+        let target = policy.update_probed(SECOND / 10, 2_156).expect("a rise");
+        assert_eq!((target.video_kbps, target.height), (1_900, 720), "not 40 % a second, no 4 s wait");
+        assert_eq!(policy.update_probed(SECOND / 5, 600).expect("a drop").video_kbps, 500, "drops as ever");
     }
 
     #[test]

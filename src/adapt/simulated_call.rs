@@ -1,6 +1,7 @@
 //! A call in simulated time (test support): a sender encoding at the policy's target, a
 //! model of quinn's transport, the model link, a receive meter on the far side whose
-//! reports come back over the link, and the estimator and policy closing the loop.
+//! reports come back over the link, and the rate controller (estimator, policy, probes)
+//! closing the loop.
 //!
 //! The transport is quinn with BBR in its steady state, simplified: at most twice the
 //! bandwidth-delay product in flight, the bandwidth being the link's best rate over the
@@ -10,21 +11,24 @@
 //! goes anyway and the timeout doubles. Frames travel as one ordered stream, so a
 //! retransmission holds back the frames behind it, as on QUIC. The sender's backlog waits
 //! in its send queue, where the send window sees it; while the link holds the call down,
-//! the video packets leave that queue at the pacing rate (`video_pacer`). The encoder's
-//! rate control pays a keyframe back by skipping the pictures it overspent (openh264's
-//! frame skip, as the encoder thread configures it).
+//! the video packets leave that queue at the pacing rate (`video_pacer`). A probe cluster's
+//! padding goes as datagrams, like the sound, and the receiver's `ProbeMeter` answers it
+//! over the way back. The encoder's rate control pays a keyframe back by skipping the
+//! pictures it overspent (openh264's frame skip, as the encoder thread configures it).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::fmt::Write;
 
-use super::estimator::{BandwidthEstimator, EstimateBounds, TransportStats};
+use super::controller::RateController;
+use super::estimator::TransportStats;
 use super::model_link::{Delivery, LinkConfig, ModelLink, SeededDraws};
-use super::pacing;
-use super::policy::{Policy, PolicyConfig, Target, VIDEO_FLOOR_KBPS, estimate_for_video_kbps};
+use super::policy::{PolicyConfig, Target};
+use super::probe::{ProbeResult, ProbeSent};
+use super::probe_meter::ProbeMeter;
 use super::receive_meter::{FrameArrival, ReceiveMeter};
 use super::report::ReceiverReport;
-use super::video_pacer::{self, VideoPacer};
+use super::video_pacer::VideoPacer;
 use super::{AUDIO_KBPS, REPORT_INTERVAL_US};
 use crate::net::wire::FRAME_HEADER_BYTES;
 
@@ -56,26 +60,19 @@ pub struct CallConfig {
     pub link: LinkConfig,
     /// The user's video bitrate (`--bitrate`), kbit/s.
     pub ceiling_kbps: u32,
-    /// Where the estimate starts.
-    pub start_estimate_kbps: u32,
     pub duration_us: u64,
     /// Seed of the pictures' size draws.
     pub seed: u64,
     /// Whether pictures are paced (`video_pacer`), as the call does.
     pub paced: bool,
+    /// Whether the sender probes (`probe`), as the call does.
+    pub probing: bool,
 }
 
 impl CallConfig {
-    /// A 720p30 call at 1 900 kbit/s (about the default for that size), starting at 1 Mbit/s.
+    /// A 720p30 call at 1 900 kbit/s (about the default for that size), paced and probing.
     pub fn hd(link: LinkConfig, duration_s: u64) -> Self {
-        Self {
-            link,
-            ceiling_kbps: 1_900,
-            start_estimate_kbps: 1_000,
-            duration_us: duration_s * 1_000_000,
-            seed: 3,
-            paced: true,
-        }
+        Self { link, ceiling_kbps: 1_900, duration_us: duration_s * 1_000_000, seed: 3, paced: true, probing: true }
     }
 }
 
@@ -172,7 +169,14 @@ enum Carries {
     /// Part of the video frame with this number.
     Frame(u64),
     Audio,
+    /// quinn's probe at a probe timeout.
     Probe,
+    /// Datagram `index` of `count` in probe cluster `cluster` (`adapt::probe`).
+    Padding {
+        cluster: u16,
+        index: u8,
+        count: u8,
+    },
 }
 
 /// A packet.
@@ -192,6 +196,8 @@ enum EventKind {
     Ack { number: u64, sent_us: u64, bytes: u32 },
     /// A receiver report reaches the sender.
     Report(Vec<u8>),
+    /// The receiver's measure of a probe cluster reaches the sender.
+    ProbeResult(ProbeResult),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -229,9 +235,12 @@ struct Call {
     trace: CallTrace,
     draws: SeededDraws,
     // Sender.
-    estimator: BandwidthEstimator,
-    policy: Policy,
+    controller: RateController,
     audio_queue: VecDeque<Packet>,
+    /// Padding datagrams of the probe cluster under way, each with when it is due.
+    padding_queue: VecDeque<(u64, Packet)>,
+    /// (time, bytes sent by then) at the cluster's first datagram.
+    padding_first: Option<(u64, u64)>,
     video_queue: VecDeque<Packet>,
     pacer: VideoPacer,
     video_queued_bytes: u64,
@@ -250,10 +259,13 @@ struct Call {
     min_rtt_us: u64,
     lost_packets: u64,
     sent_packets: u64,
+    sent_bytes: u64,
     probe_timer_from_us: u64,
     probes_in_a_row: u32,
     // Receiver.
     meter: ReceiveMeter,
+    probe_meter: ProbeMeter,
+    received_bytes: u64,
     assemblies: BTreeMap<u64, Assembly>,
     next_delivery_seq: u64,
     worst_queue_delay_ms: Option<u64>,
@@ -262,18 +274,12 @@ struct Call {
 
 impl Call {
     fn new(config: CallConfig) -> Self {
-        let bounds = EstimateBounds {
-            floor_kbps: estimate_for_video_kbps(VIDEO_FLOOR_KBPS),
-            ceiling_kbps: estimate_for_video_kbps(config.ceiling_kbps),
-        };
-        let estimator = BandwidthEstimator::new(bounds, config.start_estimate_kbps);
-        let policy_config = PolicyConfig {
+        let controller = RateController::new(PolicyConfig {
             ceiling_kbps: config.ceiling_kbps,
             max_width: MAX_WIDTH,
             max_height: MAX_HEIGHT,
             camera_fps: CAMERA_FPS,
-        };
-        let policy = Policy::new(policy_config, estimator.estimate_kbps());
+        });
         let min_rtt_us = 2 * config.link.one_way_delay_us;
         Self {
             link: ModelLink::new(config.link.clone()),
@@ -282,9 +288,10 @@ impl Call {
             events: BinaryHeap::new(),
             next_event_order: 0,
             trace: CallTrace::default(),
-            estimator,
-            policy,
+            controller,
             audio_queue: VecDeque::new(),
+            padding_queue: VecDeque::new(),
+            padding_first: None,
             video_queue: VecDeque::new(),
             pacer: VideoPacer::default(),
             video_queued_bytes: 0,
@@ -300,9 +307,12 @@ impl Call {
             min_rtt_us,
             lost_packets: 0,
             sent_packets: 0,
+            sent_bytes: 0,
             probe_timer_from_us: 0,
             probes_in_a_row: 0,
             meter: ReceiveMeter::new(),
+            probe_meter: ProbeMeter::default(),
+            received_bytes: 0,
             assemblies: BTreeMap::new(),
             next_delivery_seq: 0,
             worst_queue_delay_ms: None,
@@ -328,6 +338,7 @@ impl Call {
             if now_us % REPORT_INTERVAL_US == 0 {
                 self.send_report(now_us);
                 self.read_transport_stats(now_us);
+                self.maybe_probe(now_us);
             }
             self.transmit(now_us);
             if now_us % REPORT_INTERVAL_US == 0 {
@@ -349,8 +360,11 @@ impl Call {
                 EventKind::Ack { number, sent_us, bytes } => self.acknowledge(event.at_us, number, sent_us, bytes),
                 EventKind::Report(bytes) => {
                     let report = ReceiverReport::decode(&bytes).expect("our own report decodes");
-                    self.estimator.on_report(event.at_us, &report);
-                    self.policy.update(event.at_us, self.estimator.estimate_kbps());
+                    self.controller.on_report(event.at_us, &report);
+                }
+                EventKind::ProbeResult(result) => {
+                    self.controller.on_probe_result(event.at_us, result);
+                    self.maybe_probe(event.at_us);
                 }
             }
         }
@@ -360,13 +374,13 @@ impl Call {
 
     fn capture(&mut self, camera_frame: u64) {
         let capture_us = camera_frame * 1_000_000 / u64::from(CAMERA_FPS);
-        let target = self.policy.target();
+        let target = self.controller.target();
         let taken = |frame: u64| frame * u64::from(target.fps) / u64::from(CAMERA_FPS);
         if camera_frame > 0 && taken(camera_frame) == taken(camera_frame - 1) {
             return;
         }
         // The writer waits while quinn's window is full, so the encoder finds its output full.
-        let window = pacing::send_window_bytes(self.estimator.estimate_kbps(), self.estimator.min_rtt_us());
+        let window = self.controller.send_window_bytes();
         if self.video_queued_bytes + self.in_flight_bytes > window {
             self.trace.skipped_pictures += 1;
             return;
@@ -406,9 +420,22 @@ impl Call {
             cwnd_bytes: self.congestion_window(now_us),
             lost_packets: self.lost_packets,
             sent_packets: self.sent_packets,
+            sent_bytes: self.sent_bytes,
         };
-        self.estimator.on_transport_stats(now_us, &stats);
-        self.policy.update(now_us, self.estimator.estimate_kbps());
+        self.controller.on_transport_stats(now_us, &stats);
+    }
+
+    /// Queues the probe cluster the controller asks for, if any.
+    fn maybe_probe(&mut self, now_us: u64) {
+        if !self.config.probing || !self.padding_queue.is_empty() {
+            return;
+        }
+        let Some(cluster) = self.controller.poll_probe(now_us) else { return };
+        for index in 0..cluster.datagrams {
+            let padding = Carries::Padding { cluster: cluster.id, index, count: cluster.datagrams };
+            let packet = Packet { carries: padding, bytes: cluster.padding_bytes as u32 + 5, queued_us: now_us };
+            self.padding_queue.push_back((now_us + u64::from(index) * cluster.spacing_us, packet));
+        }
     }
 
     // Transport.
@@ -422,7 +449,12 @@ impl Call {
     fn transmit(&mut self, now_us: u64) {
         let window = self.congestion_window(now_us);
         if self.config.paced {
-            self.pacer.set_rate(video_pacer::pacing_kbps(&self.estimator));
+            self.pacer.set_rate(self.controller.video_pacing_kbps());
+        }
+        // Datagrams of a probe cluster join the sound's queue when due.
+        while self.padding_queue.front().is_some_and(|(due_us, _)| *due_us <= now_us) {
+            let (_, packet) = self.padding_queue.pop_front().expect("checked");
+            self.audio_queue.push_back(packet);
         }
         loop {
             let video = self.video_queue.front().filter(|_| self.pacer.wait_us(now_us) == 0);
@@ -458,6 +490,18 @@ impl Call {
         let number = self.next_packet_number;
         self.next_packet_number += 1;
         self.sent_packets += 1;
+        self.sent_bytes += u64::from(packet.bytes);
+        if let Carries::Padding { cluster, index, count } = packet.carries {
+            if index == 0 {
+                self.padding_first = Some((now_us, self.sent_bytes));
+            }
+            if index + 1 == count
+                && let Some(first) = self.padding_first.take()
+            {
+                let sent = ProbeSent { id: cluster, first, last: (now_us, self.sent_bytes) };
+                self.controller.on_probe_sent(now_us, sent);
+            }
+        }
         self.in_flight_bytes += u64::from(packet.bytes);
         match self.link.send(now_us, packet.bytes) {
             Delivery::Arrives { at_us } => {
@@ -495,6 +539,7 @@ impl Call {
     // Receiver.
 
     fn arrive(&mut self, now_us: u64, packet: Packet) {
+        self.received_bytes += u64::from(packet.bytes);
         let seq = match packet.carries {
             Carries::Frame(seq) => seq,
             Carries::Audio => {
@@ -503,6 +548,15 @@ impl Call {
                 return;
             }
             Carries::Probe => return,
+            Carries::Padding { cluster, index, count } => {
+                let arrival_us = now_us + RECEIVER_CLOCK_OFFSET_US;
+                if let Some(result) = self.probe_meter.on_probe(arrival_us, cluster, index, count, self.received_bytes)
+                {
+                    let at_us = self.link.back_arrival_us(now_us);
+                    self.schedule(at_us, EventKind::ProbeResult(result));
+                }
+                return;
+            }
         };
         if let Some(assembly) = self.assemblies.get_mut(&seq) {
             assembly.missing -= 1;
@@ -541,8 +595,8 @@ impl Call {
         self.trace.samples.push(Sample {
             at_us: now_us,
             link_kbps: self.link.rate_kbps(now_us),
-            estimate_kbps: self.estimator.estimate_kbps(),
-            target: self.policy.target(),
+            estimate_kbps: self.controller.estimate_kbps(),
+            target: self.controller.target(),
             queue_delay_ms: self.worst_queue_delay_ms.take(),
             audio_queue_delay_ms: self.worst_audio_queue_delay_ms.take(),
         });

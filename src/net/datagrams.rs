@@ -1,5 +1,6 @@
 //! Datagrams both ways: one per 10 ms Opus packet (with a copy of the packet before it
-//! while the adaptation asks for redundancy), and the receiver's report every 100 ms.
+//! while the adaptation asks for redundancy), the receiver's report every 100 ms, and now
+//! and then a probe cluster of padding, whose measure the receiver sends back at once.
 //! Datagrams are never retransmitted (a late packet is useless, Opus conceals a lost one;
 //! a lost report is replaced by the next) and quinn sends them ahead of stream data, so a
 //! big video picture never delays the sound, and nothing waits behind a lost report. A peer
@@ -12,8 +13,11 @@ use std::time::{Duration, Instant};
 use quinn::{Connection, SendDatagramError};
 use tokio::sync::{mpsc, watch};
 
+use super::clock::now_us;
 use super::flood_guard::{FloodGuard, FloodLimit, Verdict};
-use super::wire::{AudioDatagram, Datagram, WireError};
+use super::wire::{AudioDatagram, Datagram, ProbeDatagram, WireError};
+use crate::adapt::probe::{ProbeCluster, ProbeResult, ProbeSent};
+use crate::adapt::probe_meter::ProbeMeter;
 use crate::adapt::report::ReceiverReport;
 use crate::media::audio::playout::ReceivedAudio;
 use crate::media::audio::sender::AudioPacket;
@@ -64,11 +68,43 @@ pub fn send_report(conn: &Connection, report: ReceiverReport) {
     }
 }
 
-/// A call sends 110 datagrams a second (sound every 10 ms, a report every 100 ms). About
-/// twice that on average, and a second's worth at once, leave room for any honest burst
+/// Sends a probe cluster's padding, a datagram every `spacing_us`; returns what the
+/// transport had sent at its first and last datagram, or `None` if the connection is gone.
+pub async fn send_probe(conn: Connection, cluster: ProbeCluster) -> Option<ProbeSent> {
+    let padding = vec![0; cluster.padding_bytes];
+    let (mut first, mut last) = ((0, 0), (0, 0));
+    for index in 0..cluster.datagrams {
+        if index > 0 {
+            tokio::time::sleep(Duration::from_micros(cluster.spacing_us)).await;
+        }
+        let datagram = ProbeDatagram { cluster: cluster.id, index, count: cluster.datagrams, padding: &padding };
+        match conn.send_datagram(datagram.encode().into()) {
+            Err(SendDatagramError::ConnectionLost(_)) => return None,
+            Err(e) => tracing::debug!("a probe datagram was not sent: {e}"),
+            Ok(()) => {}
+        }
+        let sent = (now_us(), conn.stats().udp_tx.bytes);
+        if index == 0 {
+            first = sent;
+        }
+        last = sent;
+    }
+    Some(ProbeSent { id: cluster.id, first, last })
+}
+
+/// What the peer tells our rate adaptation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feedback {
+    Report(ReceiverReport),
+    ProbeResult(ProbeResult),
+}
+
+/// A call sends 110 datagrams a second (sound every 10 ms, a report every 100 ms), and while
+/// it probes up to about 65 more (a cluster of 6 every round trip and 50 ms). About twice
+/// that on average, and a second's worth of sound at once, leave room for any honest burst
 /// (the send buffer holds less than that).
 const FLOOD_LIMIT: FloodLimit =
-    FloodLimit { per_second: 200.0, burst: 100.0, disconnect_after: Duration::from_secs(3) };
+    FloodLimit { per_second: 350.0, burst: 100.0, disconnect_after: Duration::from_secs(3) };
 
 /// Why the peer's datagrams were refused.
 #[derive(Debug, thiserror::Error)]
@@ -88,16 +124,17 @@ pub enum DatagramsInError {
     },
 }
 
-/// Passes each audio datagram to the playout thread, and each report to `reports`. A
-/// malformed datagram ends the call (the peer is not speaking this protocol), and so does a
-/// flood.
+/// Passes each audio datagram to the playout thread, and each report and probe result to
+/// `feedback`; measures the peer's probe clusters and answers each at once. A malformed
+/// datagram ends the call (the peer is not speaking this protocol), and so does a flood.
 pub async fn receive_datagrams(
     conn: Connection,
     output: std::sync::mpsc::SyncSender<ReceivedAudio>,
-    reports: mpsc::Sender<ReceiverReport>,
+    feedback: mpsc::Sender<Feedback>,
     stats: Arc<CallStats>,
 ) -> Result<(), DatagramsInError> {
     let mut guard = FloodGuard::new(FLOOD_LIMIT);
+    let mut probes = ProbeMeter::default();
     while let Ok(bytes) = conn.read_datagram().await {
         match guard.admit(Instant::now()) {
             Verdict::Pass => {}
@@ -108,7 +145,20 @@ pub async fn receive_datagrams(
             Datagram::Audio(audio) => audio,
             Datagram::Report(report) => {
                 // The call reads them at once; one it has not read yet is stale anyway.
-                let _ = reports.try_send(report);
+                let _ = feedback.try_send(Feedback::Report(report));
+                continue;
+            }
+            Datagram::ProbeResult(result) => {
+                let _ = feedback.try_send(Feedback::ProbeResult(result));
+                continue;
+            }
+            Datagram::Probe(probe) => {
+                let received = conn.stats().udp_rx.bytes;
+                if let Some(result) = probes.on_probe(now_us(), probe.cluster, probe.index, probe.count, received)
+                    && let Err(e) = conn.send_datagram(Datagram::ProbeResult(result).encode().into())
+                {
+                    tracing::debug!("a probe result was not sent: {e}");
+                }
                 continue;
             }
         };

@@ -19,15 +19,21 @@
 //!                   replaced by the next one 100 ms later, while on the control stream it held
 //!                   back every report behind it until it was sent again (they came in bunches
 //!                   of three to five, 200-400 ms late, just when the sender needed them).
+//! Probe datagram:   `DATAGRAM_PROBE: u8`, `cluster: u16`, `index: u8`, `count: u8` (index < count),
+//!                   then at most `MAX_PADDING_BYTES` of padding (`crate::adapt::probe`).
+//! Probe result:     `DATAGRAM_PROBE_RESULT: u8`, the receiver's measure of a cluster (6 bytes,
+//!                   `crate::adapt::probe::ProbeResult`).
 //! Every length is checked against its limit before anything is allocated.
 
+use crate::adapt::probe::{MAX_PADDING_BYTES, PROBE_RESULT_BYTES, ProbeResult};
 use crate::adapt::report::{REPORT_BYTES, ReceiverReport};
 
 /// TLS ALPN: the protocol name and version. A peer offering another is refused in the
 /// handshake. Version 2 moved the receiver's reports from the control stream to datagrams;
 /// version 3 added audio datagrams that carry the previous packet again; version 4 added
-/// the time a picture was handed to the transport to its header.
-pub const ALPN: &[u8] = b"chat/4";
+/// the time a picture was handed to the transport to its header; version 5 added probe
+/// datagrams and their results.
+pub const ALPN: &[u8] = b"chat/5";
 /// Largest control message body, type byte included.
 pub const MAX_CONTROL_BYTES: usize = 1024;
 /// Largest encoded picture accepted (an 8K IDR picture at high quality fits).
@@ -40,6 +46,12 @@ pub const DATAGRAM_AUDIO: u8 = b'A';
 pub const DATAGRAM_AUDIO_WITH_PREVIOUS: u8 = b'B';
 /// First byte of a datagram that carries a receiver report.
 pub const DATAGRAM_REPORT: u8 = b'R';
+/// First byte of a datagram of padding in a probe cluster.
+pub const DATAGRAM_PROBE: u8 = b'P';
+/// First byte of a datagram that carries the receiver's measure of a probe cluster.
+pub const DATAGRAM_PROBE_RESULT: u8 = b'Q';
+/// Size of a probe datagram's header.
+pub const PROBE_HEADER_BYTES: usize = 5;
 /// Largest Opus packet (RFC 6716: 1275 bytes for one frame).
 pub const MAX_AUDIO_PAYLOAD: usize = 1275;
 /// Size of an audio datagram's header.
@@ -82,6 +94,12 @@ pub enum WireError {
     /// A receiver report whose fields make no sense.
     #[error("bad receiver report: {0}")]
     BadReport(String),
+    /// A probe datagram numbered outside its cluster.
+    #[error("probe datagram {index} of a cluster of {count}")]
+    BadProbe { index: u8, count: u8 },
+    /// A probe result that is not exactly its 6 bytes.
+    #[error("probe result of {0} bytes, expected {PROBE_RESULT_BYTES}")]
+    BadProbeResult(usize),
 }
 
 /// A message on the control stream.
@@ -334,6 +352,41 @@ impl<'a> AudioDatagram<'a> {
     }
 }
 
+/// Padding in a probe cluster: datagram `index` of `count` in cluster `cluster`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeDatagram<'a> {
+    pub cluster: u16,
+    pub index: u8,
+    pub count: u8,
+    pub padding: &'a [u8],
+}
+
+impl<'a> ProbeDatagram<'a> {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(PROBE_HEADER_BYTES + self.padding.len());
+        out.push(DATAGRAM_PROBE);
+        out.extend_from_slice(&self.cluster.to_be_bytes());
+        out.extend_from_slice(&[self.index, self.count]);
+        out.extend_from_slice(self.padding);
+        out
+    }
+
+    /// Parses and checks a probe datagram from the peer (type byte included).
+    fn decode(bytes: &'a [u8]) -> Result<Self, WireError> {
+        let Some((header, padding)) = bytes.split_first_chunk::<PROBE_HEADER_BYTES>() else {
+            return Err(WireError::ShortDatagram(bytes.len()));
+        };
+        let [_, high, low, index, count] = *header;
+        if index >= count {
+            return Err(WireError::BadProbe { index, count });
+        }
+        if padding.len() > MAX_PADDING_BYTES {
+            return Err(WireError::TooLarge { what: "probe padding", len: padding.len(), max: MAX_PADDING_BYTES });
+        }
+        Ok(Self { cluster: u16::from_be_bytes([high, low]), index, count, padding })
+    }
+}
+
 /// A datagram from the peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Datagram<'a> {
@@ -341,6 +394,10 @@ pub enum Datagram<'a> {
     /// What the peer saw of our video since its last report (every 100 ms): what our rate
     /// adaptation estimates the path from.
     Report(ReceiverReport),
+    /// Padding in one of the peer's probe clusters: measure how fast it arrives.
+    Probe(ProbeDatagram<'a>),
+    /// How fast one of our probe clusters arrived.
+    ProbeResult(ProbeResult),
 }
 
 impl<'a> Datagram<'a> {
@@ -350,6 +407,10 @@ impl<'a> Datagram<'a> {
             Some(&DATAGRAM_REPORT) => {
                 ReceiverReport::decode(&bytes[1..]).map(Self::Report).map_err(|e| WireError::BadReport(e.to_string()))
             }
+            Some(&DATAGRAM_PROBE) => ProbeDatagram::decode(bytes).map(Self::Probe),
+            Some(&DATAGRAM_PROBE_RESULT) => ProbeResult::decode(&bytes[1..])
+                .map(Self::ProbeResult)
+                .ok_or(WireError::BadProbeResult(bytes.len() - 1)),
             _ => AudioDatagram::decode(bytes).map(Self::Audio),
         }
     }
@@ -362,6 +423,13 @@ impl<'a> Datagram<'a> {
                 let mut out = Vec::with_capacity(1 + REPORT_BYTES);
                 out.push(DATAGRAM_REPORT);
                 out.extend_from_slice(&report.encode());
+                out
+            }
+            Self::Probe(probe) => probe.encode(),
+            Self::ProbeResult(result) => {
+                let mut out = Vec::with_capacity(1 + PROBE_RESULT_BYTES);
+                out.push(DATAGRAM_PROBE_RESULT);
+                out.extend_from_slice(&result.encode());
                 out
             }
         }
@@ -449,6 +517,29 @@ mod tests {
         let audio = AudioDatagram { seq: 1, capture_us: 2, payload: &[3], previous: None };
         assert_eq!(Datagram::decode(&audio.encode()), Ok(Datagram::Audio(audio)));
         assert_eq!(Datagram::decode(b"V12345678901234567890"), Err(WireError::UnknownDatagram(b'V')));
+    }
+
+    #[test]
+    fn probe_datagrams_and_results_round_trip_and_are_checked() {
+        let padding = [0; 300];
+        let probe = ProbeDatagram { cluster: 0x0102, index: 2, count: 6, padding: &padding };
+        let bytes = probe.encode();
+        assert_eq!(bytes[..PROBE_HEADER_BYTES], [DATAGRAM_PROBE, 1, 2, 2, 6]);
+        assert_eq!(Datagram::decode(&bytes), Ok(Datagram::Probe(probe)));
+        let bare = ProbeDatagram { padding: &[], ..probe };
+        assert_eq!(Datagram::decode(&bare.encode()), Ok(Datagram::Probe(bare)));
+        assert_eq!(Datagram::decode(&bytes[..4]), Err(WireError::ShortDatagram(4)));
+        let outside = ProbeDatagram { index: 6, ..probe };
+        assert_eq!(Datagram::decode(&outside.encode()), Err(WireError::BadProbe { index: 6, count: 6 }));
+        let big = [0; MAX_PADDING_BYTES + 1];
+        let huge = ProbeDatagram { padding: &big, ..probe };
+        assert!(matches!(Datagram::decode(&huge.encode()), Err(WireError::TooLarge { .. })));
+
+        let result = ProbeResult { id: 7, received_kbps: 1_234 };
+        let bytes = Datagram::ProbeResult(result).encode();
+        assert_eq!((bytes.len(), bytes[0]), (1 + PROBE_RESULT_BYTES, DATAGRAM_PROBE_RESULT));
+        assert_eq!(Datagram::decode(&bytes), Ok(Datagram::ProbeResult(result)));
+        assert_eq!(Datagram::decode(&bytes[..4]), Err(WireError::BadProbeResult(3)));
     }
 
     #[test]
