@@ -197,15 +197,13 @@ impl ProbeController {
         // kept the clusters at the rate already known.
         let estimate = f64::from(context.estimate_kbps);
         let share_padding = (PROBE_FACTOR - HEADROOM) * estimate;
-        let padding_kbps = match (self.carried_kbps, self.sending_kbps()) {
-            (Some(carried), Some(sending)) => {
+        let padding_kbps = match self.carried_kbps {
+            Some(carried) => {
                 let base = carried.clamp(estimate, PROBE_FACTOR * estimate);
+                let sending = self.sending_kbps().unwrap_or(HEADROOM * estimate);
                 (PROBE_FACTOR * base - sending).max(share_padding)
             }
-            (Some(carried), None) => {
-                PROBE_FACTOR * carried.clamp(estimate, PROBE_FACTOR * estimate) - HEADROOM * estimate
-            }
-            (None, _) => share_padding,
+            None => share_padding,
         };
         let padding_total = padding_kbps * CLUSTER_US as f64 / 8_000.0;
         let datagrams = (padding_total / MAX_PADDING_BYTES as f64).ceil() as u8;
