@@ -236,11 +236,12 @@ impl BandwidthEstimator {
     /// find more. A cluster that lost packets reads low, so a reading is never below what a
     /// cut would leave (0.85 x what the receiver reported getting). (Keeping the least
     /// reading of the last 10 s took a token bucket's leftover burst out of the readings,
-    /// but one low reading just after a drop held a 0.5 Mbit/s call at 240 kbit/s that long.) Carried whole and confirming the cluster
-    /// before it, the path has room: the capacities known are gone, and the estimate rises
-    /// to just under what went through the cluster before (GCC's 0.95: what arrived also
-    /// holds the transport's overhead). One cluster carried whole changes nothing yet: a
-    /// token bucket's burst may have carried it.
+    /// but one low reading just after a drop held a 0.5 Mbit/s call at 240 kbit/s that
+    /// long.) Carried whole and confirming the cluster before it, the path has room: the
+    /// capacities known are gone, and the estimate rises to just under what went through
+    /// the cluster before (GCC's 0.95: what arrived also holds the transport's overhead).
+    /// One cluster carried whole changes nothing yet: a token bucket's burst may have
+    /// carried it.
     pub fn on_probe(&mut self, now_us: u64, outcome: &ProbeOutcome) {
         if !outcome.carried_whole() {
             let probed = outcome.received_kbps.max(CUT_TO_RECEIVE_RATE * self.last_receive_kbps);

@@ -87,14 +87,17 @@ impl Ladder {
     /// up at once to the largest rung that gets the high mark, as the 4 s wait is for rises
     /// that may fall back. Returns the rung to use.
     pub fn update_shown(&mut self, now_us: u64, video_kbps: u32) -> Rung {
-        if let Some(best) =
-            (0..self.current).find(|&index| self.rungs[index].bits_per_pixel(video_kbps) >= HIGH_BITS_PER_PIXEL)
-        {
+        if let Some(best) = self.best_rung_above(video_kbps) {
             self.current = best;
             self.high_since_us = None;
             self.low_since_us = None;
         }
         self.update(now_us, video_kbps)
+    }
+
+    /// The largest rung above the current one that `video_kbps` gives the high mark.
+    fn best_rung_above(&self, video_kbps: u32) -> Option<usize> {
+        (0..self.current).find(|&index| self.rungs[index].bits_per_pixel(video_kbps) >= HIGH_BITS_PER_PIXEL)
     }
 
     /// Takes the video bitrate now in force; returns the rung to use.
@@ -115,7 +118,7 @@ impl Ladder {
                 return self.current();
             }
         }
-        match (0..self.current).find(|&index| fits(&self.rungs[index], HIGH_BITS_PER_PIXEL)) {
+        match self.best_rung_above(video_kbps) {
             None => self.high_since_us = None,
             Some(best) => {
                 let since = *self.high_since_us.get_or_insert(now_us);

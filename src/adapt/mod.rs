@@ -33,6 +33,7 @@
 
 pub mod audio_redundancy;
 pub mod controller;
+pub mod counter_rate;
 pub mod cpu_load;
 pub mod estimator;
 pub mod keyframes;

@@ -1,8 +1,9 @@
 //! A model link in simulated time (test support): a bottleneck whose rate follows a
 //! schedule, optionally a token bucket's burst (as a `tbf` qdisc has), a tail-drop queue
-//! limit, a one-way delay, seeded random loss and outage windows. The way back (acknowledgements, control messages) has the same delay and the
-//! same outages, no bottleneck and no random loss; what an outage holds back on it arrives
-//! when the outage ends, as a reliable stream's data would.
+//! limit, a one-way delay, seeded random loss and outage windows. The way back
+//! (acknowledgements, control messages) has the same delay and the same outages, no
+//! bottleneck and no random loss; what an outage holds back on it arrives when the outage
+//! ends, as a reliable stream's data would.
 
 use std::ops::Range;
 

@@ -19,9 +19,8 @@
 //! found a restored link also overshot a constant one every two seconds. A cluster costs
 //! the bottleneck's queue about (`PROBE_FACTOR` - 1) x `CLUSTER_US` of delay, once.
 
-use std::collections::VecDeque;
-
 use super::HEADROOM;
+use super::counter_rate::CounterRate;
 
 /// A cluster takes the sender's rate to about this many times the estimate.
 pub const PROBE_FACTOR: f64 = 1.5;
@@ -149,24 +148,14 @@ pub struct ProbeController {
     /// What went through the last cluster, if it was carried whole: the next goes at once,
     /// from there.
     carried_kbps: Option<f64>,
-    /// (time, bytes the transport had sent) lately, oldest first: what the padding adds to.
-    sent: VecDeque<(u64, u64)>,
+    /// The transport's count of bytes sent: what the padding adds to.
+    sent: CounterRate,
 }
 
 impl ProbeController {
     /// The transport had sent `sent_bytes` since the connection started, at `now_us`.
     pub fn on_transport_sent(&mut self, now_us: u64, sent_bytes: u64) {
-        while self.sent.front().is_some_and(|(at, _)| now_us.saturating_sub(*at) > SENDING_WINDOW_US) {
-            self.sent.pop_front();
-        }
-        self.sent.push_back((now_us, sent_bytes));
-    }
-
-    /// What the transport sent over about the last `SENDING_WINDOW_US`, kbit/s, if known.
-    fn sending_kbps(&self) -> Option<f64> {
-        let (&(first_at, first_bytes), &(last_at, last_bytes)) = (self.sent.front()?, self.sent.back()?);
-        let span_us = last_at.checked_sub(first_at).filter(|&span| span > 0)?;
-        Some(last_bytes.saturating_sub(first_bytes) as f64 * 8_000.0 / span_us as f64)
+        self.sent.on_sample(now_us, sent_bytes);
     }
 
     /// The cluster to send now, if one is due.
@@ -200,7 +189,7 @@ impl ProbeController {
         let padding_kbps = match self.carried_kbps {
             Some(carried) => {
                 let base = carried.clamp(estimate, PROBE_FACTOR * estimate);
-                let sending = self.sending_kbps().unwrap_or(HEADROOM * estimate);
+                let sending = self.sent.kbps(SENDING_WINDOW_US).unwrap_or(HEADROOM * estimate);
                 (PROBE_FACTOR * base - sending).max(share_padding)
             }
             None => share_padding,

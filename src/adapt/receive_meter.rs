@@ -10,14 +10,13 @@
 
 use std::collections::VecDeque;
 
+use super::counter_rate::CounterRate;
 use super::report::ReceiverReport;
 use super::trendline::DelayTrend;
 
 /// The receive rate is measured over this much recent arrival time: long enough for a few
 /// frames at 15 fps, short enough to show a rate drop within a report or two.
 pub const RATE_WINDOW_US: u64 = 250_000;
-/// At most this many transport samples (one a report) are remembered.
-const TRANSPORT_SAMPLES: usize = 8;
 /// At most this many frames are remembered for the rate, whatever a peer sends.
 const RATE_WINDOW_MAX_FRAMES: usize = 1024;
 /// The path's own delay is the smallest seen over the last 10 s (in 1 s slots), as a
@@ -57,8 +56,8 @@ pub struct ReceiveMeter {
     /// Lost frames already reported.
     lost_reported: u64,
     last_report_us: Option<u64>,
-    /// (time, bytes the transport had received by then), oldest first.
-    transport: VecDeque<(u64, u64)>,
+    /// The transport's count of bytes received.
+    transport: CounterRate,
 }
 
 impl ReceiveMeter {
@@ -98,28 +97,13 @@ impl ReceiveMeter {
     /// Takes the transport's count of bytes received since the connection started (UDP
     /// payloads: media, retransmissions, acknowledgements), at `now_us`.
     pub fn on_transport_bytes(&mut self, now_us: u64, total_bytes: u64) {
-        if self.transport.len() == TRANSPORT_SAMPLES {
-            self.transport.pop_front();
-        }
-        self.transport.push_back((now_us, total_bytes));
+        self.transport.on_sample(now_us, total_bytes);
     }
 
     /// What the transport received over about the rate window, less sound, kbit/s.
     fn transport_kbps(&self) -> u64 {
-        let Some(&(last_at, last_bytes)) = self.transport.back() else { return 0 };
-        let start = last_at.saturating_sub(RATE_WINDOW_US);
-        // The latest sample at or before the window's start, else the oldest.
-        let Some(&(first_at, first_bytes)) =
-            self.transport.iter().rev().find(|(at, _)| *at <= start).or(self.transport.front())
-        else {
-            return 0;
-        };
-        let span_us = last_at.saturating_sub(first_at);
-        if span_us == 0 {
-            return 0;
-        }
-        let kbps = u128::from(last_bytes.saturating_sub(first_bytes)) * 8_000 / u128::from(span_us);
-        u64::try_from(kbps).unwrap_or(u64::MAX).saturating_sub(u64::from(super::AUDIO_KBPS))
+        let kbps = self.transport.kbps(RATE_WINDOW_US).unwrap_or(0.0) as u64;
+        kbps.saturating_sub(u64::from(super::AUDIO_KBPS))
     }
 
     /// The report for the time since the previous one (the first covers 100 ms).

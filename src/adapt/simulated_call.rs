@@ -30,7 +30,7 @@ use super::receive_meter::{FrameArrival, ReceiveMeter};
 use super::report::ReceiverReport;
 use super::video_pacer::VideoPacer;
 use super::{AUDIO_KBPS, REPORT_INTERVAL_US};
-use crate::net::wire::FRAME_HEADER_BYTES;
+use crate::net::wire::{FRAME_HEADER_BYTES, PROBE_HEADER_BYTES};
 
 const MS: u64 = 1_000;
 /// Largest packet payload.
@@ -433,7 +433,11 @@ impl Call {
         let Some(cluster) = self.controller.poll_probe(now_us) else { return };
         for index in 0..cluster.datagrams {
             let padding = Carries::Padding { cluster: cluster.id, index, count: cluster.datagrams };
-            let packet = Packet { carries: padding, bytes: cluster.padding_bytes as u32 + 5, queued_us: now_us };
+            let packet = Packet {
+                carries: padding,
+                bytes: (cluster.padding_bytes + PROBE_HEADER_BYTES) as u32,
+                queued_us: now_us,
+            };
             self.padding_queue.push_back((now_us + u64::from(index) * cluster.spacing_us, packet));
         }
     }
