@@ -8,7 +8,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use quinn::{Connection, Endpoint};
+use quinn::{Connection, ConnectionStats, Endpoint};
 use tokio::sync::{mpsc, watch};
 
 use crate::adapt::controller::{ProbeNews, RateController};
@@ -55,9 +55,13 @@ pub struct Adaptation {
 }
 
 impl Adaptation {
-    /// Before the first picture: the controller's start, and a send window to match.
-    pub fn start(&self, conn: &Connection) {
-        if let Some(controller) = &self.controller {
+    /// Before the first picture, at `now_us`: the controller's start, and a send window to
+    /// match. The window is sized from the round trip the handshake measured: with the
+    /// estimator's default of 100 ms, the first keyframe went out as one 19 kB burst, which
+    /// held the sound 150 ms behind it in a 1 Mbit/s link's queue.
+    pub fn start(&mut self, now_us: u64, conn: &Connection) {
+        if let Some(controller) = self.controller.as_mut() {
+            controller.on_transport_stats(now_us, &transport_stats(&conn.stats()));
             self.retarget.send_replace(controller.target().into());
             conn.set_send_window(controller.send_window_bytes());
         }
@@ -154,13 +158,7 @@ impl Adaptation {
         let Some(controller) = self.controller.as_mut() else {
             return shown;
         };
-        let transport = TransportStats {
-            rtt_ms: u32::try_from(stats.path.rtt.as_millis()).unwrap_or(u32::MAX),
-            cwnd_bytes: stats.path.cwnd,
-            lost_packets: stats.path.lost_packets,
-            sent_packets: stats.path.sent_packets,
-            sent_bytes: stats.udp_tx.bytes,
-        };
+        let transport = transport_stats(&stats);
         if let Some(target) = controller.on_transport_stats(now_us, &transport) {
             self.retarget.send_replace(target.into());
         }
@@ -190,5 +188,17 @@ impl Adaptation {
         );
         self.probe(now_us, conn);
         shown
+    }
+}
+
+/// What the estimator takes of quinn's statistics. The round trip is rounded up to whole
+/// milliseconds: a path under one (loopback, a LAN) is not an unmeasured one.
+fn transport_stats(stats: &ConnectionStats) -> TransportStats {
+    TransportStats {
+        rtt_ms: u32::try_from(stats.path.rtt.as_micros().div_ceil(1000)).unwrap_or(u32::MAX),
+        cwnd_bytes: stats.path.cwnd,
+        lost_packets: stats.path.lost_packets,
+        sent_packets: stats.path.sent_packets,
+        sent_bytes: stats.udp_tx.bytes,
     }
 }

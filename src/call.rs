@@ -333,7 +333,7 @@ impl CallContext {
                 CallSide::Listener => None,
             },
         };
-        adaptation.start(&conn);
+        adaptation.start(now_us(), &conn);
         let mut control =
             tokio::spawn(control.run(ping_pong_tx, control_rx, Arc::clone(&keyframes), clock, on_peer_media));
         let mut adapt_ticker = tokio::time::interval(Duration::from_micros(REPORT_INTERVAL_US));
