@@ -13,7 +13,9 @@
 //! in its send queue, where the send window sees it; while the link holds the call down,
 //! the video packets leave that queue at the pacing rate (`video_pacer`). A probe cluster's
 //! padding goes as datagrams, like the sound, and the receiver's `ProbeMeter` answers it
-//! over the way back. The encoder's rate control pays a keyframe back by skipping the
+//! over the way back. The sound plays through the receiver's jitter buffer (`JitterBuffer`,
+//! the one the call uses), a frame every 10 ms, so the trace counts what a listener would
+//! hear concealed. The encoder's rate control pays a keyframe back by skipping the
 //! pictures it overspent (openh264's frame skip, as the encoder thread configures it).
 
 use std::cmp::Reverse;
@@ -30,6 +32,7 @@ use super::receive_meter::{FrameArrival, ReceiveMeter};
 use super::report::ReceiverReport;
 use super::video_pacer::VideoPacer;
 use super::{AUDIO_KBPS, REPORT_INTERVAL_US};
+use crate::media::audio::jitter::JitterBuffer;
 use crate::net::wire::{FRAME_HEADER_BYTES, PROBE_HEADER_BYTES};
 
 const MS: u64 = 1_000;
@@ -38,6 +41,9 @@ const PACKET_BYTES: u32 = 1_200;
 /// An audio datagram every 10 ms, sized so audio takes `AUDIO_KBPS`.
 const AUDIO_EVERY_US: u64 = 10 * MS;
 const AUDIO_PACKET_BYTES: u32 = AUDIO_KBPS * 10 / 8;
+/// The receiver's speaker asks for a frame this long after each packet's capture tick, so
+/// that the two clocks' 10 ms ticks do not coincide.
+const PLAYOUT_PHASE_US: u64 = 5 * MS;
 /// A probe sent at a probe timeout when nothing else waits (quinn sends a PING).
 const PROBE_BYTES: u32 = 30;
 const CAMERA_FPS: u32 = 30;
@@ -89,6 +95,8 @@ pub struct Sample {
     pub queue_delay_ms: Option<u64>,
     /// The same for the sound datagrams delivered in the last 100 ms.
     pub audio_queue_delay_ms: Option<u64>,
+    /// Sound frames the jitter buffer concealed since the call started.
+    pub sound_concealed: u64,
 }
 
 /// What a simulated call did.
@@ -101,6 +109,9 @@ pub struct CallTrace {
     pub rate_control_skips: u64,
     pub keyframes: u64,
     pub frames_delivered: u64,
+    /// Sound frames the speaker asked for, and of those the jitter buffer concealed.
+    pub sound_frames: u64,
+    pub sound_concealed: u64,
 }
 
 impl CallTrace {
@@ -121,6 +132,16 @@ impl CallTrace {
         self.between(from_s, to_s).filter_map(|sample| sample.queue_delay_ms).max().unwrap_or(0)
     }
 
+    /// The share of sound frames concealed over `[from_s, to_s)`, in tenths of a percent.
+    pub fn sound_concealed_permille(&self, from_s: f64, to_s: f64) -> u64 {
+        let concealed_by = |at_s: f64| {
+            let at_us = (at_s * 1e6) as u64;
+            self.samples.iter().take_while(|sample| sample.at_us < at_us).last().map_or(0, |s| s.sound_concealed)
+        };
+        let frames = ((to_s - from_s) * 100.0) as u64;
+        (concealed_by(to_s) - concealed_by(from_s)) * 1000 / frames.max(1)
+    }
+
     /// The worst queueing delay of sound over `[from_s, to_s)`, ms.
     pub fn max_audio_queue_delay_ms(&self, from_s: f64, to_s: f64) -> u64 {
         self.between(from_s, to_s).filter_map(|sample| sample.audio_queue_delay_ms).max().unwrap_or(0)
@@ -129,7 +150,9 @@ impl CallTrace {
     /// A table, one line a second: link rate, estimate, target, worst queueing delay of
     /// pictures and of sound; and what became of the pictures.
     pub fn per_second(&self) -> String {
-        let mut table = String::from("   t  link kbps  estimate  video kbps       size  queue ms  sound ms\n");
+        let mut table =
+            String::from("   t  link kbps  estimate  video kbps       size  queue ms  sound ms  concealed\n");
+        let mut concealed_before = 0;
         for second in self.samples.chunks(10) {
             let last = second.last().expect("a chunk has samples");
             let worst = |delay: fn(&Sample) -> Option<u64>| {
@@ -137,7 +160,7 @@ impl CallTrace {
             };
             let _ = writeln!(
                 table,
-                "{:>4}  {:>9}  {:>8}  {:>10}  {:>9}  {:>8}  {:>8}",
+                "{:>4}  {:>9}  {:>8}  {:>10}  {:>9}  {:>8}  {:>8}  {:>9}",
                 last.at_us / 1_000_000,
                 last.link_kbps,
                 last.estimate_kbps,
@@ -145,12 +168,20 @@ impl CallTrace {
                 format!("{}p{}", last.target.height, last.target.fps),
                 worst(|sample| sample.queue_delay_ms),
                 worst(|sample| sample.audio_queue_delay_ms),
+                last.sound_concealed - concealed_before,
             );
+            concealed_before = last.sound_concealed;
         }
         let _ = writeln!(
             table,
-            "pictures: {} delivered, {} keyframes; skipped {} by the send window, {} by rate control",
-            self.frames_delivered, self.keyframes, self.skipped_pictures, self.rate_control_skips
+            "pictures: {} delivered, {} keyframes; skipped {} by the send window, {} by rate control; \
+             sound: {} of {} frames concealed",
+            self.frames_delivered,
+            self.keyframes,
+            self.skipped_pictures,
+            self.rate_control_skips,
+            self.sound_concealed,
+            self.sound_frames
         );
         table
     }
@@ -168,15 +199,12 @@ pub fn simulate(config: CallConfig) -> CallTrace {
 enum Carries {
     /// Part of the video frame with this number.
     Frame(u64),
-    Audio,
+    /// The sound packet with this sequence number.
+    Audio(u64),
     /// quinn's probe at a probe timeout.
     Probe,
     /// Datagram `index` of `count` in probe cluster `cluster` (`adapt::probe`).
-    Padding {
-        cluster: u16,
-        index: u8,
-        count: u8,
-    },
+    Padding { cluster: u16, index: u8, count: u8 },
 }
 
 /// A packet.
@@ -270,6 +298,7 @@ struct Call {
     next_delivery_seq: u64,
     worst_queue_delay_ms: Option<u64>,
     worst_audio_queue_delay_ms: Option<u64>,
+    jitter: JitterBuffer,
 }
 
 impl Call {
@@ -317,6 +346,7 @@ impl Call {
             next_delivery_seq: 0,
             worst_queue_delay_ms: None,
             worst_audio_queue_delay_ms: None,
+            jitter: JitterBuffer::new(),
         }
     }
 
@@ -326,7 +356,7 @@ impl Call {
             self.handle_events_until(now_us);
             if now_us % AUDIO_EVERY_US == 0 {
                 self.audio_queue.push_back(Packet {
-                    carries: Carries::Audio,
+                    carries: Carries::Audio(now_us / AUDIO_EVERY_US),
                     bytes: AUDIO_PACKET_BYTES,
                     queued_us: now_us,
                 });
@@ -341,6 +371,9 @@ impl Call {
                 self.maybe_probe(now_us);
             }
             self.transmit(now_us);
+            if now_us % AUDIO_EVERY_US == PLAYOUT_PHASE_US {
+                self.play_sound_frame(now_us);
+            }
             if now_us % REPORT_INTERVAL_US == 0 {
                 self.take_sample(now_us);
             }
@@ -546,9 +579,11 @@ impl Call {
         self.received_bytes += u64::from(packet.bytes);
         let seq = match packet.carries {
             Carries::Frame(seq) => seq,
-            Carries::Audio => {
+            Carries::Audio(seq) => {
                 let queued_ms = self.queued_ms(now_us, packet.queued_us, packet.bytes);
                 self.worst_audio_queue_delay_ms = self.worst_audio_queue_delay_ms.max(Some(queued_ms));
+                let capture_us = packet.queued_us as i64;
+                self.jitter.insert(seq, capture_us, Vec::new(), now_us + RECEIVER_CLOCK_OFFSET_US);
                 return;
             }
             Carries::Probe => return,
@@ -589,6 +624,13 @@ impl Call {
         now_us.saturating_sub(since_us + own_us) / MS
     }
 
+    /// The speaker asks for the next 10 ms of sound.
+    fn play_sound_frame(&mut self, now_us: u64) {
+        self.jitter.pop(now_us + RECEIVER_CLOCK_OFFSET_US);
+        self.trace.sound_frames += 1;
+        self.trace.sound_concealed = self.jitter.counters().concealed;
+    }
+
     fn send_report(&mut self, now_us: u64) {
         let bytes = self.meter.report(now_us + RECEIVER_CLOCK_OFFSET_US).encode();
         let at_us = self.link.back_arrival_us(now_us);
@@ -603,6 +645,7 @@ impl Call {
             target: self.controller.target(),
             queue_delay_ms: self.worst_queue_delay_ms.take(),
             audio_queue_delay_ms: self.worst_audio_queue_delay_ms.take(),
+            sound_concealed: self.trace.sound_concealed,
         });
     }
 }
