@@ -233,7 +233,10 @@ impl BandwidthEstimator {
 
     /// What a probe cluster showed (`probe`). Not carried whole, what arrived is the
     /// bottleneck's rate: the capacity, which the estimate does not exceed until clusters
-    /// find more. A cluster that lost packets reads low, so a reading is never below what a
+    /// find more. But never above the capacity the cuts found: through a token bucket the
+    /// cluster that empties the bucket is partly carried by its burst and reads high (1.24
+    /// to 1.38 Mbit/s on the 1 Mbit/s tbf link), and the ramp-up then climbed to just under
+    /// that every time. A cluster that lost packets reads low, so a reading is never below what a
     /// cut would leave (0.85 x what the receiver reported getting). (Keeping the least
     /// reading of the last 10 s took a token bucket's leftover burst out of the readings,
     /// but one low reading just after a drop held a 0.5 Mbit/s call at 240 kbit/s that
@@ -245,7 +248,7 @@ impl BandwidthEstimator {
     pub fn on_probe(&mut self, now_us: u64, outcome: &ProbeOutcome) {
         if !outcome.carried_whole() {
             let probed = outcome.received_kbps.max(CUT_TO_RECEIVE_RATE * self.last_receive_kbps);
-            self.capacity_kbps = Some(probed);
+            self.capacity_kbps = Some(self.capacity_kbps.map_or(probed, |capacity| capacity.min(probed)));
             self.probed_capacity_kbps = Some(probed);
             self.delay_based_kbps = self.delay_based_kbps.min(probed).max(self.floor_kbps);
         } else if let Some(confirmed) = outcome.confirmed_kbps {
@@ -570,6 +573,24 @@ mod tests {
             one_second(&mut estimator, &mut now, report(1_000, 0, 0));
         }
         assert_eq!(estimator.estimate_kbps(), 1_200, "the next reading lets it grow that far");
+    }
+
+    #[test]
+    fn a_probe_reading_above_the_capacity_the_cuts_found_does_not_raise_it() {
+        let mut estimator = BandwidthEstimator::new(BOUNDS, 1_500);
+        // Overuse at 900 kbit/s received: the capacity, and a cut to 0.85 x 940.
+        estimator.on_report(0, &report(900, 0, 30));
+        estimator.on_report(100 * MS, &report(900, 0, 40));
+        estimator.on_report(200 * MS, &report(900, 0, 50));
+        assert_eq!(estimator.estimate_kbps(), 799);
+        // A cluster that emptied a token bucket reads 1 300 kbit/s.
+        estimator.on_probe(300 * MS, &probed(1_900.0, 1_300.0, None));
+        let mut now = 1_300 * MS;
+        let grown = one_second(&mut estimator, &mut now, report(780, 0, 0));
+        // The ramp-up jumps to just under the capacity the cuts found (0.95 x 940 over
+        // HEADROOM: 992) and grows 8 %/s from there; taking the reading for the capacity,
+        // it reached 1 127.
+        assert_eq!(grown, 1_063);
     }
 
     #[test]
