@@ -15,6 +15,13 @@
 //! the rate, and rising on it overshot a 1 Mbit/s link to 1.4 Mbit/s every few seconds.
 //! The next cluster, half again faster, empties the bucket and shows the rate.
 //!
+//! A chain whose first cluster went through whole and whose next did not, with nothing
+//! confirmed, was carried by such a burst: the next periodic cluster waits twice as long
+//! (`BURST_FOOLED_EVERY_US`), until a chain confirms room again. Each such chain costs the
+//! sound 40-80 ms of queue (the faster cluster has to empty the bucket), and on the 1 Mbit/s
+//! tbf link they came every 2 s, each concealing a few frames of sound. A path without a
+//! bucket (or one whose capacity came back) is probed every 2 s as before.
+//!
 //! Without probes the only sign that a path opened was overshooting it: the ramp that
 //! found a restored link also overshot a constant one every two seconds. A cluster costs
 //! the bottleneck's queue about (`PROBE_FACTOR` - 1) x `CLUSTER_US` of delay, once.
@@ -40,6 +47,8 @@ pub const MAX_PADDING_BYTES: usize = 1_100;
 const SENDING_WINDOW_US: u64 = 300_000;
 /// While the link holds the call down, a cluster at most this often...
 pub const PROBE_EVERY_US: u64 = 2_000_000;
+/// ... or this often after a chain a token bucket's burst carried.
+const BURST_FOOLED_EVERY_US: u64 = 4_000_000;
 /// ... and not within this long of a cut: the queue that caused it is still draining.
 const QUIET_AFTER_CUT_US: u64 = 1_000_000;
 /// A cluster whose result has not come back by then is given up.
@@ -148,6 +157,10 @@ pub struct ProbeController {
     /// What went through the last cluster, if it was carried whole: the next goes at once,
     /// from there.
     carried_kbps: Option<f64>,
+    /// A cluster of the chain under way confirmed the one before it.
+    chain_confirmed: bool,
+    /// The last chain ended with nothing confirmed after a cluster carried whole.
+    burst_fooled: bool,
     /// The transport's count of bytes sent: what the padding adds to.
     sent: CounterRate,
 }
@@ -167,7 +180,8 @@ impl ProbeController {
         // A chain goes on at once: the path has just carried a cluster whole, so a queue
         // seen in the last reports is gone or small, and the next cluster will tell.
         let again = self.carried_kbps.is_some();
-        let periodic = self.last_probe_us.is_none_or(|last| now_us.saturating_sub(last) >= PROBE_EVERY_US);
+        let every_us = if self.burst_fooled { BURST_FOOLED_EVERY_US } else { PROBE_EVERY_US };
+        let periodic = self.last_probe_us.is_none_or(|last| now_us.saturating_sub(last) >= every_us);
         let settled = context.last_cut_us.is_none_or(|cut| now_us.saturating_sub(cut) >= QUIET_AFTER_CUT_US);
         let quiet = settled && !context.queued;
         if self.pending.is_some() || !context.link_limited || !(again || periodic && quiet) {
@@ -235,6 +249,15 @@ impl ProbeController {
         if outcome.carried_whole() {
             outcome.confirmed_kbps = before;
             self.carried_kbps = Some(outcome.through_kbps());
+            if before.is_some() {
+                self.chain_confirmed = true;
+                self.burst_fooled = false;
+            }
+        } else {
+            if before.is_some() && !self.chain_confirmed {
+                self.burst_fooled = true;
+            }
+            self.chain_confirmed = false;
         }
         Some(outcome)
     }
@@ -314,6 +337,37 @@ mod tests {
         assert_eq!(outcome.confirmed_kbps, None);
         assert_eq!(probes.poll(2_000 * MS, limited(950)), None);
         assert!(probes.poll(3_300 * MS, limited(950)).is_some(), "two seconds after the last");
+    }
+
+    #[test]
+    fn after_a_chain_a_burst_carried_the_next_cluster_waits_twice_as_long() {
+        let mut probes = ProbeController::default();
+        let chain = |probes: &mut ProbeController, at_ms: u64, received: [u32; 2]| {
+            for (index, received_kbps) in received.into_iter().enumerate() {
+                let at_us = (at_ms + 100 * index as u64) * MS;
+                let cluster = probes.poll(at_us, limited(800)).expect("due");
+                probes.on_sent(sent(cluster.id, at_us));
+                probes.on_result(ProbeResult { id: cluster.id, received_kbps });
+            }
+        };
+        // Whole, then not: a token bucket's leftover burst carried the first.
+        chain(&mut probes, 1_000, [1_000, 700]);
+        assert_eq!(probes.poll(3_200 * MS, limited(800)), None, "2 s on");
+        assert!(probes.poll(5_100 * MS, limited(800)).is_some(), "4 s on");
+        // A chain that confirms room (whole twice) and then finds the top: 2 s again.
+        let mut probes = ProbeController::default();
+        chain(&mut probes, 1_000, [1_000, 700]);
+        chain(&mut probes, 5_100, [1_000, 990]);
+        let top = probes.poll(5_300 * MS, limited(800)).expect("the chain goes on");
+        probes.on_sent(sent(top.id, 5_300 * MS));
+        probes.on_result(ProbeResult { id: top.id, received_kbps: 700 });
+        assert!(probes.poll(7_300 * MS, limited(800)).is_some(), "2 s on");
+        // Not carried whole from the first cluster on: a path with no burst to fool it.
+        let mut probes = ProbeController::default();
+        let cluster = probes.poll(1_000 * MS, limited(800)).expect("due");
+        probes.on_sent(sent(cluster.id, 1_000 * MS));
+        probes.on_result(ProbeResult { id: cluster.id, received_kbps: 700 });
+        assert!(probes.poll(3_000 * MS, limited(800)).is_some(), "2 s on");
     }
 
     #[test]

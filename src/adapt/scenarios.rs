@@ -90,27 +90,36 @@ fn a_token_buckets_burst_does_not_lift_the_estimate_above_the_rate() {
     // cluster that finds the bucket full goes through whole at more than the rate.
     let link = LinkConfig { burst_bytes: 8_192, queue_limit_us: 200_000, ..LinkConfig::constant(1_000) };
     let traces = run_seeds("constant 1 Mbit/s through an 8 kB token bucket, 40 ms RTT", link, 40);
-    let (mut mean_kbps, mut over_s, mut worst_ms) = (vec![], vec![], vec![]);
+    let (mut mean_kbps, mut over_s, mut worst_ms, mut concealed) = (vec![], vec![], vec![], vec![]);
     for trace in &traces {
         let settled: Vec<&Sample> = trace.between(10.0, 40.0).collect();
         let sent: u32 = settled.iter().map(|sample| sample.target.video_kbps + AUDIO_KBPS).sum();
         mean_kbps.push(sent / settled.len() as u32);
-        // Video and sound sent above the link's rate, in tenths of a second.
-        over_s.push(settled.iter().filter(|sample| sample.target.video_kbps + AUDIO_KBPS > 1_000).count());
+        // Video and sound sent 10 % above the link's rate, in tenths of a second.
+        over_s.push(settled.iter().filter(|sample| sample.target.video_kbps + AUDIO_KBPS > 1_100).count());
         worst_ms.push(trace.max_queue_delay_ms(10.0, 40.0));
+        concealed.push(trace.sound_concealed_permille(0.0, 40.0));
     }
     println!(
-        "from 10 s: mean sending rate {:?} kbit/s, above the rate for {:?} tenths of a second of 300, worst queue {:?} ms",
+        "from 10 s: mean sending rate {:?} kbit/s, 10 % above the rate for {:?} tenths of a second of 300, \
+         worst queue {:?} ms; sound concealed {:?} per mille of the call",
         range(&mean_kbps),
         range(&over_s),
-        range(&worst_ms)
+        range(&worst_ms),
+        range(&concealed)
     );
-    // Without probes it sent above the rate for 7.7-9.8 s of the 30, with the worst queue
-    // at 108-122 ms; with them, 3.6-6.8 s and 67-104 ms. (A cluster that finds the bucket
-    // full reads high, and the estimate follows it for a while.)
+    // Without probes it sent 10 % above the rate for 5.3-6.2 s of the 30, with the worst
+    // queue at 108-122 ms. With them, 0.2-2.6 s and 67-104 ms when every cluster went every 2 s;
+    // 0.7-2.9 s and 47-101 ms since a chain a burst carried waits 4 s (it sits within 5 % of the
+    // rate more: 2.9-6.3 s above 1.05 x, was 1.8-4.8). (A cluster that finds the bucket full
+    // reads high, and the estimate follows it for a while.) Within 10 % of the rate is the
+    // estimate's own search at the capacity; the bucket's burst lifted it 40 % above.
     assert!(mean_kbps.iter().all(|&kbps| (800..1_000).contains(&kbps)));
-    assert!(over_s.iter().all(|&tenths| tenths <= 75));
+    assert!(over_s.iter().all(|&tenths| tenths <= 35));
     assert!(worst_ms.iter().all(|&ms| ms < 110));
+    // The sound's jitter buffer absorbs what queue is left: 5-8 per mille concealed when it
+    // remembered spikes for 2 s, none now.
+    assert!(concealed.iter().all(|&permille| permille <= 2));
 }
 
 #[test]
