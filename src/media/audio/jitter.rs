@@ -32,22 +32,6 @@
 //! 17 and 18 instead of 31 and 27, 85 ms instead of 92; under 2 % loss, unchanged. On
 //! two other calls' logs, with the catch-up after a stall: 32 and 29 instead of 47 and 39
 //! on the tbf link, 45 and 45 instead of 61 and 48 through the drop.
-//!
-//! A spike is remembered for 5 s, in full. On a link that holds the call down, the spikes
-//! come every few seconds: each probe cluster (`adapt::probe`) and each swing of the
-//! estimate puts 40-80 ms of queue in front of the sound for a moment. Remembered for 2 s,
-//! and at the 98th percentile of the packets (one spike is a few packets), the depth the
-//! last spike called for was gone before the next came, and each was concealed afresh.
-//! And for its first 2 s the buffer keeps at least 60 ms, less and less: nothing is
-//! measured yet, and a call's start is when its own traffic is least known (the first
-//! keyframe, the estimate's first climb both queue in front of the sound on a slow link).
-//! Replayed on the sound of 38 calls over the 1 Mbit/s tbf link (`jitter_replay`, each
-//! direction a call), frames concealed per call fell from 32 to 11 on average (the worst
-//! from 41 to 19), for 14 ms more delay (the mean of the per-second p50, 79 ms instead of
-//! 65); over the 0.5 Mbit/s drop (4) from 34 to 22, for 24 ms more; under 2 % loss (4)
-//! from 2.2 to 2.5, for 7 ms more (a burst of loss now holds its depth for 5 s); the
-//! outage's (2) from 10, its own silence, to 11.5. The start's depth is given back by
-//! dropping 4 to 7 frames in a call on a clean link.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -55,13 +39,8 @@ use super::FRAME_US;
 
 /// At most this many packets wait (1 s of audio): beyond that the oldest is dropped.
 pub const MAX_BUFFERED: usize = 100;
-/// How far back the jitter estimate looks: longer than the 2-4 s between the spikes a
-/// link-limited call makes (see the module documentation).
-const JITTER_WINDOW_US: u64 = 5_000_000;
-/// Before the jitter is known, the wanted delay is at least this much at the first packet...
-const START_DELAY_US: u64 = 60_000;
-/// ... and less and less, down to nothing this long after it.
-const START_WINDOW_US: u64 = 2_000_000;
+/// How far back the jitter estimate looks.
+const JITTER_WINDOW_US: u64 = 2_000_000;
 /// A packet is as late as the fastest one this long before or after it allows: a delay
 /// that comes and goes within this is jitter; one that lasts longer is a new level. Longer
 /// than the bursts pictures make in a shared queue (a 2.5 kB picture takes 40 ms to drain
@@ -76,11 +55,8 @@ const REFERENCE_WINDOW_US: u64 = 30_000;
 const SAFETY_US: i64 = 8_000;
 /// The target never exceeds this many frames (200 ms).
 const MAX_TARGET_FRAMES: usize = 20;
-/// Delay above the wanted one tolerated before the buffer drops a frame to catch up...
+/// Delay above the wanted one tolerated before the buffer drops a frame to catch up.
 const SHRINK_SLACK_US: i64 = 2 * FRAME_US as i64;
-/// ... but none for this long once the start's extra depth is gone, or the call would
-/// keep 20 ms of it.
-const START_CATCH_UP_US: u64 = 500_000;
 /// Delay above the wanted one beyond which dropping a frame at a time would take too long
 /// (a speaker that stalled, a buffer that overflowed): the buffer goes straight to the
 /// packet due now.
@@ -158,10 +134,6 @@ pub struct JitterBuffer {
     /// Until when copies of packets count as flowing (see `insert_previous`).
     copies_until_us: Option<u64>,
     counters: JitterCounters,
-    /// The wanted delay at the first packet, before anything is measured (`START_DELAY_US`).
-    start_delay_us: u64,
-    /// When the first packet arrived (the start's extra depth counts from it).
-    first_arrival_us: Option<u64>,
 }
 
 impl Default for JitterBuffer {
@@ -172,10 +144,6 @@ impl Default for JitterBuffer {
 
 impl JitterBuffer {
     pub fn new() -> Self {
-        Self::with_start_delay(START_DELAY_US)
-    }
-
-    fn with_start_delay(start_delay_us: u64) -> Self {
         Self {
             waiting: BTreeMap::new(),
             next_seq: None,
@@ -187,8 +155,6 @@ impl JitterBuffer {
             last_played: None,
             copies_until_us: None,
             counters: JitterCounters::default(),
-            start_delay_us,
-            first_arrival_us: None,
         }
     }
 
@@ -261,10 +227,12 @@ impl JitterBuffer {
             .map(|&(_, transit)| transit)
             .min()
             .unwrap_or(transit_us);
-        let spread = spikes_us(&self.transits).into_iter().max().unwrap_or(0);
-        let since_first_us = now_us.saturating_sub(*self.first_arrival_us.get_or_insert(now_us));
-        let start_us = self.start_delay_us * START_WINDOW_US.saturating_sub(since_first_us) / START_WINDOW_US;
-        let wanted_us = (spread.max(0).saturating_add(SAFETY_US) as u64).max(start_us);
+        let mut spikes = spikes_us(&self.transits);
+        spikes.sort_unstable();
+        // The 98th percentile: one packet in fifty may come too late, about what a lossy
+        // link loses anyway.
+        let spread = spikes[(spikes.len() - 1) * 98 / 100];
+        let wanted_us = spread.max(0).saturating_add(SAFETY_US) as u64;
         // While copies come, a lost packet's copy comes a frame after it would have.
         let copies_flow = self.copies_until_us.is_some_and(|until| now_us < until);
         let for_copies_us = if copies_flow { FRAME_US } else { 0 };
@@ -296,7 +264,7 @@ impl JitterBuffer {
             next = self.skip_to_due(now_us);
         }
         if let Some(waiting) = self.waiting.get(&next)
-            && self.lateness(waiting.capture_us, now_us) > wanted + self.shrink_slack_us(now_us)
+            && self.lateness(waiting.capture_us, now_us) > wanted + SHRINK_SLACK_US
             && self.waiting.contains_key(&next.saturating_add(1))
         {
             // Too much delay has built up (the jitter calmed, or a burst arrived at once):
@@ -351,15 +319,6 @@ impl JitterBuffer {
             self.counters.dropped += 1;
         }
         *self.waiting.first_key_value().expect("skipping leaves a packet").0
-    }
-
-    /// See `SHRINK_SLACK_US`.
-    fn shrink_slack_us(&self, now_us: u64) -> i64 {
-        let catching_up = self.first_arrival_us.filter(|_| self.start_delay_us > 0).is_some_and(|first| {
-            let from = first.saturating_add(START_WINDOW_US);
-            (from..from.saturating_add(START_CATCH_UP_US)).contains(&now_us)
-        });
-        if catching_up { 0 } else { SHRINK_SLACK_US }
     }
 
     /// How much later than the quickest possible arrival a packet captured at
@@ -486,7 +445,7 @@ mod tests {
 
     #[test]
     fn a_clean_link_plays_every_packet_with_a_small_buffer() {
-        let mut buffer = JitterBuffer::with_start_delay(0);
+        let mut buffer = JitterBuffer::new();
         let played = simulate(&mut buffer, 0, 500, 1_000_000, |seq| Some(1_000 + (seq % 3) * 300));
         assert_eq!(buffer.target_frames(), 1);
         // The first pop comes before the first packet has waited out its margin.
@@ -497,7 +456,7 @@ mod tests {
 
     #[test]
     fn the_target_grows_with_jitter_and_shrinks_when_it_calms() {
-        let mut buffer = JitterBuffer::with_start_delay(0);
+        let mut buffer = JitterBuffer::new();
         // Arrivals spread over 0..40 ms.
         let spread = |seq: u64| Some(1_000 + (seq * 7919 % 41) * 1_000);
         let played = simulate(&mut buffer, 0, 600, 0, spread);
@@ -506,30 +465,9 @@ mod tests {
         let late = &played[200..];
         assert_eq!(packets(late), late.len(), "{:?}", buffer.counters());
         // Calm again: after the window passes, the target is back to one frame.
-        simulate(&mut buffer, 600, 600, 6_000_000, |_| Some(1_000));
+        simulate(&mut buffer, 600, 400, 6_000_000, |_| Some(1_000));
         assert_eq!(buffer.target_frames(), 1);
         assert!(buffer.depth_frames() <= 3, "depth {}", buffer.depth_frames());
-    }
-
-    #[test]
-    fn at_the_start_a_spike_not_yet_measured_is_absorbed_and_the_depth_given_back() {
-        // A clean 1 ms path, but 0.3 s in, the first keyframe holds five packets 50 ms.
-        let transit = |seq: u64| Some(if (30..35).contains(&seq) { 51_000 } else { 1_000 });
-        let mut cold = JitterBuffer::with_start_delay(0);
-        simulate(&mut cold, 0, 400, 0, transit);
-        assert!(cold.counters().concealed >= 4, "{:?}", cold.counters());
-        let mut buffer = JitterBuffer::new();
-        let played = simulate(&mut buffer, 0, 400, 0, transit);
-        assert_eq!(buffer.counters().concealed, 0, "{:?}", buffer.counters());
-        assert_eq!(packets(&played), 394, "playout starts 60 ms late");
-        // On a path that stays clean the depth is given back a frame at a time: by 3 s the
-        // sound is as prompt as on a buffer that never had it.
-        let mut buffer = JitterBuffer::new();
-        let played = simulate(&mut buffer, 0, 400, 0, |_| Some(1_000));
-        let late_ms = |seq| played_delays_ms(&played, 0).into_iter().find(|&(s, _)| s == seq).map(|(_, ms)| ms);
-        assert_eq!(late_ms(10), Some(65));
-        assert!(played_delays_ms(&played, 0).iter().filter(|&&(seq, _)| seq >= 300).all(|&(_, ms)| ms <= 6));
-        assert_eq!(buffer.counters(), JitterCounters { dropped: 6, ..JitterCounters::default() });
     }
 
     /// How long after its capture each packet in `played` was played (the speaker asks 5 ms
@@ -557,7 +495,7 @@ mod tests {
             310..340 => 320 - (seq - 309) * 10,
             _ => 20,
         };
-        let mut buffer = JitterBuffer::with_start_delay(0);
+        let mut buffer = JitterBuffer::new();
         let played = simulate(&mut buffer, 0, 700, 0, |seq| Some(transit_ms(seq) * 1_000));
         let delays = played_delays_ms(&played, 0);
         let delay_of =
@@ -578,7 +516,7 @@ mod tests {
         // from the bottleneck's queue, and the sound behind it waits as long: every 70 ms
         // a packet comes 40 ms late, the next 30, and so on.
         let transit_ms = |seq: u64| 20 + 40u64.saturating_sub(seq % 7 * 10);
-        let mut buffer = JitterBuffer::with_start_delay(0);
+        let mut buffer = JitterBuffer::new();
         let played = simulate(&mut buffer, 0, 600, 0, |seq| Some(transit_ms(seq) * 1_000));
         assert!(buffer.target_frames() >= 5, "target {}", buffer.target_frames());
         let settled = &played[100..];
@@ -590,7 +528,7 @@ mod tests {
 
     #[test]
     fn losses_are_concealed_and_late_packets_counted() {
-        let mut buffer = JitterBuffer::with_start_delay(0);
+        let mut buffer = JitterBuffer::new();
         let played = simulate(&mut buffer, 0, 100, 0, |seq| (seq % 10 != 5).then_some(1_000));
         // Playout started with a margin, so the packet after a lost one is already there
         // when the lost one's turn comes: one concealed frame per loss, no underrun.
@@ -609,10 +547,10 @@ mod tests {
         // it), two of them in a row once; 1-3 ms of jitter.
         let lost = |seq: u64| seq % 50 == 17 || seq == 418;
         let transit = |seq: u64| (!lost(seq)).then_some(1_000 + seq * 7919 % 3 * 1_000);
-        let mut without = JitterBuffer::with_start_delay(0);
+        let mut without = JitterBuffer::new();
         simulate_datagrams(&mut without, 0, 1_000, 0, transit, false);
         assert_eq!(without.counters().concealed, 21);
-        let mut with = JitterBuffer::with_start_delay(0);
+        let mut with = JitterBuffer::new();
         let played = simulate_datagrams(&mut with, 0, 1_000, 0, transit, true);
         // Only the first of the two in a row has no copy left: 417's went with 418. And one
         // frame is made up once, early on, as the buffer grows by the frame copies need.
@@ -632,7 +570,7 @@ mod tests {
 
     #[test]
     fn a_copy_of_a_packet_already_played_or_waiting_changes_nothing() {
-        let mut buffer = JitterBuffer::with_start_delay(0);
+        let mut buffer = JitterBuffer::new();
         simulate(&mut buffer, 0, 100, 0, |_| Some(1_000));
         let depth = buffer.depth_frames();
         // Packet 51's datagram with 50's copy, 50 played long ago.
@@ -645,7 +583,7 @@ mod tests {
 
     #[test]
     fn playout_starts_once_the_first_packet_has_waited_out_the_margin() {
-        let mut buffer = JitterBuffer::with_start_delay(0);
+        let mut buffer = JitterBuffer::new();
         buffer.insert(0, 0, vec![0], 1_000);
         assert_eq!(buffer.pop(1_000 + SAFETY_US as u64 - 1), Playout::Silence);
         assert!(matches!(buffer.pop(1_000 + SAFETY_US as u64), Playout::Packet { seq: 0, .. }));
@@ -653,7 +591,7 @@ mod tests {
 
     #[test]
     fn an_underrun_conceals_and_keeps_the_turn() {
-        let mut buffer = JitterBuffer::with_start_delay(0);
+        let mut buffer = JitterBuffer::new();
         buffer.insert(0, 0, vec![0], 1_000);
         assert!(matches!(buffer.pop(10_000), Playout::Packet { seq: 0, .. }));
         // Packet 1 (captured at 10 ms) is not here at 15 ms, but could still come in time.
@@ -669,7 +607,7 @@ mod tests {
 
     #[test]
     fn a_long_silence_stops_playout_until_packets_return() {
-        let mut buffer = JitterBuffer::with_start_delay(0);
+        let mut buffer = JitterBuffer::new();
         buffer.insert(0, 0, vec![0], 1_000);
         buffer.pop(20_000);
         let played: Vec<Playout> = (0..20).map(|i| buffer.pop(30_000 + i * FRAME_US)).collect();
@@ -686,7 +624,7 @@ mod tests {
         // Packets every 10 ms, 1 ms on the way; the speaker takes nothing from 1 s to
         // 2.5 s (a device stalled or its thread starved), so the buffer overflows. It once
         // stayed 1 s behind, concealing every frame while it dropped each packet it took in.
-        let mut buffer = JitterBuffer::with_start_delay(0);
+        let mut buffer = JitterBuffer::new();
         let mut played = Vec::new();
         for tick in 0..400u64 {
             let now = tick * FRAME_US + 5_000;
@@ -703,7 +641,7 @@ mod tests {
 
     #[test]
     fn the_buffer_is_bounded_and_follows_a_restarted_peer() {
-        let mut buffer = JitterBuffer::with_start_delay(0);
+        let mut buffer = JitterBuffer::new();
         for seq in 0..1000u64 {
             buffer.insert(seq, seq as i64 * 10_000, vec![0; 100], 1_000 + seq * 10_000);
         }
