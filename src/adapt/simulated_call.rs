@@ -191,6 +191,7 @@ impl CallTrace {
 pub fn simulate(config: CallConfig) -> CallTrace {
     let mut call = Call::new(config);
     call.run();
+    call.trace.sound_concealed = call.jitter.counters().concealed;
     call.trace
 }
 
@@ -628,7 +629,6 @@ impl Call {
     fn play_sound_frame(&mut self, now_us: u64) {
         self.jitter.pop(now_us + RECEIVER_CLOCK_OFFSET_US);
         self.trace.sound_frames += 1;
-        self.trace.sound_concealed = self.jitter.counters().concealed;
     }
 
     fn send_report(&mut self, now_us: u64) {
@@ -645,7 +645,7 @@ impl Call {
             target: self.controller.target(),
             queue_delay_ms: self.worst_queue_delay_ms.take(),
             audio_queue_delay_ms: self.worst_audio_queue_delay_ms.take(),
-            sound_concealed: self.trace.sound_concealed,
+            sound_concealed: self.jitter.counters().concealed,
         });
     }
 }
